@@ -1,0 +1,45 @@
+# lmkit workbook. Quick start: `make lab` (open the notebooks) or `make test` (run every test and notebook).
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.lmkit-installed
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+
+.PHONY: setup lab test unit notebooks book bench clean
+
+# The install runs again only when one of these files changed since the last one.
+$(STAMP): requirements.txt requirements-offline.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu run: sudo apt-get install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-offline.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)   ## create .venv and install everything into it
+	@$(BIN)/python -m lmkit prepare
+
+lab: setup        ## open JupyterLab on notebooks/ (headless: make lab LAB_ARGS="--no-browser --allow-root")
+	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS)
+
+test: setup       ## unit tests + every notebook under nbval, in quick mode
+	LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
+	  --nbval-lax --nbval-current-env --sanitize-with tests/sanitize.cfg \
+	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
+
+unit: setup       ## unit tests only
+	LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 tests $(PYTEST_ARGS)
+
+book: setup       ## execute every notebook in full mode, in place, so the committed copies show real outputs
+	for nb in $(NOTEBOOKS); do \
+	  LMKIT_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=3600 $$nb || exit 1; done
+
+bench: setup      ## run the benchmarks (writes benchmarks/results/*.json)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

