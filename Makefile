@@ -26,12 +26,12 @@ lab: setup        ## open JupyterLab on notebooks/ (headless: make lab LAB_ARGS=
 	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS)
 
 test: setup       ## unit tests + every notebook under nbval, in quick mode
-	LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
+	HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
 	  --nbval-lax --nbval-current-env --sanitize-with tests/sanitize.cfg \
 	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
 
 unit: setup       ## unit tests only
-	LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 tests $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 tests $(PYTEST_ARGS)
 
 book: setup       ## execute every notebook in full mode, in place, so the committed copies show real outputs
 	for nb in $(NOTEBOOKS); do \

