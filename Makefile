@@ -27,7 +27,7 @@ lab: setup        ## open JupyterLab on notebooks/ (headless: make lab LAB_ARGS=
 
 test: setup       ## unit tests + every notebook under nbval, in quick mode
 	HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
-	  --nbval-lax --nbval-current-env --sanitize-with tests/sanitize.cfg \
+	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
 	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
 
 unit: setup       ## unit tests only
