@@ -180,3 +180,15 @@ def test_safetensors_header_check(tiny_folder, tmp_path):
     assert models._safetensors_header_ok(copy)
     copy.write_bytes(copy.read_bytes()[:-10])
     assert not models._safetensors_header_ok(copy)
+
+
+def test_parameter_breakdown_accounts_for_every_parameter(tiny_lm):
+    counts = models.parameter_breakdown(tiny_lm.model)
+    cfg = tiny_lm.model.config
+    d, L = cfg.hidden_size, cfg.num_hidden_layers
+    assert sum(counts.values()) == tiny_lm.n_params
+    assert counts["embedding"] == cfg.vocab_size * d
+    assert counts["MLP"] == L * 3 * d * cfg.intermediate_size
+    assert counts["norms"] == (2 * L + 1) * d and counts["other"] == 0
+    ax = models.plot_parameters(tiny_lm)
+    assert len(ax.patches) == 4 and "parameters" in ax.get_xlabel()
