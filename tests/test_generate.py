@@ -1,0 +1,230 @@
+"""lmkit.generate: parity with model.generate (greedy and seeded sampling), steps, stopping, bad settings."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from lmkit import generate as G
+
+PROMPT = "the cat sat on the"
+SAMPLED = [dict(do_sample=True, seed=0), dict(do_sample=True, seed=1, temperature=0.7),
+           dict(do_sample=True, seed=2, top_k=5), dict(do_sample=True, seed=3, top_p=0.8),
+           dict(do_sample=True, seed=4, temperature=1.5, top_k=20, top_p=0.9, repetition_penalty=1.3)]
+
+
+def ids_of(lm, prompt=PROMPT, **settings):
+    return [step.id for step in G.stream(lm, prompt, **settings)]
+
+
+@pytest.fixture(scope="module")
+def no_eos_lm(tiny_lm):
+    """The tiny model with EOS switched off, so that every run produces exactly max_new_tokens tokens."""
+    from dataclasses import replace
+
+    model = type(tiny_lm.model)(tiny_lm.model.config)
+    model.load_state_dict(tiny_lm.model.state_dict())
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    tok = type(tiny_lm.tokenizer).from_pretrained(tiny_lm.tokenizer.name_or_path)
+    tok.eos_token = None
+    return replace(tiny_lm, model=model.eval(), tokenizer=tok)
+
+
+# ----------------------------------------------------------------------------------------------- parity
+@pytest.mark.parametrize("settings", [{}, dict(repetition_penalty=1.5)], ids=["greedy", "greedy+penalty"])
+def test_greedy_matches_model_generate(tiny_lm, settings):
+    ours = ids_of(tiny_lm, max_new_tokens=20, **settings)
+    assert ours == G.reference(tiny_lm, PROMPT, max_new_tokens=20, **settings)
+    assert len(ours) >= 1
+
+
+@pytest.mark.parametrize("settings", SAMPLED, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_seeded_sampling_matches_model_generate(tiny_lm, settings):
+    ours = ids_of(tiny_lm, max_new_tokens=20, **settings)
+    torch.manual_seed(settings["seed"])
+    ref = tiny_lm.model.generate(tiny_lm.encode(PROMPT), max_new_tokens=20,
+                                 **{k: v for k, v in settings.items() if k != "seed"})
+    assert ours == ref[0, len(tiny_lm.encode(PROMPT)[0]):].tolist()
+
+
+def test_sampling_differs_across_seeds_and_repeats_with_one(no_eos_lm):
+    runs = [ids_of(no_eos_lm, max_new_tokens=15, do_sample=True, seed=s) for s in (0, 0, 1)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+    assert len(runs[0]) == 15  # no EOS: runs to max_new_tokens
+
+
+def test_processors_follow_model_generate_order(tiny_lm):
+    """Our list has the same classes in the same order as the one generate() builds (a private API: drift guard)."""
+    from transformers import GenerationConfig
+
+    s = G.check_settings(tiny_lm, do_sample=True, temperature=0.5, top_k=7, top_p=0.9, repetition_penalty=1.2)
+    config = GenerationConfig(**s.generate_kwargs())
+    theirs = tiny_lm.model._get_logits_processor(config, input_ids_seq_length=3, device="cpu")
+    assert [type(p).__name__ for p in G.processors(s)] == [type(p).__name__ for p in theirs]
+
+
+def test_chat_uses_the_template_and_matches_generate(tiny_lm):
+    ids = G.prompt_ids(tiny_lm, "the cat", chat=True)
+    template = tiny_lm.tokenizer.apply_chat_template([{"role": "user", "content": "the cat"}], tokenize=False,
+                                                     add_generation_prompt=True)
+    assert template.endswith("<|im_start|>assistant\n")
+    assert ids[0].tolist() == tiny_lm.tokenizer(template, add_special_tokens=False).input_ids
+    messages = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "sat"},
+                {"role": "user", "content": "on the mat"}]
+    assert G.prompt_ids(tiny_lm, messages, chat=True).shape[1] > ids.shape[1]
+    assert ids_of(tiny_lm, messages, chat=True, max_new_tokens=8) == G.reference(tiny_lm, messages, chat=True,
+                                                                                 max_new_tokens=8)
+
+
+# ----------------------------------------------------------------------------------------------- steps
+def test_steps_carry_probabilities_and_alternatives(no_eos_lm):
+    steps = list(G.stream(no_eos_lm, PROMPT, max_new_tokens=6, do_sample=True, seed=0, top_k=3, temperature=0.8))
+    assert [s.index for s in steps] == list(range(6))
+    raw, processed = G.next_token_distribution(no_eos_lm, PROMPT, do_sample=True, top_k=3, temperature=0.8)
+    first = steps[0]
+    assert first.raw_prob == pytest.approx(float(raw[first.id]), rel=1e-5)
+    assert first.prob == pytest.approx(float(processed[first.id]), rel=1e-5)
+    for s in steps:
+        probs = [a.prob for a in s.alternatives]
+        assert len(s.alternatives) == 10 and probs == sorted(probs, reverse=True)
+        assert sum(p > 0 for p in probs) == 3  # top_k=3 keeps three tokens
+        assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+        assert s.id in [a.id for a in s.alternatives[:3]]
+        assert 0 < s.raw_prob < 1 and s.prob > 0 and s.elapsed > 0
+
+
+def test_text_of_steps_adds_up_to_the_decoded_output(no_eos_lm):
+    steps = list(G.stream(no_eos_lm, PROMPT, max_new_tokens=10))
+    assert "".join(s.text for s in steps) == no_eos_lm.tokenizer.decode([s.id for s in steps])
+    assert G.generate(no_eos_lm, PROMPT, max_new_tokens=10) == no_eos_lm.tokenizer.decode(
+        [s.id for s in steps], skip_special_tokens=True)
+
+
+def test_stops_at_eos_and_yields_it(tiny_lm):
+    eos = tiny_lm.tokenizer.eos_token_id
+    tiny_lm.model.generation_config.eos_token_id = eos
+    # Find a prompt/seed whose sample hits EOS before the limit: with ~40 tokens that takes a few tries.
+    for seed in range(200):
+        steps = list(G.stream(tiny_lm, PROMPT, max_new_tokens=30, do_sample=True, seed=seed, temperature=2.0))
+        if steps[-1].is_eos:
+            break
+    assert steps[-1].is_eos and steps[-1].id == eos and len(steps) < 30
+    assert not any(s.is_eos for s in steps[:-1])
+    assert [s.id for s in steps] == G.reference(tiny_lm, PROMPT, max_new_tokens=30, do_sample=True, seed=seed,
+                                                temperature=2.0)
+
+
+@pytest.mark.parametrize("kind", ["event", "callable"])
+def test_external_stop_between_tokens(no_eos_lm, kind):
+    event = threading.Event()
+    stop = event if kind == "event" else event.is_set
+    steps = []
+    for step in G.stream(no_eos_lm, PROMPT, max_new_tokens=50, stop=stop):
+        steps.append(step)
+        if step.index == 4:
+            event.set()
+    assert len(steps) == 5
+
+
+def test_generate_with_beams_and_several_sequences(no_eos_lm):
+    beams = G.generate(no_eos_lm, PROMPT, max_new_tokens=8, num_beams=3, num_return_sequences=3)
+    assert isinstance(beams, list) and len(beams) == 3 and len(set(beams)) == 3
+    torch.manual_seed(0)
+    ids = no_eos_lm.encode(PROMPT)
+    ref = no_eos_lm.model.generate(ids, max_new_tokens=8, num_beams=3, num_return_sequences=3)
+    assert beams == no_eos_lm.tokenizer.batch_decode(ref[:, ids.shape[1]:], skip_special_tokens=True)
+    samples = G.generate(no_eos_lm, PROMPT, max_new_tokens=8, do_sample=True, num_return_sequences=5, seed=0,
+                         temperature=0.7)
+    assert len(samples) == 5 and samples == G.generate(no_eos_lm, PROMPT, max_new_tokens=8, do_sample=True,
+                                                       num_return_sequences=5, seed=0, temperature=0.7)
+
+
+def test_max_new_tokens_is_capped_by_the_context(no_eos_lm):
+    ctx = G.context_size(no_eos_lm)
+    prompt = " ".join(["the"] * (ctx - 3))
+    assert len(ids_of(no_eos_lm, prompt, max_new_tokens=50)) == 3
+
+
+# ----------------------------------------------------------------------------------------------- bad settings
+BAD = [
+    (dict(do_sample=True, temperature=0), "temperature=0 must be a number > 0 when sampling"),
+    (dict(do_sample=True, temperature=-1.0), "temperature=-1.0"),
+    (dict(top_p=0), "top_p=0 must be in (0, 1]"),
+    (dict(top_p=1.5), "top_p=1.5 must be in (0, 1]"),
+    (dict(top_k=-1), "top_k=-1 must be an integer >= 0"),
+    (dict(max_new_tokens=0), "max_new_tokens=0 must be an integer >= 1"),
+    (dict(repetition_penalty=0), "repetition_penalty=0"),
+    (dict(seed=-3), "seed=-3"),
+    (dict(tempreature=0.7), "did you mean 'temperature'?"),
+    (dict(num_return_sequences=2), "gives identical copies"),
+]
+
+
+@pytest.mark.parametrize("settings,message", BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_settings_raise_one_line_before_any_work(tiny_lm, monkeypatch, settings, message):
+    def boom(*a, **k):
+        raise AssertionError("the model ran before the settings were checked")
+
+    monkeypatch.setattr(tiny_lm.model, "forward", boom)
+    with pytest.raises(G.SettingsError) as err:
+        G.stream(tiny_lm, PROMPT, **settings)  # raises at the call, not at the first next()
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(G.SettingsError):
+        G.generate(tiny_lm, PROMPT, **settings)
+
+
+def test_temperature_zero_is_fine_for_greedy(tiny_lm):
+    assert ids_of(tiny_lm, temperature=0, max_new_tokens=3) == ids_of(tiny_lm, max_new_tokens=3)
+
+
+@pytest.mark.parametrize("prompt,message", [("", "empty prompt"), ("   ", "empty prompt"),
+                                            (None, "prompt must be a string")])
+def test_bad_prompts(tiny_lm, prompt, message):
+    with pytest.raises(ValueError, match=message):
+        G.stream(tiny_lm, prompt)
+
+
+def test_prompt_that_fills_the_context(tiny_lm):
+    ctx = G.context_size(tiny_lm)
+    with pytest.raises(G.SettingsError, match=f"the context holds {ctx}: shorten the prompt"):
+        G.stream(tiny_lm, " ".join(["the"] * ctx))
+
+
+def test_empty_chat_and_beams_in_stream(tiny_lm):
+    with pytest.raises(G.SettingsError, match="empty chat"):
+        G.stream(tiny_lm, [], chat=True)
+    with pytest.raises(G.SettingsError, match="use generate"):
+        G.stream(tiny_lm, PROMPT, num_beams=2)
+
+
+# ----------------------------------------------------------------------------------------------- the real model
+REAL_PROMPTS = ["The capital of France is", "def fibonacci(n):"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("prompt", REAL_PROMPTS)
+def test_real_model_greedy_parity(real_lm, prompt):
+    assert ids_of(real_lm, prompt, max_new_tokens=25) == G.reference(real_lm, prompt, max_new_tokens=25)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("settings", [dict(do_sample=True, seed=1, temperature=0.7),
+                                      dict(do_sample=True, seed=5, temperature=1.3, top_k=40, top_p=0.9,
+                                           repetition_penalty=1.2)], ids=["t0.7", "mixed"])
+def test_real_model_sampling_parity(real_lm, settings):
+    ours = ids_of(real_lm, REAL_PROMPTS[0], max_new_tokens=25, **settings)
+    ids = real_lm.encode(REAL_PROMPTS[0])
+    torch.manual_seed(settings["seed"])
+    ref = real_lm.model.generate(ids, max_new_tokens=25, **{k: v for k, v in settings.items() if k != "seed"})
+    assert ours == ref[0, ids.shape[1]:].tolist()
+
+
+@pytest.mark.integration
+def test_real_model_chat_stops_at_end_of_turn(real_lm):
+    steps = list(G.stream(real_lm, "What is the capital of France? Answer in one word.", chat=True,
+                          max_new_tokens=40))
+    assert steps[-1].is_eos and steps[-1].token == "<|im_end|>"
+    assert "Paris" in "".join(s.text for s in steps)
