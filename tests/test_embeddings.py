@@ -59,3 +59,242 @@ def test_minilm_encoder_is_cached_and_meaningful():
     sim = v @ v.T
     assert torch.allclose(sim.diagonal(), torch.ones(3), atol=1e-5)
     assert sim[0, 1] > sim[0, 2] + 0.2, sim
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+def test_piece_bytes_maps_byte_level_pieces_back_to_bytes():
+    assert E.piece_bytes("Ġcat") == b" cat"
+    assert E.piece_bytes("è¯") + E.piece_bytes("Ń") == "语".encode("utf-8")
+    assert E.piece_bytes("<unk>") == b"<unk>"
+
+
+def test_tokens_table_covers_the_text(tiny_lm):
+    table = E.tokens(tiny_lm, "the cat sat on a zebra")
+    assert list(table["piece"]) == ["the", "cat", "sat", "on", "a", "<unk>"]
+    assert list(table["covers"]) == ["the", "cat", "sat", "on", "a", "zebra"]
+    assert list(table["id"]) == tiny_lm.tokenizer("the cat sat on a zebra", add_special_tokens=False).input_ids
+    with pytest.raises(ValueError, match="non-empty string"):
+        E.tokens(tiny_lm, "")
+
+
+def test_token_counts_detects_a_failed_round_trip(tiny_lm):
+    counts = E.token_counts(tiny_lm, {"known": "the cat sat", "unknown": "the zebra sat"})
+    assert counts.loc["known", "tokens"] == 3 and counts.loc["known", "characters"] == 11
+    assert bool(counts.loc["known", "round trip"]) and not bool(counts.loc["unknown", "round trip"])
+
+
+# ----------------------------------------------------------------------------------------------- embedding matrix
+def test_one_hot_times_w_equals_lookup_and_head_is_tied(tiny_lm):
+    W = E.embedding_matrix(tiny_lm)
+    assert W.shape == (tiny_lm.model.config.vocab_size, 32)
+    ids = tiny_lm.encode("the big red dog ran")[0]
+    with torch.no_grad():
+        assert torch.equal(E.one_hot_embed(tiny_lm, ids), W[ids])
+        out = tiny_lm.model(ids[None], output_hidden_states=True)
+    assert torch.equal(out.hidden_states[0][0], W[ids].detach())
+    assert tiny_lm.model.get_output_embeddings().weight.data_ptr() == W.data_ptr()
+    torch.testing.assert_close(out.hidden_states[-1][0] @ W.detach().T, out.logits[0], rtol=1e-4, atol=1e-5)
+
+
+def test_word_vectors_and_leading_space(tiny_lm):
+    tok = tiny_lm.tokenizer
+    assert E.word_ids(tiny_lm, "cat") == tok(" cat", add_special_tokens=False).input_ids
+    assert E.word_ids(tiny_lm, "猫", leading_space=True)[0] == tok.unk_token_id  # no space added to CJK
+    vecs, counts = E.word_vectors(tiny_lm, ["cat", "big dog"])
+    W = E.embedding_matrix(tiny_lm).detach()
+    assert counts == [1, 2]
+    assert torch.allclose(vecs[1], W[tok.convert_tokens_to_ids(["big", "dog"])].mean(0))
+    with pytest.raises(ValueError, match="empty word"):
+        E.word_vectors(tiny_lm, ["cat", " "])
+
+
+def test_neighbours_rank_by_cosine(tiny_lm):
+    W = E.embedding_matrix(tiny_lm).detach()
+    cat = tiny_lm.tokenizer.convert_tokens_to_ids("cat")
+    table = E.neighbours(tiny_lm, W[cat], k=5)  # a vector: the token itself comes first, at cosine 1
+    assert table["id"].iloc[0] == cat and abs(table["cosine"].iloc[0] - 1) < 1e-4
+    assert table["cosine"].is_monotonic_decreasing and len(table) == 5
+    cos = torch.nn.functional.cosine_similarity(W, W[cat][None], dim=-1)
+    assert list(table["id"]) == cos.argsort(descending=True)[:5].tolist()
+    by_word = E.neighbours(tiny_lm, "cat", k=3)  # a word: its own variants are skipped
+    assert "cat" not in set(by_word["token"].str.strip().str.lower())
+    with pytest.raises(ValueError, match="positive integer"):
+        E.neighbours(tiny_lm, "cat", k=0)
+    with pytest.raises(ValueError, match="vector of size 32"):
+        E.neighbours(tiny_lm, torch.zeros(5))
+
+
+# ----------------------------------------------------------------------------------------------- maps and widget
+def test_project_2d_pca_matches_sklearn_and_checks_input():
+    from sklearn.decomposition import PCA
+
+    X = torch.randn(10, 6, generator=torch.Generator().manual_seed(0))
+    xy = E.project_2d(X, "pca")
+    assert xy.shape == (10, 2)
+    ref = PCA(n_components=2).fit_transform(X.numpy())
+    assert abs(abs((xy * ref).sum()) - (ref * ref).sum()) < 1e-3  # same axes up to sign
+    assert E.project_2d(X, "t-SNE").shape == (10, 2)
+    with pytest.raises(ValueError, match="'pca' or 'tsne'"):
+        E.project_2d(X, "umap")
+    with pytest.raises(ValueError, match="at least 3"):
+        E.project_2d(X[:2])
+
+
+def test_plot_map_labels_every_word(tiny_lm):
+    import matplotlib.pyplot as plt
+
+    ax = E.plot_map(tiny_lm, {"numbers": ["one", "two", "three"], "colours": ["red", "blue"]})
+    assert {t.get_text() for t in ax.texts} == {"one", "two", "three", "red", "blue"}
+    assert ax.get_xlabel() == "PCA 1" and ax.get_title()
+    plt.close(ax.figure)
+
+
+def test_parse_groups():
+    assert E.parse_groups("colours: red, blue\nnumbers: one ,two\n\ncat, dog") == {
+        "colours": ["red", "blue"], "numbers": ["one", "two"], "cat": ["cat", "dog"]}
+    with pytest.raises(ValueError, match="at least 3 words"):
+        E.parse_groups("a: red")
+
+
+def test_explorer_widget_updates_and_reports_errors(tiny_lm):
+    import matplotlib.pyplot as plt
+
+    ex = E.explorer(tiny_lm, groups={"g": ["cat", "dog", "mat"]}, query="cat")
+    assert any(o["output_type"] == "display_data" for o in ex.out.outputs)
+    ex.query.value = "dog"
+    ex.k.value = 3
+    ex.button.click()
+    text = "".join(o.get("text", "") for o in ex.out.outputs)
+    assert "nearest tokens to 'dog'" in text
+    assert [line.split()[0] for line in text.splitlines() if line[:1].isdigit()] == ["1", "2", "3"]
+    ex.words.value = "only: two"
+    ex.button.click()
+    text = "".join(o.get("text", "") for o in ex.out.outputs)
+    assert text.startswith("error: need at least 3 words") and "Traceback" not in text
+    assert not any(o["output_type"] == "display_data" for o in ex.out.outputs)
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------------------------- contextual
+def test_hidden_states_and_contextual_similarity(tiny_lm):
+    toks, hs = E.hidden_states_of(tiny_lm, "the cat sat on the mat")
+    assert toks == ["the", "cat", "sat", "on", "the", "mat"] and hs.shape == (3, 6, 32)
+    assert E.word_span(tiny_lm, "the big cat sat", "big cat") == [1, 2]
+    with pytest.raises(ValueError, match="does not occur"):
+        E.word_span(tiny_lm, "the cat", "dog")
+    sim = E.contextual_similarity(tiny_lm, ("the cat sat", "cat"), ("a big cat ran", "cat"))
+    assert sim.shape == (3,) and abs(sim[0] - 1) < 1e-5  # layer 0: the same embedding row
+    assert sim[1:].max() < 1 - 1e-4  # the layers mix in different contexts
+    same = E.contextual_similarity(tiny_lm, ("the cat sat", "cat"), ("the cat sat", "cat"))
+    assert torch.allclose(same, torch.ones(3), atol=1e-5)
+
+
+def test_centering_and_mean_hidden_state():
+    h1 = torch.tensor([[[100.0, 0.0], [1.0, 2.0], [3.0, 4.0]]])
+    h2 = torch.tensor([[[100.0, 0.0], [5.0, 6.0]]])
+    assert torch.equal(E.mean_hidden_state([h1, h2]), torch.tensor([[3.0, 4.0]]))
+    assert torch.equal(E.mean_hidden_state([h1], skip_first=False), torch.tensor([[104 / 3, 2.0]]))
+    u, v = torch.tensor([[2.0, 1.0]]), torch.tensor([[1.0, 2.0]])
+    assert E.layer_cosine(u, v, center=torch.tensor([[1.0, 1.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert E.layer_cosine(u, v).item() == pytest.approx(0.8)
+
+
+# ----------------------------------------------------------------------------------------------- positions
+def test_sinusoidal_encoding_formula_and_relative_property():
+    import math
+
+    pe = E.sinusoidal_encoding(50, 16)
+    assert pe.shape == (50, 16)
+    assert pe[7, 6].item() == pytest.approx(math.sin(7 / 10000 ** (6 / 16)), abs=1e-6)
+    assert pe[7, 7].item() == pytest.approx(math.cos(7 / 10000 ** (6 / 16)), abs=1e-6)
+    assert torch.equal(pe[0, 0::2], torch.zeros(8)) and torch.equal(pe[0, 1::2], torch.ones(8))
+    # the dot product depends on the distance only
+    torch.testing.assert_close(pe[3] @ pe[3:23].T, pe[20] @ pe[20:40].T, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="even"):
+        E.sinusoidal_encoding(10, 7)
+
+
+def test_rope_matches_the_models_rotary_embedding(tiny_lm):
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    cfg = tiny_lm.model.config
+    head_dim, base = cfg.hidden_size // cfg.num_attention_heads, E.rope_base(cfg)
+    T = 20
+    cos_m, sin_m = tiny_lm.model.model.rotary_emb(torch.zeros(1), torch.arange(T)[None])
+    cos, sin = E.rope_cos_sin(range(T), head_dim, base)
+    torch.testing.assert_close(cos, cos_m[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(sin, sin_m[0], atol=1e-6, rtol=0)
+    q = torch.randn(1, 4, T, head_dim, generator=torch.Generator().manual_seed(1))
+    k = torch.randn(1, 2, T, head_dim, generator=torch.Generator().manual_seed(2))
+    q_hf, k_hf = apply_rotary_pos_emb(q, k, cos_m, sin_m)
+    torch.testing.assert_close(E.apply_rope(q, range(T), base), q_hf, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(E.apply_rope(k, range(T), base), k_hf, atol=1e-5, rtol=1e-5)
+
+
+def test_rope_recomputes_the_models_attention(tiny_lm):
+    import math
+
+    cfg, model = tiny_lm.model.config, tiny_lm.model
+    n_h, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+    hd, base = cfg.hidden_size // n_h, E.rope_base(cfg)
+    ids = tiny_lm.encode("the big cat sat on the red mat and ran")
+    T = ids.shape[1]
+    layer = model.model.layers[0]
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True, output_attentions=True)
+        x = layer.input_layernorm(out.hidden_states[0])
+        q = layer.self_attn.q_proj(x).view(1, T, n_h, hd).transpose(1, 2)
+        k = layer.self_attn.k_proj(x).view(1, T, n_kv, hd).transpose(1, 2)
+        q, k = E.apply_rope(q, range(T), base), E.apply_rope(k, range(T), base).repeat_interleave(n_h // n_kv, 1)
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(hd)).masked_fill(torch.ones(T, T).triu(1).bool(), -math.inf)
+    torch.testing.assert_close(scores.softmax(-1), out.attentions[0], atol=1e-5, rtol=1e-4)
+
+
+def test_rope_is_a_rotation_that_depends_on_relative_position():
+    x = torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
+    r = E.apply_rope(x, [3, 3], 10000)
+    torch.testing.assert_close(r.norm(dim=-1), x.norm(dim=-1))
+    a = E.apply_rope(x[:1], [5], 500) @ E.apply_rope(x[1:], [2], 500).T
+    b = E.apply_rope(x[:1], [105], 500) @ E.apply_rope(x[1:], [102], 500).T
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
+    assert torch.equal(E.apply_rope(x, [0, 0], 500), x)
+    with pytest.raises(ValueError, match="even head dimension"):
+        E.rope_frequencies(7)
+
+
+def test_rope_base_reads_config_and_rejects_scaled_types(tiny_lm):
+    assert E.rope_base(tiny_lm.model.config) == tiny_lm.model.config.rope_parameters["rope_theta"]
+
+    class Scaled:
+        rope_parameters = {"rope_type": "llama3", "rope_theta": 5e5}
+
+    with pytest.raises(ValueError, match="rope_type 'llama3'"):
+        E.rope_base(Scaled())
+
+
+def test_plot_helpers_label_their_axes():
+    import matplotlib.pyplot as plt
+
+    ax = E.plot_similarity(torch.eye(3), ["a", "b", "c"])
+    assert ax.get_xlabel() and ax.get_title() == "cosine similarity" and len(ax.texts) == 9
+    with pytest.raises(ValueError, match="one label per row"):
+        E.plot_similarity(torch.eye(3), ["a", "b"])
+    ax = E.plot_layer_curves({"x": torch.ones(4)})
+    assert ax.get_xlabel().startswith("layer") and len(ax.lines) == 1
+    ax = E.plot_positional(E.sinusoidal_encoding(8, 4))
+    assert ax.get_ylabel() == "position"
+    plt.close("all")
+
+
+# ----------------------------------------------------------------------------------------------- real model
+@pytest.mark.integration
+def test_real_model_tokens_neighbours_and_rope(real_lm):
+    zh = E.tokens(real_lm, "语言模型")
+    assert "".join(zh["covers"].drop_duplicates()) == "语言模型" and len(zh) > 4  # characters split into bytes
+    assert real_lm.tokenizer.decode(list(zh["id"])) == "语言模型"
+    table = E.neighbours(real_lm, "seven", k=5)
+    assert {"six", "eight"} <= set(table["token"].str.strip())
+    cfg = real_lm.model.config
+    cos_m, _ = real_lm.model.model.rotary_emb(torch.zeros(1), torch.arange(32)[None])
+    torch.testing.assert_close(E.rope_cos_sin(range(32), cfg.head_dim, E.rope_base(cfg))[0], cos_m[0],
+                               atol=1e-5, rtol=0)
