@@ -360,7 +360,7 @@ def parse_groups(text: str) -> dict[str, list[str]]:
 
 
 def explorer(lm, groups: dict[str, list[str]] | None = None, query: str = "king"):
-    """An interactive word map: type word groups and a query word, click, see the map and the neighbours.
+    """An interactive word map: type word groups and a query word, see the map and the neighbours.
 
     The controls are attributes (``.words``, ``.query``, ``.method``, ``.k``, ``.button``, ``.out``) so that code
     and tests can drive it; bad input shows a one-line message, never a traceback (notebook 02).
@@ -386,9 +386,11 @@ def explorer(lm, groups: dict[str, list[str]] | None = None, query: str = "king"
             parsed = parse_groups(box.words.value)
             table = neighbours(lm, box.query.value, k=box.k.value) if box.query.value.strip() else None
             fig, ax = plt.subplots(figsize=(7, 5))
-            plot_map(lm, parsed, box.method.value, ax=ax)
-            box.out.append_display_data(fig)
-            plt.close(fig)
+            try:
+                plot_map(lm, parsed, box.method.value, ax=ax)
+                box.out.append_display_data(fig)
+            finally:
+                plt.close(fig)  # shown once, inside the widget, never again below the cell
             if table is not None:
                 box.out.append_stdout(f"nearest tokens to {box.query.value.strip()!r} by cosine similarity:\n"
                                       f"{table.to_string()}\n")
@@ -397,6 +399,10 @@ def explorer(lm, groups: dict[str, list[str]] | None = None, query: str = "king"
 
     box.update = update
     box.button.on_click(update)
+    for control in (box.words, box.query, box.method, box.k):  # edits apply on Enter / leaving the field
+        if hasattr(control, "continuous_update"):
+            control.continuous_update = False
+        control.observe(update, names="value")
     box.children = [box.words, w.HBox([box.query, box.method, box.k, box.button]), box.out]
     update()
     return box
