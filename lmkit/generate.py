@@ -171,7 +171,8 @@ def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
     """
     if chat:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt or [])
-        if not messages or not all(isinstance(m, dict) and str(m.get("content", "")).strip() for m in messages):
+        if (not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)
+                or not any(str(m["content"]).strip() for m in messages)):
             _fail("empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages "
                   "with non-empty content")
         if getattr(lm.tokenizer, "chat_template", None) is None:
