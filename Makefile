@@ -7,7 +7,7 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup lab test unit notebooks book bench clean
+.PHONY: setup lab test unit book bench student html clean
 
 # The install runs again only when one of these files changed since the last one.
 $(STAMP): requirements.txt requirements-offline.txt pyproject.toml
@@ -36,7 +36,14 @@ unit: setup       ## unit tests only
 book: setup       ## execute every notebook in full mode, in place, so the committed copies show real outputs
 	for nb in $(NOTEBOOKS); do \
 	  LMKIT_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=3600 $$nb || exit 1; done
+	    --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.store_widget_state=True $$nb || exit 1; done
+	$(MAKE) student
+
+student: setup    ## student copies under student/: solutions blanked, outputs cleared (CI checks they are in sync)
+	$(BIN)/python tools/student.py
+
+html: setup       ## the offline HTML book under html/ (widget renderer served locally, fetched once with npm)
+	$(BIN)/python tools/html_book.py
 
 bench: setup      ## run the benchmarks (writes benchmarks/results/*.json)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

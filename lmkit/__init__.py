@@ -2,8 +2,8 @@
 
 ``lmkit.load()`` gives the bundled SmolLM2-135M-Instruct offline (notebook 00).
 """
-from lmkit import env
+from lmkit import env, exercises
 from lmkit.models import LM, LoadError, load
 
 __version__ = "0.1.0"
-__all__ = ["LM", "LoadError", "env", "load", "__version__"]
+__all__ = ["LM", "LoadError", "env", "exercises", "load", "__version__"]

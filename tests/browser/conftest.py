@@ -1,0 +1,150 @@
+"""A real JupyterLab server and a real headless Chromium, for tests that use the workbook as a person does.
+
+The server runs on 127.0.0.1 with a random token, on a temporary copy of notebooks/ (so that autosave never touches
+the committed notebooks), in quick mode, with its own settings folder (no news pop-up). It is killed by its PID.
+Chromium is Debian's /usr/bin/chromium driven by playwright; `playwright install` is never used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "tests" / "browser" / "output"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _require(ok: bool, why: str) -> None:
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser test cannot run in CI: {why}")
+        pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server: yields (base_url, token, root folder)."""
+    _require(shutil.which("jupyter", path=str(Path(sys.executable).parent)) is not None, "jupyter not installed")
+    root = tmp_path_factory.mktemp("lab")
+    (root / "notebooks").mkdir()
+    for src in (ROOT / "notebooks").glob("*.ipynb"):  # outputs stripped: whatever shows was made by this run
+        nb = nbformat.read(src, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, root / "notebooks" / src.name)
+    settings = root / "settings" / "@jupyterlab"
+    for plugin, values in {"apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+                           "notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True}}.items():
+        path = settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root / 'notebooks'}",
+           "--ServerApp.open_browser=False", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(root / "settings"), LMKIT_QUICK="1", HF_HUB_OFFLINE="1",
+               TQDM_DISABLE="1", JUPYTER_RUNTIME_DIR=str(root / "runtime"))
+    log = open(root / "lab.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start: {(root / 'lab.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield base, token, root
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started, by PID
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium under playwright."""
+    _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+def open_notebook(page, lab, name: str):
+    base, token, _ = lab
+    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    select = page.locator(".jp-Dialog button:has-text('Select')")
+    try:  # older settings may still ask which kernel to start
+        select.click(timeout=3_000)
+    except Exception:  # noqa: BLE001 - no dialog: the kernel started on its own
+        pass
+    page.wait_for_selector(".jp-StatusBar-Widget :text-matches('\\| Idle')", timeout=60_000)
+
+
+def run_all(page, timeout_s: float = 600) -> None:
+    """Run > Run All Cells, then wait until no cell is queued or running and the kernel is idle."""
+    page.click("text=Run", timeout=10_000)
+    page.click("li:has-text('Run All Cells')", timeout=10_000)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:  # done when every code cell shows an execution number, e.g. "[12]:"
+        pending = page.evaluate("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+            .filter(p => !/\\[\\d+\\]/.test(p.textContent)).length""")
+        if pending == 0:
+            return
+        page.wait_for_timeout(500)
+    raise TimeoutError(f"cells still running after {timeout_s} s")
+
+
+def errors_on_page(page) -> list[str]:
+    return page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+        .map(e => e.textContent).filter(t => t.includes('Error') || t.includes('Traceback'))""")
+
+
+def shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
