@@ -25,7 +25,10 @@ setup: $(STAMP)   ## create .venv and install everything into it
 lab: setup        ## open JupyterLab on notebooks/ (headless: make lab LAB_ARGS="--no-browser --allow-root")
 	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS)
 
-test: setup       ## unit tests + every notebook under nbval, in quick mode
+html/_static/.fetched: tools/html_book.py
+	$(BIN)/python tools/html_book.py --fetch-only && touch $@
+
+test: setup html/_static/.fetched ## unit tests + every notebook under nbval, in quick mode
 	HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
 	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
 	  tests $(NOTEBOOKS) $(PYTEST_ARGS)

@@ -82,8 +82,10 @@ tensor</h1><p>Every notebook, executed in full mode. Widgets render offline from
     return target
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     fetch_static()
+    if "--fetch-only" in argv:
+        return 0
     exp = exporter()
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     for nb in notebooks:
@@ -93,4 +95,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
