@@ -1,0 +1,265 @@
+"""lmkit.profile: timing statistics, memory figures, ceilings, bytes/FLOPs formulas and the KV cache (notebook 05)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from lmkit import profile as P
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+def test_percentile_matches_numpy():
+    rng = np.random.default_rng(0)
+    values = rng.exponential(size=37).tolist()
+    for q in (0, 10, 50, 90, 100, 33.3):
+        assert P.percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_percentile_rejects_bad_input():
+    with pytest.raises(ValueError, match="no values"):
+        P.percentile([], 50)
+    with pytest.raises(ValueError, match="q=150"):
+        P.percentile([1.0], 150)
+
+
+def test_timing_statistics():
+    t = P.Timing([0.4, 0.1, 0.3, 0.2, 10.0], "x")
+    assert t.median == 0.3
+    assert t.min == 0.1
+    assert t.p10 == pytest.approx(np.percentile(t.times, 10))
+    assert t.p90 == pytest.approx(np.percentile(t.times, 90))
+    assert t.spread == pytest.approx((t.p90 - t.p10) / 0.3)
+    assert "median 300.0 ms" in repr(t) and "n=5" in repr(t)
+
+
+def test_time_fn_warms_up_and_repeats():
+    calls = []
+    t = P.time_fn(lambda: calls.append(time.perf_counter()), repeats=4, warmup=2)
+    assert len(calls) == 6 and len(t.times) == 4
+    assert all(x >= 0 for x in t.times)
+
+
+def test_time_fn_measures_sleep():
+    t = P.time_fn(lambda: time.sleep(0.02), repeats=3, warmup=0)
+    assert t.min >= 0.02  # a sleep never returns early; no upper bound (shared machine)
+
+
+def test_time_fn_rejects_bad_counts():
+    with pytest.raises(ValueError, match="repeats=0"):
+        P.time_fn(lambda: None, repeats=0)
+    with pytest.raises(ValueError, match="warmup=-1"):
+        P.time_fn(lambda: None, warmup=-1)
+
+
+def test_interleave_runs_round_robin():
+    order = []
+    res = P.interleave({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1,
+                       progress=False)
+    assert order == ["a", "b"] + ["a", "b"] * 3
+    assert set(res) == {"a", "b"} and all(len(t.times) == 3 and t.label == k for k, t in res.items())
+    with pytest.raises(ValueError, match="no configurations"):
+        P.interleave({})
+
+
+# ----------------------------------------------------------------------------------------------- memory
+def test_peak_memory_sees_an_allocation():
+    def grow():
+        x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        time.sleep(0.05)
+        return x.sum()
+
+    with P.PeakMemory(interval=0.001) as mem:
+        grow()
+    assert mem.start > 0 and mem.peak >= mem.start
+    assert mem.delta >= 32 * 2**20  # the sampler saw most of it, even if the allocator reused some pages
+
+
+def test_peak_memory_grows_with_the_allocation():
+    deltas = []
+    for mib in (16, 128):
+        with P.PeakMemory(interval=0.001) as mem:
+            x = torch.ones(mib * 2**20 // 4)
+            time.sleep(0.05)
+            del x
+        deltas.append(mem.delta)
+    assert deltas[1] > deltas[0]
+
+
+# ----------------------------------------------------------------------------------------------- ceilings
+def test_memory_bandwidth_counts_read_and_write():
+    bw, t = P.memory_bandwidth(8 * 2**20, repeats=3)
+    assert bw == pytest.approx(2 * 8 * 2**20 / t.median)
+    assert bw > 1e8  # any machine copies faster than 100 MB/s
+    with pytest.raises(ValueError, match="n_bytes=1000"):
+        P.memory_bandwidth(1000)
+
+
+def test_matmul_throughput_counts_2n3():
+    flops, t = P.matmul_throughput(torch.float32, n=128, repeats=3)
+    assert flops == pytest.approx(2 * 128**3 / t.median)
+    auto, t_auto = P.matmul_throughput(torch.float32, max_n=256, repeats=2)
+    assert auto > 0 and ("128" in t_auto.label or "256" in t_auto.label)
+    with pytest.raises(ValueError, match="n=0"):
+        P.matmul_throughput(n=0)
+
+
+# ----------------------------------------------------------------------------------------------- bytes, FLOPs, KV
+def test_weight_bytes_counts_tied_weights_once(tiny_lm):
+    m = tiny_lm.model
+    assert m.lm_head.weight.data_ptr() == m.model.embed_tokens.weight.data_ptr()
+    n = sum(p.numel() for p in m.parameters())
+    assert P.weight_bytes(m) == 4 * n
+    assert P.weight_bytes(m.to(torch.bfloat16)) == 2 * n
+    m.to(torch.float32)
+
+
+def test_weight_bytes_of_dynamic_int8(tiny_lm):
+    import copy
+
+    m = tiny_lm.model
+    q = P.quantize_int8(copy.deepcopy(m))
+    linear_w = sum(mod.in_features * mod.out_features for mod in m.modules() if isinstance(mod, torch.nn.Linear))
+    # the int8 model stores every Linear weight in 1 byte instead of 4 (the embedding stays fp32)
+    assert P.weight_bytes(m) - P.weight_bytes(q) >= 3 * linear_w - 4 * m.config.vocab_size * m.config.hidden_size
+    assert P.weight_bytes(q) < P.weight_bytes(m)
+    assert P.matmul_params(q) == P.matmul_params(m)
+
+
+def test_matmul_params_and_decode_flops(tiny_lm):
+    m, c = tiny_lm.model, tiny_lm.model.config
+    norms = sum(p.numel() for name, p in m.named_parameters() if "norm" in name)
+    assert P.matmul_params(m) == sum(p.numel() for p in m.parameters()) - norms  # tied: embedding == head
+    head_dim = c.hidden_size // c.num_attention_heads
+    assert P.decode_flops(m, 10) - P.decode_flops(m, 0) == 4 * c.num_hidden_layers * c.num_attention_heads * head_dim * 10
+
+
+def test_kv_formula_matches_a_real_cache(tiny_lm):
+    m, c = tiny_lm.model, tiny_lm.model.config
+    for batch, T in [(1, 1), (1, 7), (3, 12)]:
+        ids = torch.randint(0, c.vocab_size, (batch, T))
+        with torch.inference_mode():
+            cache = m(ids, use_cache=True).past_key_values
+        head_dim = c.hidden_size // c.num_attention_heads
+        expected = c.num_hidden_layers * 2 * c.num_key_value_heads * head_dim * T * batch * 4
+        assert P.cache_bytes(cache) == P.kv_cache_bytes(c, T, batch=batch) == expected
+
+
+def test_kv_cache_grows_by_the_formula_per_generated_token(tiny_lm):
+    m, c = tiny_lm.model, tiny_lm.model.config
+    ids = torch.randint(3, c.vocab_size, (1, 5))
+    with torch.inference_mode():
+        out = m(ids, use_cache=True)
+        sizes = [P.cache_bytes(out.past_key_values)]
+        for _ in range(4):
+            out = m(out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
+            sizes.append(P.cache_bytes(out.past_key_values))
+    steps = np.diff(sizes)
+    assert (steps == P.kv_cache_bytes(c, 1)).all()
+
+
+def test_kv_formula_rejects_bad_input(tiny_lm):
+    with pytest.raises(ValueError, match="tokens=-1"):
+        P.kv_cache_bytes(tiny_lm.model.config, -1)
+    with pytest.raises(ValueError, match="not a transformers Cache"):
+        P.cache_bytes(object())
+
+
+def test_bounds(tiny_lm):
+    m = tiny_lm.model
+    bw = 10e9
+    assert P.decode_bound(bw, m, 0) == pytest.approx(bw / P.weight_bytes(m))
+    # a longer context reads a larger cache: slower; a batch shares the weights: faster in total
+    assert P.decode_bound(bw, m, 100) < P.decode_bound(bw, m, 0)
+    assert P.decode_bound(bw, m, 10, batch=4) > P.decode_bound(bw, m, 10)
+    assert P.prefill_bound(1e9, bw, m, 64) >= P.prefill_bound(1e9, bw, m, 8)
+    assert P.share_of_bound(5, 10) == 0.5
+
+
+def test_roofline_point_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    p = P.RooflinePoint("decode", flops=2e8, bytes=4e8, per_s=10)
+    assert p.intensity == 0.5 and p.flops_per_s == 2e9
+    assert p.share(peak_flops=100e9, bandwidth=20e9) == pytest.approx(2e9 / (0.5 * 20e9))
+    assert p.share(peak_flops=1e9, bandwidth=20e9) == pytest.approx(2.0)  # above a too-low roof: > 1
+    ax = P.plot_roofline({"fp32": 50e9}, 20e9, [p])
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    assert len(ax.get_lines()) == 3  # memory slope, one roof, one point
+    with pytest.raises(ValueError, match="at least one peak"):
+        P.plot_roofline({}, 1e9)
+
+
+# ----------------------------------------------------------------------------------------------- generation
+def test_time_generation_on_tiny_model(tiny_lm):
+    ids = torch.tensor([[5, 6, 7, 8]])
+    s = P.time_generation(tiny_lm, ids, 6, memory=True)
+    assert s.new_tokens == 6 and len(s.latencies) == 5 and s.batch == 1 and s.prompt_tokens == 4
+    assert all(b >= a for a, b in zip(s.stamps, s.stamps[1:]))  # time moves forward
+    assert s.total_s >= s.stamps[-1] > 0
+    assert s.decode_tok_s == pytest.approx(5 / (s.stamps[-1] - s.stamps[0]))
+    assert s.p50_s <= s.p90_s
+    assert s.peak_bytes > 0
+    # the timed run generates exactly what greedy model.generate does
+    ref = tiny_lm.model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    assert s.tokens == ref[:, 4:].tolist()
+
+
+def test_time_generation_batch(tiny_lm):
+    ids = torch.tensor([[5, 6, 7], [9, 10, 11]])
+    s = P.time_generation(tiny_lm.model, ids, 4, attention_mask=torch.ones_like(ids))
+    assert s.batch == 2 and s.new_tokens == 4 and len(s.tokens) == 2
+    assert s.decode_tok_s == pytest.approx(2 * 3 / (s.stamps[-1] - s.stamps[0]))
+    with pytest.raises(ValueError, match="max_new_tokens=0"):
+        P.time_generation(tiny_lm, ids, 0)
+
+
+def test_time_steps_and_compare_generation(tiny_lm):
+    s = P.time_steps(iter(range(5)))
+    assert s.new_tokens == 5 and s.tokens == list(range(5))
+    with pytest.raises(ValueError, match="no token"):
+        P.time_steps(iter([]))
+    ids = torch.tensor([[5, 6, 7]])
+    df = P.compare_generation({"cache": (tiny_lm.model, {}), "no cache": (tiny_lm.model, {"use_cache": False})},
+                              ids, 3, repeats=2, warmup=0, progress=False)
+    assert list(df.index) == ["cache", "no cache"]
+    assert (df["decode tok/s"] > 0).all() and (df["p10 tok/s"] <= df["p90 tok/s"]).all()
+    assert all(len(v) == 2 for v in df.attrs["runs"].values())
+
+
+def test_decode_step_does_the_same_work_each_call(tiny_lm):
+    ids = torch.tensor([[5, 6, 7, 8]])
+    step = P.decode_step(tiny_lm, ids)
+    first = step()
+    second = step()
+    assert first.past_key_values.get_seq_length() == second.past_key_values.get_seq_length() == 5
+    assert torch.allclose(first.logits, second.logits)
+    with torch.inference_mode():
+        full = tiny_lm.model(torch.cat([ids, tiny_lm.model(ids).logits[:, -1:].argmax(-1)], 1)).logits[:, -1]
+    assert torch.allclose(second.logits[:, -1], full, atol=1e-5)  # the step equals a full forward's last position
+
+
+# ----------------------------------------------------------------------------------------------- profiler
+def test_top_operators_and_breakdown(tiny_lm):
+    step = P.decode_step(tiny_lm, torch.tensor([[5, 6, 7]]))
+    df = P.top_operators(step, row_limit=5)
+    assert len(df) == 5 and list(df.columns)[:3] == ["operator", "calls", "self ms"]
+    assert (df["self ms"].diff().dropna() <= 0).all()  # sorted by self time
+    assert df.attrs["wall_ms"] > 0
+    bd = P.step_breakdown(step)
+    assert bd["ops"] > 10 and bd["matmul"] > 0 and bd["wall"] > 0
+    assert bd["matmul"] + bd["other ops"] + bd["outside ops"] >= bd["wall"] * 0.999
+    assert P.op_dispatch_cost(repeats=200) > 0
+
+
+@pytest.mark.integration
+def test_real_model_kv_and_weights(real_lm):
+    m, c = real_lm.model, real_lm.model.config
+    assert P.weight_bytes(m) == 4 * sum(p.numel() for p in m.parameters())  # ≈ 538 MB in fp32
+    assert P.kv_cache_bytes(c, 1) == 30 * 2 * 3 * 64 * 4  # 46,080 bytes per token
+    with torch.inference_mode():
+        cache = m(real_lm.encode("To be, or not to be"), use_cache=True).past_key_values
+    assert P.cache_bytes(cache) == P.kv_cache_bytes(c, cache.get_seq_length())
