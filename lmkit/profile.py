@@ -420,12 +420,31 @@ def decode_flops(model: torch.nn.Module, context: int) -> int:
     return 2 * matmul_params(model) + 4 * layers * heads * head_dim * context
 
 
+def lookup_only_bytes(model: torch.nn.Module) -> int:
+    """Bytes of embedding tables that a decode step does NOT read: all but one row of each lookup-only table.
+
+    A tied embedding is also the output head, read in full every token, so it is not counted here; an untied
+    input embedding (or the fp32 table left beside an int8 head) is only looked up, one row per token.
+    """
+    linear_ptrs = {m.weight.data_ptr() for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    total = 0
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Embedding) and mod.weight.data_ptr() not in linear_ptrs:
+            w = mod.weight
+            total += (w.shape[0] - 1) * w.shape[1] * w.element_size()
+    return total
+
+
 def decode_bytes(model: torch.nn.Module, context: int, *, batch: int = 1, kv_dtype=None) -> int:
-    """Bytes read from memory per decode step of ``batch`` rows: all weights once + every row's KV cache (notebook 05)."""
+    """Bytes read per decode step of ``batch`` rows: every weight once (lookup tables: one row) + each row's KV cache.
+
+    (notebook 05)
+    """
     kv_dtype = kv_dtype or next(model.parameters()).dtype
     if not kv_dtype.is_floating_point:
         kv_dtype = torch.float32
-    return weight_bytes(model) + kv_cache_bytes(model.config, context, batch=batch, dtype=kv_dtype)
+    return (weight_bytes(model) - lookup_only_bytes(model)
+            + kv_cache_bytes(model.config, context, batch=batch, dtype=kv_dtype))
 
 
 def decode_bound(bandwidth: float, model: torch.nn.Module, context: int, *, batch: int = 1, kv_dtype=None) -> float:

@@ -126,6 +126,11 @@ def test_weight_bytes_of_dynamic_int8(tiny_lm):
     assert P.weight_bytes(m) - P.weight_bytes(q) >= 3 * linear_w - 4 * m.config.vocab_size * m.config.hidden_size
     assert P.weight_bytes(q) < P.weight_bytes(m)
     assert P.matmul_params(q) == P.matmul_params(m)
+    # tied fp32: the embedding is the head, read in full; int8: the fp32 table beside the int8 head is only looked up
+    c = m.config
+    assert P.lookup_only_bytes(m) == 0
+    assert P.lookup_only_bytes(q) == (c.vocab_size - 1) * c.hidden_size * 4
+    assert P.decode_bytes(q, 0) == P.weight_bytes(q) - P.lookup_only_bytes(q)
 
 
 def test_matmul_params_and_decode_flops(tiny_lm):
