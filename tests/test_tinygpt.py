@@ -1,0 +1,177 @@
+"""The tiny GPT and the RNN LM of notebook 07: shapes, the causal mask, training, checkpoints."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmkit import tinygpt as tg
+from lmkit.metrics import perplexity
+
+TEXT = "to be, or not to be: that is the question.\nwhether 'tis nobler in the mind to suffer\n" * 20
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: one CPU thread is faster than several, and spares a shared machine."""
+    with tg.num_threads(1):
+        yield
+
+
+@pytest.fixture
+def tok():
+    return tg.CharTokenizer.from_text(TEXT)
+
+
+def small_gpt(vocab, **kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=vocab, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    cfg.update(kw)
+    return tg.TinyGPT(tg.GPTConfig(**cfg)).eval()
+
+
+def test_tokenizer_round_trip_and_unknown_character(tok):
+    ids = tok.encode(TEXT[:50])
+    assert ids.dtype == torch.int64 and ids.shape == (50,)
+    assert tok.decode(ids) == TEXT[:50]
+    assert tok.chars == "".join(sorted(set(TEXT)))
+    with pytest.raises(ValueError, match="'Z'"):
+        tok.encode("Zebra")
+
+
+@pytest.mark.parametrize("pos", ["sinusoidal", "learned"])
+def test_gpt_shapes_tied_head_and_loss(tok, pos):
+    model = small_gpt(len(tok), pos=pos)
+    x = torch.randint(len(tok), (3, 10))
+    out = model(x, x)
+    assert out.logits.shape == (3, 10, len(tok))
+    assert out.loss.ndim == 0 and out.loss.item() == pytest.approx(F.cross_entropy(out.logits.flatten(0, 1),
+                                                                                   x.flatten()).item())
+    assert model.head.weight is model.tok_emb.weight
+    assert model(x).loss is None
+    # a fresh model predicts close to uniform: loss near ln(vocab)
+    assert abs(out.loss.item() - math.log(len(tok))) < 0.5
+
+
+def test_sinusoidal_positions_formula():
+    pe = tg.sinusoidal_positions(10, 8)
+    assert pe.shape == (10, 8)
+    p, i = 7, 2
+    assert pe[p, 2 * i].item() == pytest.approx(math.sin(p / 10000 ** (2 * i / 8)), abs=1e-6)
+    assert pe[p, 2 * i + 1].item() == pytest.approx(math.cos(p / 10000 ** (2 * i / 8)), abs=1e-6)
+
+
+def test_attention_matches_sdpa_and_weights_are_causal(tok):
+    model = small_gpt(len(tok))
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 12, 16)
+    y, w = attn(x, return_weights=True)
+    assert w.shape == (2, 2, 12, 12)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 2, 12))
+    assert (w.triu(1) == 0).all()
+    q, k, v = attn.qkv(x).split(16, dim=2)
+    q, k, v = (t.view(2, 12, 2, 8).transpose(1, 2) for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 12, 16)
+    assert torch.allclose(y, attn.proj(ref), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm", "gru"])
+def test_a_future_token_never_changes_a_past_output(tok, kind):
+    if kind == "gpt":
+        model = small_gpt(len(tok))
+    else:
+        torch.manual_seed(0)
+        model = tg.RNNLM(tg.RNNConfig(len(tok), 16, 2, kind, block_size=16)).eval()
+    x = torch.randint(len(tok), (1, 12))
+    for t in (0, 5, 11):
+        changed = x.clone()
+        changed[0, t] = (changed[0, t] + 1) % len(tok)
+        a, b = model(x).logits[0], model(changed).logits[0]
+        assert torch.allclose(a[:t], b[:t], atol=1e-6), f"position < {t} changed"
+        assert not torch.allclose(a[t], b[t]), "the changed position itself must change"
+
+
+def test_longer_than_block_size_is_refused(tok):
+    with pytest.raises(ValueError, match="block_size=16"):
+        small_gpt(len(tok))(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="n_head=3"):
+        tg.GPTConfig(n_embd=16, n_head=3)
+    with pytest.raises(ValueError, match="'rope'"):
+        tg.GPTConfig(pos="rope")
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_loss_decreases(tok, kind):
+    ids = tok.encode(TEXT)
+    if kind == "gpt":
+        model = small_gpt(len(tok))
+    else:
+        torch.manual_seed(0)
+        model = tg.RNNLM(tg.RNNConfig(len(tok), 32, 1, "lstm", block_size=16))
+    before = tg.estimate_loss(model, ids, 16, n_windows=16)
+    hist = tg.train(model, ids, ids, steps=60, batch_size=16, lr=1e-2, eval_every=30, eval_windows=16,
+                    progress=False, tokenizer=tok, sample_len=10)
+    assert hist.step == [30, 60] and len(hist.val_loss) == 2 and set(hist.samples) == {30, 60}
+    unigram = 2.75  # entropy of TEXT's character frequencies, in nats: below it, the model uses context
+    assert hist.val_loss[-1] < unigram < before, (before, hist.val_loss)
+    assert hist.train_loss[-1] < hist.train_loss[0]
+    assert hist.tokens_per_s > 0
+
+
+def test_rnn_like_matches_parameter_count(tok):
+    cfg = tg.GPTConfig(len(tok), 32, 2, 2, 32)
+    for cell in ("lstm", "gru"):
+        rcfg = tg.rnn_like(cfg, cell)
+        assert rcfg.cell == cell
+        n_gpt, n_rnn = tg.n_params(tg.TinyGPT(cfg)), tg.n_params(tg.RNNLM(rcfg))
+        assert abs(n_rnn - n_gpt) / n_gpt < 0.05, (n_gpt, n_rnn)
+
+
+def test_flops_per_token_arithmetic():
+    assert tg.flops_per_token(1000, 2, 8, 16) == 6 * 1000 + 12 * 2 * 8 * 16
+    assert tg.flops_per_token(1000, 2, 8, 16, training=False) == pytest.approx((6000 + 3072) / 3)
+
+
+def test_perplexity_adapter_equals_the_model_loss(tok):
+    lm = tg.CharLM(small_gpt(len(tok)), tok)
+    text = TEXT[:16]  # 16 characters: one window, 15 predictions
+    ids = tok.encode(text)[None]
+    loss = lm.model(ids[:, :-1], ids[:, 1:]).loss.item()
+    assert perplexity(lm, text, window=16, progress=False) == pytest.approx(math.exp(loss), rel=1e-5)
+    assert perplexity(lm, TEXT[:200], window=16, progress=False) > 1
+
+
+def test_generate_is_reproducible_and_greedy_is_argmax(tok):
+    model = small_gpt(len(tok))
+    a = tg.sample(model, tok, "to be", 20, seed=3)
+    assert a == tg.sample(model, tok, "to be", 20, seed=3) and a.startswith("to be") and len(a) == 25
+    idx = tok.encode("to be")[None]
+    out = tg.generate(model, idx, 1, temperature=0)
+    assert out[0, -1].item() == model(idx).logits[0, -1].argmax().item()
+
+
+@pytest.mark.parametrize("kind", ["gpt", "rnn"])
+def test_checkpoint_round_trip(tmp_path, tok, kind):
+    model = small_gpt(len(tok), pos="learned") if kind == "gpt" else tg.RNNLM(tg.RNNConfig(len(tok), 16, 1, "gru"))
+    path = tg.save(model, tok, tmp_path / "ckpt.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]  # no temp file left behind
+    lm = tg.load(path)
+    assert lm.tokenizer.chars == tok.chars and lm.model.config == model.config
+    x = torch.randint(len(tok), (2, 9))
+    assert torch.equal(lm.model(x).logits, model.eval()(x).logits)
+    assert lm.model.head.weight is lm.model.tok_emb.weight  # still tied after loading
+
+
+def test_load_refuses_missing_and_foreign_files(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        tg.load(tmp_path / "nope.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="not a lmkit.tinygpt checkpoint"):
+        tg.load(tmp_path / "other.safetensors")
