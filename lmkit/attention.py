@@ -48,13 +48,9 @@ def _ids(lm, text: str, max_tokens: int | None) -> torch.Tensor:
 
 
 def token_labels(lm, ids) -> list[str]:
-    """One readable label per token id: the decoded text, with newlines and tabs made visible (notebook 03)."""
+    """One readable label per token id: the decoded text, whitespace-only tokens made visible (notebook 03)."""
     ids = torch.as_tensor(ids).flatten().tolist()
-    labels = []
-    for i in ids:
-        s = lm.tokenizer.decode([i])
-        labels.append(s.replace("\n", "\\n").replace("\t", "\\t") or "∅")
-    return labels
+    return [_visible(lm.tokenizer.decode([i])) for i in ids]
 
 
 def _layers(model):
@@ -391,6 +387,13 @@ def logit_lens(lm, text: str, *, max_tokens: int = MAX_TOKENS) -> LogitLens:
 
 
 # ----------------------------------------------------------------------------------------------- plots
+def _visible(token: str) -> str:
+    """A token's text as a plot label: whitespace-only tokens shown by their escape (e.g. '\\n', '␣')."""
+    if token.strip():
+        return token.replace("\n", "\\n").replace("\t", "\\t")
+    return token.replace(" ", "␣").replace("\n", "\\n").replace("\t", "\\t") or "∅"
+
+
 def _as_np(x) -> np.ndarray:
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=float)
 
@@ -577,7 +580,7 @@ def plot_logit_lens(lens: LogitLens, ax=None, *, rows=None, title: str | None = 
     im = ax.imshow(p, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for r, row in enumerate(rows):
         for c in range(t):
-            ax.text(c, r, lens.top_tokens[row][c].replace("\n", "\\n")[:10], ha="center", va="center",
+            ax.text(c, r, _visible(lens.top_tokens[row][c])[:10], ha="center", va="center",
                     fontsize=7, color="white" if p[r, c] > 0.6 else "black")
     ax.set_xticks(range(t), [f"{tok}\n→" for tok in lens.tokens], fontsize=8)
     ax.set_yticks(range(len(rows)), [lens.row_labels[r] for r in rows], fontsize=7)
@@ -651,6 +654,8 @@ class Explorer:
                             f"(max_tokens={self.max_tokens}).")
                     ids = ids[:self.max_tokens]
                 tokens, att = _attentions_of_ids(self.lm, ids[None])
+                if len(self._cache) >= 8:  # keep the 8 latest texts (a 64-token text takes 4.4 MB)
+                    self._cache.pop(next(iter(self._cache)))
                 self._cache[text] = (tokens, att, note)
                 self.n_computed += 1
             self.tokens, self.att, note = self._cache[text]
