@@ -138,3 +138,23 @@ def test_neural_nll_with_context_equals_a_stride_one_window(tiny_lm):
     # with a context as long as the text it is the ordinary full-context NLL
     torch.testing.assert_close(neural_nll_with_context(tiny_lm, ids, 64), metrics.token_nll(tiny_lm, ids),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_on_the_real_tokenizer_and_corpus(real_lm):
+    from lmkit import data
+
+    V = len(real_lm.tokenizer)
+    train = real_lm.encode(data.read_work("sonnets"))[0].cpu().numpy()
+    held = real_lm.encode(data.corpus("validation", max_chars=3000))[0].cpu().numpy()
+    models = {n: NGramLM(n, vocab_size=V).fit(train) for n in (1, 3)}
+    for m in models.values():
+        p = m.probs(held[:10])
+        assert p.shape == (V,) == (real_lm.model.config.vocab_size,)
+        assert p.sum() == pytest.approx(1.0, abs=1e-9) and p.min() > 0
+    # context helps even on a small corpus, and both are far better than uniform
+    assert 1 < models[3].perplexity(held) < models[1].perplexity(held) < V / 10
+    # the batched short-context NLL of the real model matches the sliding-window definition
+    few = held[:12]
+    torch.testing.assert_close(neural_nll_with_context(real_lm, few, 3),
+                               metrics.token_nll(real_lm, few, window=4, stride=1), rtol=1e-4, atol=1e-4)
