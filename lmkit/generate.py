@@ -169,6 +169,9 @@ def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
     or a list of ``{"role", "content"}`` messages) goes through the tokenizer's chat template, ending with the
     assistant's turn header.
     """
+    warned = getattr(lm.tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):  # the context check below replaces the tokenizer's multi-line length warning
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     if chat:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt or [])
         if (not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)

@@ -65,7 +65,7 @@ def alternatives_png(step, title: str = "") -> bytes:
     ax.bar([i + 0.2 for i in x], [a.prob for a in alts], width=0.4, color="#4C72B0", label="after processors")
     chosen = [i for i, a in enumerate(alts) if a.id == step.id]
     for i in chosen:
-        ax.axvspan(i - 0.45, i + 0.45, color="#F2C14E", alpha=0.3, label="chosen")
+        ax.axvspan(i - 0.45, i + 0.45, color="#F2C14E", alpha=0.35, label="chosen", zorder=0)
     ax.set_xticks(list(x), [repr(a.text) for a in alts], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("probability")
     ax.set_xlabel("candidate next token")
@@ -199,7 +199,7 @@ class Playground(_Streaming):
         self.seed = W.IntText(0, description="seed", style={"description_width": "140px"},
                               layout=W.Layout(width="240px"))
         self.color_by = W.ToggleButtons(options=["raw", "processed"], value="raw", description="colour by",
-                                        style={"button_width": "80px"})
+                                        style={"button_width": "95px"})
         self.generate_button = W.Button(description="Generate", button_style="primary", icon="play")
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.output = W.Output(layout=W.Layout(border="1px solid #ddd", padding="6px", min_height="60px"))
