@@ -1,0 +1,269 @@
+"""Shrinking a model: quantization, pruning and knowledge distillation, each measured (notebook 08).
+
+- Dynamic int8 quantization: ``lmkit.profile.quantize_int8`` (notebook 05), reused here on a copy.
+- Weight-only low-bit quantization, written by hand in pure torch: each group of ``group_size`` weights of a row is
+  stored as ``bits``-bit integers with a float16 scale and offset, ``w ≈ q·s + m``; 4-bit codes are packed two per
+  byte. The layer dequantizes on the fly, so it saves memory and disk, not time (a fused low-bit kernel would).
+- Unstructured magnitude pruning: the smallest ``|w|`` of each linear layer set to zero.
+- Knowledge distillation: a shallow copy of the model (a few of its layers) learns from the teacher's soft targets.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from lmkit.profile import quantize_int8, weight_bytes
+
+
+def _decoder_linears(model: nn.Module, skip: tuple[str, ...] = ("lm_head",)):
+    """(name, module) of every ``nn.Linear`` whose name contains none of ``skip``."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and not any(s in n for s in skip)]
+
+
+def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+# ----------------------------------------------------------------------------------------------- int8 (dynamic)
+def dynamic_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` in dynamic int8: int8 weights, activations quantized per
+    call, int8 matmuls (notebook 08; the function itself is ``lmkit.profile.quantize_int8``, notebook 05)."""
+    return quantize_int8(copy.deepcopy(model))
+
+
+# ----------------------------------------------------------------------------------------------- weight-only low-bit
+class QuantLinear(nn.Module):
+    """A linear layer whose weight is stored in ``bits`` bits per value, by groups along the input (notebook 08).
+
+    For each row and each group of ``group_size`` inputs: ``s = (max - min) / (2^bits - 1)``, ``m = min``,
+    ``q = round((w - m) / s)``; so ``w ≈ q·s + m`` with an error of at most ``s/2``. Forward dequantizes the
+    whole weight and calls ``F.linear``: memory shrinks, arithmetic stays float32.
+    """
+
+    def __init__(self, linear: nn.Linear, bits: int = 4, group_size: int = 64):
+        super().__init__()
+        if bits not in (2, 4, 8):
+            raise ValueError(f"bits={bits} is not supported: use 8, 4 or 2")
+        out_f, in_f = linear.weight.shape
+        if group_size < 2 or in_f % group_size:
+            raise ValueError(f"group_size={group_size} must divide in_features={in_f}: try 32, 64 or 128")
+        self.in_features, self.out_features, self.bits, self.group_size = in_f, out_f, bits, group_size
+        w = linear.weight.detach().float().reshape(out_f, in_f // group_size, group_size)
+        # offset and scale are rounded to float16 first, and the codes computed from the rounded values, so that
+        # the error stays within half a step
+        lo, hi = w.amin(-1, keepdim=True).half().float(), w.amax(-1, keepdim=True)
+        scale = ((hi - lo) / (2**bits - 1)).clamp_min(1e-6).half().float()
+        q = torch.round((w - lo) / scale).clamp_(0, 2**bits - 1).to(torch.uint8).reshape(out_f, in_f)
+        self.register_buffer("qweight", self._pack(q, bits))
+        self.register_buffer("scale", scale.squeeze(-1).half())
+        self.register_buffer("offset", lo.squeeze(-1).half())
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    @staticmethod
+    def _pack(q: torch.Tensor, bits: int) -> torch.Tensor:
+        per_byte = 8 // bits
+        q = q.reshape(q.shape[0], -1, per_byte)
+        packed = torch.zeros(q.shape[:2], dtype=torch.uint8)
+        for i in range(per_byte):
+            packed |= q[..., i] << (bits * i)
+        return packed
+
+    def codes(self) -> torch.Tensor:
+        """The integer codes q, unpacked: uint8 [out, in]."""
+        per_byte, mask = 8 // self.bits, 2**self.bits - 1
+        parts = [(self.qweight >> (self.bits * i)) & mask for i in range(per_byte)]
+        return torch.stack(parts, -1).reshape(self.out_features, self.in_features)
+
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight that this layer computes with: ``q·s + m`` per group."""
+        q = self.codes().float().reshape(self.out_features, -1, self.group_size)
+        return (q * self.scale.float()[..., None] + self.offset.float()[..., None]).reshape(
+            self.out_features, self.in_features)
+
+    def forward(self, x):
+        return F.linear(x, self.dequantize().to(x.dtype), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, bits={self.bits}, group_size={self.group_size}"
+
+
+def quantize_weights(model: nn.Module, bits: int = 4, group_size: int = 64,
+                     skip: tuple[str, ...] = ("lm_head",)) -> nn.Module:
+    """A copy of ``model`` with each ``nn.Linear`` (except names containing ``skip``) a :class:`QuantLinear`.
+
+    The tied output head is skipped by default: it is the embedding table, which stays float32 for the lookup
+    (notebook 08).
+    """
+    model = copy.deepcopy(model)
+    for name, lin in _decoder_linears(model, skip):
+        _set_module(model, name, QuantLinear(lin, bits, group_size))
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- pruning
+def prune_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ("lm_head",)) -> float:
+    """Zero the ``sparsity`` fraction of smallest-|w| weights in each linear layer, in place (notebook 08).
+
+    Each layer loses the same fraction (layer-wise magnitude pruning). Pruning to a higher sparsity after a lower one
+    gives the same weights as pruning the original directly. Returns the sparsity reached (see :func:`sparsity`).
+    """
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity={sparsity} must be in [0, 1): e.g. 0.5 zeroes half of each layer's weights")
+    with torch.no_grad():
+        for _, lin in _decoder_linears(model, skip):
+            w = lin.weight
+            k = int(round(sparsity * w.numel()))
+            if k == 0:
+                continue
+            order = w.abs().flatten().argsort()  # ties broken by position, so exactly k weights go
+            w.view(-1)[order[:k]] = 0.0
+    return sparsity_of(model, skip)
+
+
+def sparsity_of(model: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> float:
+    """Fraction of exact zeros among the weights of the linear layers (notebook 08)."""
+    zeros = total = 0
+    for _, lin in _decoder_linears(model, skip):
+        zeros += (lin.weight == 0).sum().item()
+        total += lin.weight.numel()
+    return zeros / max(1, total)
+
+
+# ----------------------------------------------------------------------------------------------- distillation
+def shallow_copy(model: nn.Module, layers: list[int]) -> nn.Module:
+    """A student made of the teacher's embedding, final norm, head and the decoder ``layers`` listed (notebook 08).
+
+    Works for Llama-style models (``model.model.layers``). Weights are copied, not shared.
+    """
+    n = model.config.num_hidden_layers
+    if not layers or any(not 0 <= i < n for i in layers):
+        raise ValueError(f"layers={layers} must be a non-empty list of indices in 0..{n - 1}")
+    cfg = copy.deepcopy(model.config)
+    cfg.num_hidden_layers = len(layers)
+    if getattr(cfg, "layer_types", None):
+        cfg.layer_types = [cfg.layer_types[i] for i in layers]
+    student = type(model)(cfg)
+    student.model.embed_tokens.load_state_dict(model.model.embed_tokens.state_dict())
+    student.model.norm.load_state_dict(model.model.norm.state_dict())
+    for new, old in enumerate(layers):
+        student.model.layers[new].load_state_dict(model.model.layers[old].state_dict())
+    student.tie_weights()
+    student.generation_config = copy.deepcopy(model.generation_config)
+    return student.to(next(model.parameters()).device).eval()
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor,
+                 alpha: float = 0.5, temperature: float = 2.0) -> torch.Tensor:
+    """``alpha·T²·KL(p_teacher,T ‖ p_student,T) + (1-alpha)·CE(student, labels)`` per token (notebook 08).
+
+    Hinton et al. (2015): the teacher's distribution softened by ``T`` carries more than the one right answer
+    (which other tokens were plausible); ``T²`` keeps the gradient scale of the soft term independent of ``T``.
+    ``alpha=0`` is training on the data alone. Logits [B, T, V] predict ``labels`` [B, T] (already shifted).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha={alpha} must be in [0, 1]: the weight of the teacher's soft targets")
+    ce = F.cross_entropy(student_logits.flatten(0, 1).float(), labels.flatten())
+    if alpha == 0.0:
+        return ce
+    if teacher_logits is None:
+        raise ValueError(f"alpha={alpha} needs teacher_logits: pass the teacher's logits or use alpha=0")
+    s = F.log_softmax(student_logits.flatten(0, 1).float() / temperature, -1)
+    t = F.log_softmax(teacher_logits.flatten(0, 1).float() / temperature, -1)
+    kl = F.kl_div(s, t, log_target=True, reduction="batchmean")
+    return alpha * temperature**2 * kl + (1 - alpha) * ce
+
+
+def token_batches(ids: torch.Tensor, seq_len: int, batch_size: int, steps: int, seed: int = 0):
+    """``steps`` batches of random windows [B, seq_len + 1] of a 1-D id tensor, the same for the same seed."""
+    gen = torch.Generator().manual_seed(seed)
+    if ids.numel() <= seq_len + 1:
+        raise ValueError(f"{ids.numel()} tokens are too few for seq_len={seq_len}: pass more text")
+    offsets = torch.arange(seq_len + 1)
+    for _ in range(steps):
+        start = torch.randint(ids.numel() - seq_len - 1, (batch_size,), generator=gen)
+        yield ids[start[:, None] + offsets]
+
+
+def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *, steps: int, seq_len: int = 128,
+            batch_size: int = 4, lr: float = 5e-4, alpha: float = 0.5, temperature: float = 2.0,
+            train_embeddings: bool = False, seed: int = 0, progress: bool = True, desc: str = "distill") -> list:
+    """Train ``student`` on windows of ``ids`` with :func:`distill_loss`; returns the loss of each step (notebook 08).
+
+    ``alpha=0`` trains on the data alone (the teacher is not run). The same ``seed`` gives the same batches, so two
+    calls with different ``alpha`` spend exactly the same budget. The (tied) embedding is frozen unless
+    ``train_embeddings``: it holds a third of a shallow student's parameters and is already good.
+    """
+    student.train()
+    emb = student.get_input_embeddings().weight
+    emb.requires_grad_(train_embeddings)
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
+    losses = []
+    for batch in tqdm(token_batches(ids, seq_len, batch_size, steps, seed), total=steps, desc=desc,
+                      disable=not progress):
+        x, y = batch[:, :-1], batch[:, 1:]
+        teacher_logits = None
+        if alpha > 0:
+            with torch.inference_mode():
+                teacher_logits = teacher(x).logits
+            teacher_logits = teacher_logits.clone()  # out of inference mode, usable in autograd
+        loss = distill_loss(student(x).logits, teacher_logits, y, alpha, temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    emb.requires_grad_(True)
+    student.eval()
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------- measuring
+def disk_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict serialized (tied tensors once, packed int8/low-bit weights as stored).
+
+    Zeros from pruning still take their 4 bytes: a dense file does not shrink with unstructured sparsity.
+    """
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+
+def memory_bytes(model: nn.Module) -> int:
+    """Bytes held by the weights in memory: parameters, buffers (the low-bit codes) and packed int8 weights."""
+    seen, total = set(), weight_bytes(model)
+    seen.update(p.data_ptr() for p in model.parameters())
+    for b in model.buffers():
+        if b.data_ptr() not in seen and b.numel() and not b.dtype == torch.bool:
+            seen.add(b.data_ptr())
+            total += b.numel() * b.element_size()
+    return total
+
+
+def with_model(lm, model: nn.Module):
+    """The ``lmkit.LM`` ``lm`` with another model (same tokenizer and device), e.g. for ``metrics.perplexity``."""
+    return dataclasses.replace(lm, model=model)
+
+
+def size_mb(model: nn.Module) -> dict[str, float]:
+    """``{"disk MB": ..., "memory MB": ...}`` of ``model`` (notebook 08)."""
+    return {"disk MB": disk_bytes(model) / 1e6, "memory MB": memory_bytes(model) / 1e6}
+
+
+def bits_per_weight(bits: int, group_size: int) -> float:
+    """Storage per weight of :class:`QuantLinear`: the code plus a float16 scale and offset per group."""
+    return bits + 2 * 16 / group_size
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """``‖a - b‖ / ‖b‖``, the error of an approximation ``a`` of ``b``."""
+    return (torch.linalg.vector_norm((a - b).float()) / torch.linalg.vector_norm(b.float())).item()

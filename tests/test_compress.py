@@ -1,0 +1,150 @@
+"""Compression of notebook 08 on the tiny random Llama: int8, low-bit weights, pruning, distillation, sizes."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import make_model
+from lmkit import compress as cp
+from lmkit.metrics import perplexity
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one CPU thread is faster than several, and spares a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def model():
+    return make_model(64, hidden_size=64, intermediate_size=128)
+
+
+def ids_for(seed=0, n=24):
+    return torch.randint(4, 64, (1, n), generator=torch.Generator().manual_seed(seed))
+
+
+def test_dynamic_int8_output_is_close_to_fp32_and_smaller(model):
+    q = cp.dynamic_int8(model)
+    x = ids_for()
+    with torch.no_grad():
+        ref, out = model(x).logits, q(x).logits
+    assert cp.relative_error(out, ref) < 0.05
+    assert (out.argmax(-1) == ref.argmax(-1)).float().mean() > 0.9
+    assert isinstance(model.model.layers[0].mlp.up_proj, torch.nn.Linear)  # the original is untouched
+    assert cp.memory_bytes(q) < cp.memory_bytes(model)
+    assert cp.disk_bytes(q) < cp.disk_bytes(model)
+
+
+@pytest.mark.parametrize("bits,tol", [(8, 0.01), (4, 0.15)])
+def test_weight_only_quantization_is_close_and_error_bounded(model, bits, tol):
+    lin = model.model.layers[0].mlp.up_proj
+    ql = cp.QuantLinear(lin, bits=bits, group_size=32)
+    w, wq = lin.weight.detach(), ql.dequantize()
+    step = ql.scale.float().repeat_interleave(32, dim=1)
+    assert ((w - wq).abs() <= step / 2 + 1e-6).all()  # rounding error at most half a step
+    assert ql.codes().max() <= 2**bits - 1
+    assert ql.qweight.numel() == w.numel() * bits // 8  # packed: 4-bit codes two per byte
+    q = cp.quantize_weights(model, bits=bits, group_size=32)
+    x = ids_for()
+    with torch.no_grad():
+        assert cp.relative_error(q(x).logits, model(x).logits) < tol
+    assert isinstance(q.model.layers[1].self_attn.q_proj, cp.QuantLinear)
+    assert isinstance(q.lm_head, torch.nn.Linear)  # the tied head is skipped
+    assert cp.memory_bytes(q) < cp.memory_bytes(model)
+
+
+def test_four_bits_are_worse_than_eight(model):
+    lin = model.model.layers[0].mlp.down_proj
+    errs = {b: cp.relative_error(cp.QuantLinear(lin, b, 32).dequantize(), lin.weight) for b in (8, 4, 2)}
+    assert errs[8] < errs[4] < errs[2]
+
+
+def test_bad_quantization_settings_are_refused(model):
+    lin = model.model.layers[0].mlp.up_proj
+    with pytest.raises(ValueError, match="bits=3"):
+        cp.QuantLinear(lin, bits=3)
+    with pytest.raises(ValueError, match="group_size=48"):
+        cp.QuantLinear(lin, bits=4, group_size=48)
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.9])
+def test_pruning_reaches_the_asked_sparsity_on_each_layer(model, target):
+    head = model.lm_head.weight.detach().clone()
+    reached = cp.prune_magnitude(model, target)
+    assert reached == pytest.approx(target, abs=1e-3)
+    for _, lin in cp._decoder_linears(model):
+        assert (lin.weight == 0).float().mean().item() == pytest.approx(target, abs=1e-3)
+    assert torch.equal(model.lm_head.weight, head)  # the tied embedding/head is left alone
+
+
+def test_pruning_removes_the_smallest_weights_and_nests(model):
+    w0 = model.model.layers[0].mlp.up_proj.weight.detach().clone()
+    cp.prune_magnitude(model, 0.5)
+    w = model.model.layers[0].mlp.up_proj.weight.detach()
+    assert w0.abs()[w == 0].max() <= w0.abs()[w != 0].min()
+    direct = make_model(64, hidden_size=64, intermediate_size=128)
+    cp.prune_magnitude(direct, 0.7)
+    cp.prune_magnitude(model, 0.7)  # 0.5 then 0.7 == 0.7 directly
+    assert torch.equal(model.model.layers[1].self_attn.o_proj.weight, direct.model.layers[1].self_attn.o_proj.weight)
+    with pytest.raises(ValueError, match="sparsity=1.0"):
+        cp.prune_magnitude(model, 1.0)
+
+
+def test_shallow_copy_keeps_the_chosen_layers(model):
+    student = cp.shallow_copy(model, [1])
+    assert student.config.num_hidden_layers == 1 and model.config.num_hidden_layers == 2
+    assert torch.equal(student.model.layers[0].mlp.up_proj.weight, model.model.layers[1].mlp.up_proj.weight)
+    assert student.lm_head.weight.data_ptr() == student.model.embed_tokens.weight.data_ptr()
+    assert student.model.embed_tokens.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
+    out = student.generate(ids_for(n=5), max_new_tokens=3, do_sample=False)  # the KV cache works with 1 layer
+    assert out.shape == (1, 8)
+    with pytest.raises(ValueError, match="layers=\\[5\\]"):
+        cp.shallow_copy(model, [5])
+
+
+def test_distill_loss_parts():
+    s, t = torch.randn(2, 5, 11), torch.randn(2, 5, 11)
+    y = torch.randint(11, (2, 5))
+    ce = torch.nn.functional.cross_entropy(s.flatten(0, 1), y.flatten())
+    assert cp.distill_loss(s, None, y, alpha=0.0) == pytest.approx(ce.item())
+    assert cp.distill_loss(t, t, y, alpha=1.0).item() == pytest.approx(0.0, abs=1e-6)  # KL(p‖p) = 0
+    assert cp.distill_loss(s, t, y, alpha=1.0).item() > 0
+    with pytest.raises(ValueError, match="needs teacher_logits"):
+        cp.distill_loss(s, None, y, alpha=0.5)
+
+
+def test_distillation_moves_the_student_towards_the_teacher(model):
+    teacher = model
+    ids = torch.randint(4, 64, (2000,), generator=torch.Generator().manual_seed(1))
+    x = ids_for(seed=5, n=32)
+
+    def kl_to_teacher(student):
+        with torch.no_grad():
+            t, s = teacher(x).logits.log_softmax(-1), student(x).logits.log_softmax(-1)
+        return torch.nn.functional.kl_div(s[0], t[0], log_target=True, reduction="batchmean").item()
+
+    student = cp.shallow_copy(teacher, [0])
+    before = kl_to_teacher(student)
+    losses = cp.distill(student, teacher, ids, steps=30, seq_len=16, batch_size=4, lr=3e-3, alpha=1.0,
+                        temperature=1.0, progress=False)
+    assert len(losses) == 30 and losses[-1] < losses[0]
+    assert kl_to_teacher(student) < 0.75 * before
+    assert student.model.embed_tokens.weight.requires_grad  # unfrozen again afterwards
+
+
+def test_with_model_plugs_into_perplexity(tiny_lm):
+    q = cp.dynamic_int8(tiny_lm.model)
+    lm_q = cp.with_model(tiny_lm, q)
+    assert lm_q.tokenizer is tiny_lm.tokenizer and lm_q.model is q
+    text = "the cat sat on the mat and the dog ran to the house ."
+    p, pq = perplexity(tiny_lm, text, progress=False), perplexity(lm_q, text, progress=False)
+    assert pq == pytest.approx(p, rel=0.05)
+
+
+def test_bits_per_weight():
+    assert cp.bits_per_weight(4, 64) == 4.5
+    assert cp.bits_per_weight(8, 32) == 9.0
