@@ -7,6 +7,7 @@ Chromium is Debian's /usr/bin/chromium driven by playwright; `playwright install
 from __future__ import annotations
 
 import json
+import re
 import os
 import secrets
 import shutil
@@ -62,7 +63,7 @@ def lab(tmp_path_factory):
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root / 'notebooks'}",
-           "--ServerApp.open_browser=False", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"]
+           "--ServerApp.open_browser=False", "--LabApp.news_url=", f"--LabApp.workspaces_dir={root / 'workspaces'}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(root / "settings"), LMKIT_QUICK="1", HF_HUB_OFFLINE="1",
@@ -114,32 +115,44 @@ def page(browser):
 
 def open_notebook(page, lab, name: str):
     base, token, _ = lab
-    page.goto(f"{base}/lab/tree/{name}?token={token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.goto(f"{base}/lab/tree/{name}?reset&token={token}")  # reset: no tabs restored from an earlier test
+    page.wait_for_selector(".jp-Notebook .jp-Cell", state="attached", timeout=60_000)
     select = page.locator(".jp-Dialog button:has-text('Select')")
     try:  # older settings may still ask which kernel to start
         select.click(timeout=3_000)
     except Exception:  # noqa: BLE001 - no dialog: the kernel started on its own
         pass
-    page.wait_for_selector(".jp-StatusBar-Widget :text-matches('\\| Idle')", timeout=60_000)
+    try:
+        page.wait_for_selector(".jp-StatusBar-Widget :text-matches('\\| Idle')", timeout=90_000)
+    except Exception:
+        shot(page, f"failed_open_{name.split('.')[0]}")
+        raise
+
+
+CURRENT_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
 def run_all(page, timeout_s: float = 600) -> None:
-    """Run > Run All Cells, then wait until no cell is queued or running and the kernel is idle."""
-    page.click("text=Run", timeout=10_000)
-    page.click("li:has-text('Run All Cells')", timeout=10_000)
+    """Run > Run All Cells, then wait until every code cell of the notebook on screen has an execution number."""
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
+    prompts_js = """(sel) => [...document.querySelectorAll(sel)].map(c =>
+        c.querySelector('.jp-InputArea-prompt').textContent + ' ' +
+        c.querySelector('.jp-InputArea-editor').textContent.slice(0, 80))"""
+    cells = f"{CURRENT_NOTEBOOK} .jp-CodeCell"
     deadline = time.time() + timeout_s
-    while time.time() < deadline:  # done when every code cell shows an execution number, e.g. "[12]:"
-        pending = page.evaluate("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
-            .filter(p => !/\\[\\d+\\]/.test(p.textContent)).length""")
-        if pending == 0:
+    while time.time() < deadline:
+        prompts = page.evaluate(prompts_js, cells)
+        if prompts and all(re.match(r"\[\d+\]", p) for p in prompts):
             return
         page.wait_for_timeout(500)
-    raise TimeoutError(f"cells still running after {timeout_s} s")
+    stuck = next((p for p in prompts if not re.match(r"\[\d+\]", p)), "")
+    shot(page, "failed_run_all")
+    raise TimeoutError(f"cells still running after {timeout_s} s; first unfinished: {stuck!r}")
 
 
 def errors_on_page(page) -> list[str]:
-    return page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    return page.evaluate("""() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
         .map(e => e.textContent).filter(t => t.includes('Error') || t.includes('Traceback'))""")
 
 
@@ -148,3 +161,14 @@ def shot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+def set_slider(container, label: str, value) -> None:
+    """Type ``value`` into the editable readout of the ipywidgets slider labelled ``label``, as a person would."""
+    slider = container.locator(".widget-slider", has=container.page.locator(f".widget-label:text-is('{label}')"))
+    readout = slider.locator(".widget-readout").first
+    readout.click()
+    container.page.keyboard.press("Control+A")
+    container.page.keyboard.type(str(value))
+    container.page.keyboard.press("Enter")
+    container.page.wait_for_timeout(300)

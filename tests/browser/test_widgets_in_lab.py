@@ -1,0 +1,58 @@
+"""The workbook's widgets in a real JupyterLab: the generation playground (04) and the attention explorer (03)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import ROOT, errors_on_page, open_notebook, run_all, set_slider, shot
+
+
+def _need(name: str) -> None:
+    if not (ROOT / "notebooks" / name).exists():
+        pytest.fail(f"notebooks/{name} is missing")
+
+
+def test_playground_streams_coloured_tokens(lab, page):
+    _need("04_generation.ipynb")
+    open_notebook(page, lab, "04_generation.ipynb")
+    run_all(page)
+    assert errors_on_page(page) == []
+    pg = page.locator(".jp-OutputArea-output", has=page.locator("button:has-text('Generate')")).first
+    pg.scroll_into_view_if_needed()
+    set_slider(pg, "max_new_tokens", 12)
+    assert pg.locator(".widget-slider", has=page.locator(".widget-label:text-is('max_new_tokens')")) \
+        .locator(".widget-readout").first.inner_text().strip() == "12"
+    pg.locator("button:has-text('Generate')").click()
+    deadline = time.time() + 180
+    while time.time() < deadline:  # the status line ends with why generation stopped
+        status = pg.inner_text()
+        if "tokens/s" in status and ("max_new_tokens reached" in status or "end of sequence" in status):
+            break
+        page.wait_for_timeout(300)
+    else:
+        raise AssertionError(f"generation did not finish: {pg.inner_text()[:500]}")
+    coloured = pg.locator(".widget-output span[style*='background']")
+    assert 1 <= coloured.count() <= 12 + 5  # one span per generated token (the prompt may be plain text)
+    colours = {coloured.nth(i).get_attribute("style") for i in range(coloured.count())}
+    assert len(colours) >= 2, "tokens should be coloured by their probability"
+    assert shot(page, "04_playground").stat().st_size > 10_000
+
+
+def test_attention_explorer_redraws_when_a_slider_moves(lab, page):
+    _need("03_attention.ipynb")
+    open_notebook(page, lab, "03_attention.ipynb")
+    run_all(page)
+    assert errors_on_page(page) == []
+    ex = page.locator(".jp-OutputArea-output", has=page.locator(".widget-label:text-is('query')")).first
+    ex.scroll_into_view_if_needed()
+    image = ex.locator("img").first
+    image.wait_for(timeout=30_000)
+    before = image.get_attribute("src")
+    shot(page, "03_explorer_before")
+    set_slider(ex, "layer", 5)
+    deadline = time.time() + 30
+    while time.time() < deadline and ex.locator("img").first.get_attribute("src") == before:
+        page.wait_for_timeout(200)
+    assert ex.locator("img").first.get_attribute("src") != before, "the map did not change after moving the layer"
+    assert shot(page, "03_explorer_after").stat().st_size > 10_000
