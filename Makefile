@@ -29,7 +29,7 @@ html/_static/.fetched: tools/html_book.py
 	$(BIN)/python tools/html_book.py --fetch-only && touch $@
 
 test: setup html/_static/.fetched ## unit tests + every notebook under nbval, in quick mode (one thread per worker)
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 \
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 --junitxml=test-results.xml \
 	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
 	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
 
