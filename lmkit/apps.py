@@ -12,6 +12,7 @@ The data sets live in ``data/apps/`` (see its README): written for this project,
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
 import string
@@ -65,26 +66,37 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False).input_ids
 
 
-def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, seqs))
-    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in seqs])
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-    return ids, mask
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """Length of the longest run of ids that every sequence starts with."""
+    n = min(map(len, seqs))
+    for i in range(n):
+        if any(s[i] != seqs[0][i] for s in seqs):
+            return i
+    return n
 
 
 @torch.no_grad()
-def _batch_logits(lm, seqs: list[list[int]], keep: int) -> torch.Tensor:
-    """Log-softmax of the last ``keep`` positions of each (left-padded) sequence, ``[B, keep, vocab]``.
+def _rows_logprobs(lm, prefix_cache, n_prefix: int, seqs: list[list[int]], keep: list[int]) -> torch.Tensor:
+    """Log-softmax at positions ``keep`` of each row, ``[B, len(keep), vocab]``; rows continue a cached prefix.
 
-    With left padding the positions must come from the mask, or every padded row would be rotated (RoPE) as if
-    its first real token sat at position ``pad``; with them, a batch gives the same numbers as one row at a time.
+    Rows are padded on the right: with a causal mask a real token never sees the padding after it, and positions
+    are simply ``n_prefix + 0, 1, 2, ...`` for every row (with left padding they would have to be shifted per row).
+    The prefix's keys and values are computed once and copied for each batch (the KV cache of notebook 05).
     """
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    ids, mask = _left_pad(seqs, pad)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                      position_ids=positions.to(lm.device), logits_to_keep=keep).logits
-    return F.log_softmax(logits[:, -keep:].float(), dim=-1).cpu()
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=lm.device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=lm.device)
+    positions = torch.arange(n_prefix, n_prefix + width, device=lm.device).expand(len(seqs), width)
+    kwargs = {"use_cache": False}
+    if n_prefix:
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(len(seqs))
+        kwargs = {"past_key_values": cache, "use_cache": True}
+        mask = torch.cat([torch.ones(len(seqs), n_prefix, dtype=mask.dtype, device=lm.device), mask], dim=1)
+    logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                      logits_to_keep=torch.tensor(keep, device=lm.device), **kwargs).logits  # the head only where needed
+    return F.log_softmax(logits.float(), dim=-1).cpu()
 
 
 def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, batch_size: int = 8,
@@ -94,7 +106,8 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
     Context and continuation are tokenized separately and joined as ids, so each label is scored as the same
     tokens whatever precedes it. When every continuation is one token, one forward pass per context gives all of
     them (the next-token distribution at the last position); otherwise each (context, continuation) pair is a row
-    and the log-probabilities of its last tokens are added up (notebook 09).
+    and the log-probabilities of its last tokens are added up. The ids that all contexts share at the start (an
+    instruction, few-shot examples, a system prompt) go through the model once (notebook 09).
     """
     if isinstance(contexts, str) or isinstance(continuations, str):
         raise ValueError("contexts and continuations must be lists of strings: wrap a single string in [...]")
@@ -111,30 +124,37 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
     for c, ids in zip(continuations, cont_ids):
         if not ids:
             raise ValueError(f"continuation {c!r} has no tokens: use a non-empty label word")
-    out = torch.empty(len(contexts), len(continuations))
+    # every row keeps at least its last context token: the logits there predict the first label token
+    n_prefix = min(_common_prefix(ctx_ids), min(map(len, ctx_ids)) - 1)
+    prefix_cache = None
+    if n_prefix:
+        with torch.no_grad():
+            prefix_cache = lm.model(torch.tensor([ctx_ids[0][:n_prefix]], device=lm.device),
+                                    use_cache=True).past_key_values
     single = all(len(ids) == 1 for ids in cont_ids)
     if single:
         firsts = torch.tensor([ids[0] for ids in cont_ids])
-        rows = [(i, ctx) for i, ctx in enumerate(ctx_ids)]
+        rows = [((i, None), ctx[n_prefix:]) for i, ctx in enumerate(ctx_ids)]
     else:
-        rows = [((i, j), ctx + cont) for i, ctx in enumerate(ctx_ids) for j, cont in enumerate(cont_ids)]
-    # longest first so that padding is small inside a batch
-    rows.sort(key=lambda r: -len(r[1]))
+        rows = [((i, j), ctx[n_prefix:] + cont) for i, ctx in enumerate(ctx_ids) for j, cont in enumerate(cont_ids)]
+    rows.sort(key=lambda r: -len(r[1]))  # similar lengths together: little padding inside a batch
+    out = torch.empty(len(contexts), len(continuations))
     starts = range(0, len(rows), batch_size)
     for start in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 2, leave=False):
         batch = rows[start:start + batch_size]
-        if single:
-            logp = _batch_logits(lm, [seq for _, seq in batch], 1)[:, 0]
-            for (i, _), row in zip(batch, logp):
-                out[i] = row[firsts]
-        else:
-            keep = max(len(cont_ids[j]) for (_, j), _ in batch) + 1
-            logp = _batch_logits(lm, [seq for _, seq in batch], keep)
-            for ((i, j), _), row in zip(batch, logp):
-                cont = torch.tensor(cont_ids[j])
-                m = len(cont)
-                # position -(m+1) predicts the first continuation token, -2 the last one
-                out[i, j] = row[keep - m - 1:keep - 1].gather(1, cont[:, None]).sum()
+        # the logits at position t predict token t + 1: for a row of length L ending with an m-token continuation,
+        # positions L-m-1 .. L-2 predict it (m = 0 in the single-token case: only position L-1 is needed)
+        spans = [range(len(seq) - 1, len(seq)) if single else range(len(seq) - len(cont_ids[j]) - 1, len(seq) - 1)
+                 for (_, j), seq in batch]
+        keep = sorted(set().union(*spans))
+        column = {pos: c for c, pos in enumerate(keep)}
+        logp = _rows_logprobs(lm, prefix_cache, n_prefix, [seq for _, seq in batch], keep)
+        for ((i, j), _), span, row in zip(batch, spans, logp):
+            cols = [column[pos] for pos in span]
+            if single:
+                out[i] = row[cols[0], firsts]
+            else:
+                out[i, j] = row[cols].gather(1, torch.tensor(cont_ids[j])[:, None]).sum()
     return out
 
 

@@ -95,6 +95,16 @@ def test_batching_and_padding_do_not_change_scores(tiny_lm):
     torch.testing.assert_close(batched, one, atol=1e-5, rtol=1e-5)
 
 
+def test_a_shared_prefix_is_computed_once_and_gives_the_same_scores(tiny_lm):
+    shared = "the big red dog ran to the house . she saw it and the cat sat on the mat . "
+    contexts = [shared + t for t in ("it was", "he ate a", "two three four five")]
+    for conts in ([" old", " new"], [" old cat", " new"]):
+        got = apps.continuation_logprobs(tiny_lm, contexts, conts, batch_size=2, progress=False)
+        want = torch.tensor([[_manual_logprob(tiny_lm, c, k) for k in conts] for c in contexts])
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert apps._common_prefix([tiny_lm.encode(c)[0].tolist() for c in contexts]) == len(tiny_lm.encode(shared)[0])
+
+
 def test_scoring_rejects_bad_input(tiny_lm):
     with pytest.raises(ValueError, match="lists of strings"):
         apps.continuation_logprobs(tiny_lm, "the cat", [" sat"])
