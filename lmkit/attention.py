@@ -611,6 +611,7 @@ class Explorer:
         self.tokens: list[str] = []
         self.att: torch.Tensor | None = None
         self._cache: dict[str, tuple[list[str], torch.Tensor, str]] = {}
+        self._frames: dict = {}  # (text's tensor id, view) -> (figure, animated artists, background)
         self.text = w.Text(value=text, description="text", continuous_update=False,
                            layout=w.Layout(width="95%"), placeholder="type a text and press Enter")
         self.layer = w.IntSlider(0, min=0, max=cfg.num_hidden_layers - 1, description="layer",
@@ -688,8 +689,11 @@ class Explorer:
         from matplotlib.figure import Figure
 
         key = (id(self.att), self.view.value)
-        if getattr(self, "_fig_key", None) == key:
+        if key in self._frames:
+            self._fig, self._animated, self._background = self._frames[key]
             return self._fig
+        if self._frames and next(iter(self._frames))[0] != key[0]:
+            self._frames.clear()  # a new text: the old frames are stale
         t = len(self.tokens)
         if self.view.value == "heatmap":
             size = min(9.0, max(4.5, 0.16 * t + 2.5))
@@ -707,7 +711,8 @@ class Explorer:
             artist.set_animated(True)
         canvas.draw()
         self._background = canvas.copy_from_bbox(fig.bbox)
-        self._fig, self._fig_key = fig, key
+        self._fig = fig
+        self._frames[key] = (fig, self._animated, self._background)
         return fig
 
     def render(self) -> bytes:
@@ -751,7 +756,10 @@ class Explorer:
         for artist in extra:
             artist.remove()
         buf = io.BytesIO()
-        PILImage.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
+        rgba = fig.canvas.buffer_rgba()
+        size = (int(fig.bbox.width), int(fig.bbox.height))
+        PILImage.frombuffer("RGBA", size, rgba, "raw", "RGBA", 0, 1).convert("RGB").save(buf, format="png",
+                                                                                         compress_level=1)
         return buf.getvalue()
 
     def redraw(self) -> None:

@@ -237,6 +237,10 @@ def test_explorer_draws_what_the_controls_select(tiny_lm):
     assert len(set(images.values())) == 4
     ex.head.value = 1
     assert _png(ex) == images[1]
+    ex.view.value = "head view"
+    assert _png(ex) != images[1]
+    ex.view.value = "heatmap"  # the frame drawn earlier is reused: the same pixels come back
+    assert _png(ex) == images[1]
 
 
 def test_explorer_new_text_computes_once_and_resets_token(tiny_lm):
