@@ -253,9 +253,13 @@ def test_qa_run_scores_each_reply(tiny_lm, retriever):
 # ----------------------------------------------------------------------------------------------- the real model
 @pytest.mark.integration
 def test_real_model_reads_sentiment_from_clear_reviews(real_lm):
-    prompt = apps.standard_prompts()["few-shot"]
     texts = ["This is the best day of my life, I love it!", "Awful, broken and useless. I hate it."]
-    assert apps.classify(real_lm, prompt, texts, progress=False) == ["positive", "negative"]
+    for name, prompt in apps.standard_prompts().items():
+        p = apps.label_scores(real_lm, prompt, texts, progress=False).softmax(-1)
+        assert p[1, 1] > p[0, 1] and p[0, 0] > p[1, 0], name  # negative more likely for the negative review
+    # raw, the few-shot prompt's lean towards "positive" wins even here; calibrated, both are right
+    assert apps.classify(real_lm, apps.standard_prompts()["few-shot"], texts, calibrate=True,
+                         progress=False) == ["positive", "negative"]
 
 
 @pytest.mark.integration
