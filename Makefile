@@ -34,7 +34,7 @@ test: setup html/_static/.fetched ## unit tests + every notebook under nbval, in
 	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
 
 unit: setup       ## unit tests only
-	HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 tests $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests $(PYTEST_ARGS)
 
 book: setup       ## execute every notebook in full mode, in place, so the committed copies show real outputs
 	for nb in $(NOTEBOOKS); do \
