@@ -29,12 +29,12 @@ html/_static/.fetched: tools/html_book.py
 	$(BIN)/python tools/html_book.py --fetch-only && touch $@
 
 test: setup html/_static/.fetched ## unit tests + every notebook under nbval, in quick mode (one thread per worker)
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 --junitxml=test-results.xml \
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 LMKIT_STRICT_EXERCISES=1 $(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 --junitxml=test-results.xml \
 	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
 	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
 
 unit: setup       ## unit tests only
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 LMKIT_STRICT_EXERCISES=1 $(BIN)/python -m pytest -n 2 --dist loadfile tests $(PYTEST_ARGS)
 
 book: setup       ## execute every notebook in full mode, in place, so the committed copies show real outputs
 	for nb in $(NOTEBOOKS); do \

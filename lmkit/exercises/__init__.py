@@ -3,12 +3,16 @@
 A solution cell (tagged ``solution``) computes ``answer`` and ends with ``lmkit.exercises.check("00.1", answer, ...)``.
 ``make student`` replaces everything above that last line with ``answer = ...``, so a learner writes their own code
 and runs the same check. Checkers recompute what they need from the objects passed in (the model, say), so that no
-expected value is written down here or in the notebook.
+expected value is written down here or in the notebook. The checkers of notebook NN live in ``exNN.py``.
+
+With ``LMKIT_STRICT_EXERCISES=1`` (``make test`` sets it) a wrong answer raises instead, so that CI fails when a
+solution cell stops passing its own check.
 """
 from __future__ import annotations
 
 import html
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,44 +69,18 @@ def check(key: str, answer: Any, **context) -> Result:
     try:
         ok = bool(ex.checker(answer, **context))
     except Exception as exc:  # noqa: BLE001 - a learner's malformed answer is feedback, not a traceback
-        return Result(key, False, f"could not check this answer ({type(exc).__name__}: {exc}). Hint: {ex.hint}")
-    return Result(key, ok, "well done." if ok else f"Hint: {ex.hint}")
+        ok, hint = False, f"could not check this answer ({type(exc).__name__}: {exc}). Hint: {ex.hint}"
+    else:
+        hint = f"Hint: {ex.hint}"
+    result = Result(key, ok, "well done." if ok else hint)
+    if not ok and os.environ.get("LMKIT_STRICT_EXERCISES") == "1":
+        raise AssertionError(repr(result))
+    return result
 
 
 def _close(a: float, b: float, rel: float = 1e-3, abs_: float = 1e-6) -> bool:
     return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=abs_)
 
 
-# ------------------------------------------------------------------------------------------- notebook 00
-@exercise("00.1", hint="softmax the logits at the LAST position of 'The capital of France is', then read the entry "
-                       "of the token id of ' Paris' (one token: lm.tokenizer.encode(' Paris', add_special_tokens=False)).")
-def _p_paris(answer, *, lm):
-    import torch
-
-    ids = lm.encode("The capital of France is")
-    with torch.inference_mode():
-        probs = torch.softmax(lm.model(ids).logits[0, -1].float(), -1)
-    (tid,) = lm.tokenizer.encode(" Paris", add_special_tokens=False)
-    return _close(answer, probs[tid].item())
-
-
-def _n_params(cfg, layers: int, scale: int) -> int:
-    d, V, dh = cfg.hidden_size * scale, cfg.vocab_size, cfg.head_dim
-    h, kv, ff = cfg.num_attention_heads * scale, cfg.num_key_value_heads * scale, cfg.intermediate_size * scale
-    attn = d * h * dh + 2 * d * kv * dh + h * dh * d
-    return V * d + layers * (attn + 3 * d * ff) + (2 * layers + 1) * d
-
-
-@exercise("00.2", hint="answer with a pair (parameters with 2x layers, parameters with 2x width); reuse the four "
-                       "formulas of section 2 and scale d, the number of heads and d_ff together.")
-def _twice(answer, *, lm):
-    cfg = lm.model.config
-    two_layers, two_width = answer
-    return int(two_layers) == _n_params(cfg, 2 * cfg.num_hidden_layers, 1) and \
-        int(two_width) == _n_params(cfg, cfg.num_hidden_layers, 2)
-
-
-@exercise("00.3", hint="answer with the temperature (0.2 or 1.5) that gives MORE distinct samples; look at the "
-                       "entropy of each distribution in the plot above.")
-def _which_temperature(answer):
-    return float(answer) == 1.5
+# The checkers register themselves on import, one module per notebook.
+from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09  # noqa: E402,F401
