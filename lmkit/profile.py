@@ -2,7 +2,8 @@
 
 - Correct timing: warm-up, repeats, median and spread, GPU synchronisation (:func:`time_fn`), and several
   configurations timed round-robin so that a shared machine's load hits them alike (:func:`interleave`).
-- Peak memory: resident memory sampled while a call runs on the CPU, ``max_memory_allocated`` on a GPU.
+- Peak memory: the kernel's peak-RSS counter on Linux (reset, then read), a sampling thread elsewhere,
+  ``max_memory_allocated`` on a GPU.
 - Generation timed per token: time to first token (prefill), decode tokens/s, p50/p90 per-token latency.
 - The machine's two ceilings, measured: memory bandwidth (a large copy) and matmul throughput (per dtype).
 - From them, the decode and prefill bounds, the roofline plot, and each configuration's share of its bound.
@@ -149,16 +150,70 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+_STATUS = "/proc/self/status"
+_CLEAR_REFS = "/proc/self/clear_refs"
+
+
+def _status_bytes(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (e.g. ``VmHWM``, the peak resident memory) in bytes, or None."""
+    try:
+        with open(_STATUS) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS: write "5" to /proc/self/clear_refs (Linux)."""
+    try:
+        with open(_CLEAR_REFS, "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+_HWM_OK: bool | None = None
+
+
+def hwm_supported() -> bool:
+    """True when this kernel lets a process reset and read its own peak RSS (Linux ≥ 4.0, /proc mounted)."""
+    global _HWM_OK
+    if _HWM_OK is None:
+        _HWM_OK = _status_bytes("VmHWM") is not None and _reset_hwm()
+    return _HWM_OK
+
+
+_ACTIVE: list["PeakMemory"] = []  # open VmHWM blocks: a reset by an inner block must not lose an outer peak
+
+
 class PeakMemory:
     """Context manager: the peak memory while its block runs (notebook 05).
 
-    On a GPU: ``torch.cuda.max_memory_allocated`` (reset on entry). On the CPU: the process's resident memory,
-    sampled every ``interval`` seconds by a thread (allocations shorter than that can be missed). ``peak`` is the
-    highest value seen, ``start`` the value on entry, ``delta = peak - start`` what the block added.
+    - GPU: ``torch.cuda.max_memory_allocated`` (reset on entry).
+    - CPU on Linux (``method="hwm"``): the kernel's own peak-RSS counter. Entry resets it (``"5"`` written to
+      /proc/self/clear_refs), exit reads ``VmHWM`` from /proc/self/status: every page the process touched counts,
+      however briefly, with no thread and no sampling. Nested blocks work: a reset first hands the peak reached
+      so far to every open block.
+    - CPU elsewhere (``method="sample"``): the resident memory sampled every ``interval`` seconds by a thread;
+      an allocation shorter than that can be missed.
+
+    ``peak`` is the highest value, ``start`` the value on entry, ``delta = peak - start`` what the block added.
+    ``method`` is "cuda", "hwm" or "sample"; pass ``method="sample"`` to force the portable sampler.
     """
 
-    def __init__(self, device=None, interval: float = 0.002):
+    def __init__(self, device=None, interval: float = 0.002, method: str | None = None):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if method not in (None, "sample", "hwm", "cuda"):
+            raise ValueError(f"method={method!r} is unknown: use None (automatic), 'hwm', 'sample' or 'cuda'")
+        if method is None:
+            method = "cuda" if self.device.type == "cuda" else "hwm" if hwm_supported() else "sample"
+        if method == "hwm" and not hwm_supported():
+            raise ValueError("method='hwm' needs Linux's /proc/self/clear_refs: use method='sample' here")
+        self.method = method
         self.interval = interval
         self.start = self.peak = 0
         self._stop = threading.Event()
@@ -173,20 +228,32 @@ class PeakMemory:
             self.peak = max(self.peak, rss_bytes())
 
     def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
+        if self.method == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.start = self.peak = torch.cuda.memory_allocated(self.device)
+        elif self.method == "hwm":
+            hwm = _status_bytes("VmHWM") or 0
+            for outer in _ACTIVE:
+                outer.peak = max(outer.peak, hwm)
+            _reset_hwm()
+            self.start = self.peak = _status_bytes("VmRSS") or rss_bytes()
+            _ACTIVE.append(self)
         else:
             self.start = self.peak = rss_bytes()
+            self._stop.clear()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
+        if self.method == "cuda":
             torch.cuda.synchronize(self.device)
             self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device))
+        elif self.method == "hwm":
+            self.peak = max(self.peak, _status_bytes("VmHWM") or 0)
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)
         else:
             self._stop.set()
             self._thread.join()
