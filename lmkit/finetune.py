@@ -1,7 +1,8 @@
 """Fine-tuning a causal LM, full or LoRA, on Accelerate, with checkpoints that resume exactly (notebook 06).
 
 - Data: a supervised JSONL file (one ``{"prompt": ..., "completion": ...}`` object per line; the loss is on the
-  completion only) or plain text cut into blocks (domain adaptation, e.g. ``"shakespeare:train"``).
+  completion only), the project's date set (``"dates:train"``), or plain text cut into blocks (domain adaptation,
+  e.g. ``"shakespeare:train"``).
 - ``train(config)``: the training loop, written out by hand on :class:`accelerate.Accelerator` so the same code runs on
   a CPU, on one GPU in mixed precision and on many GPUs with ``accelerate launch -m lmkit.finetune --config c.json``.
   Gradient accumulation, warm-up then cosine decay, gradient clipping, validation every ``eval_every`` steps, a tqdm
@@ -34,10 +35,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lmkit.data import DataError
+from lmkit.data import DataError, data_file
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "finetune"
-"""The project's supervised date-normalisation data set (see ``data/finetune/README.md``)."""
+DATASET = "finetune"
+"""The folder of the project's date-normalisation data set under ``data/`` (see ``data/finetune/README.md``)."""
+DATE_SPLITS = ("train", "validation", "test")
 
 IGNORE = -100
 """Label value that the loss skips (prompt tokens and padding)."""
@@ -57,8 +59,8 @@ class TrainConfig:
 
     model: str | None = None                 # None: the bundled SmolLM2-135M-Instruct; or a folder / hub id
     method: str = "lora"                     # "lora" or "full"
-    train_data: object = str(DATA_DIR / "train.jsonl")      # .jsonl, .txt, "shakespeare:train|validation|<work>"
-    val_data: object = str(DATA_DIR / "validation.jsonl")   # or a list of {"prompt", "completion"} dicts
+    train_data: object = "dates:train"       # "dates:<split>", .jsonl/.txt path, "shakespeare:train|validation|<work>"
+    val_data: object = "dates:validation"    # or a list of {"prompt", "completion"} dicts
     max_train_examples: int | None = None
     max_val_examples: int | None = None
     block_size: int = 128                    # tokens per example for plain text
@@ -186,7 +188,8 @@ def encode_text(tokenizer, text: str, block_size: int = 128) -> list[dict]:
 
 def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 256,
                   limit: int | None = None) -> list[dict]:
-    """Encoded examples from a .jsonl/.txt path, ``"shakespeare:<split or work>"`` or a list of records (notebook 06).
+    """Encoded examples from a .jsonl/.txt path, ``"dates:<split>"``, ``"shakespeare:<split or work>"`` or a list of
+    records (notebook 06).
 
     Every line is checked before anything is returned, so bad data fails before training starts.
     """
@@ -197,6 +200,9 @@ def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 2
                                                     for k in ("prompt", "completion")):
                 raise DataError(f"record {i}: {row!r:.60} needs non-empty 'prompt' and 'completion' strings")
         examples = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in records[:limit]]
+    elif isinstance(spec, str) and spec.startswith("dates:"):
+        rows = load_split(spec.split(":", 1)[1])
+        examples = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in rows[:limit]]
     elif isinstance(spec, str) and spec.startswith("shakespeare:"):
         from lmkit import data
 
@@ -214,7 +220,7 @@ def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 2
         if not examples:
             raise DataError(f"{path}: the file is empty (fewer than 2 tokens); give it some text")
     else:
-        raise DataError(f"data {spec!r:.80}: pass a .jsonl or .txt path, 'shakespeare:train', "
+        raise DataError(f"data {spec!r:.80}: pass a .jsonl or .txt path, 'dates:train', 'shakespeare:train', "
                         "'shakespeare:validation', 'shakespeare:<work>', or a list of prompt/completion dicts")
     if limit is not None:
         examples = examples[:limit]
@@ -828,10 +834,13 @@ def answer(lm, prompts: list[str], *, max_new_tokens: int = 16, batch_size: int 
 
 
 def load_split(split: str, limit: int | None = None) -> list[dict]:
-    """A split of the project's date data set: ``'train'``, ``'validation'`` or ``'test'`` (notebook 06)."""
-    if split not in {"train", "validation", "test"}:
-        raise ValueError(f"split={split!r}: use 'train', 'validation' or 'test'")
-    return read_jsonl(DATA_DIR / f"{split}.jsonl")[:limit]
+    """A split of the project's date data set: ``'train'``, ``'validation'`` or ``'test'`` (notebook 06).
+
+    Read from the checkout's ``data/finetune/``, or downloaded once into the lmkit cache (:func:`lmkit.data.data_file`).
+    """
+    if split not in DATE_SPLITS:
+        raise DataError(f"split={split!r}: use 'train', 'validation' or 'test'")
+    return read_jsonl(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
 
 
 # ----------------------------------------------------------------------------------------------- command line

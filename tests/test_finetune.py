@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,66 @@ def test_the_project_data_set_is_sound():
     train_formats = {r["format"] for r in splits["train"]}
     assert not train_formats & {r["format"] for r in splits["test"]}  # test formats are never seen in training
     assert not {r["sentence"] for r in splits["train"]} & {r["sentence"] for r in splits["test"]} - {"{date}"}
+
+
+def test_date_splits_as_a_data_spec(tiny_lm):
+    rows = ft.load_split("validation")
+    ex = ft.load_examples("dates:validation", tiny_lm.tokenizer, limit=3)
+    assert ex == [ft.encode_example(tiny_lm.tokenizer, r["prompt"], r["completion"]) for r in rows[:3]]
+    with pytest.raises(DataError, match="split='dev'"):
+        ft.load_examples("dates:dev", tiny_lm.tokenizer)
+
+
+def test_date_splits_without_a_checkout_offline(monkeypatch, tmp_path):
+    """Installed with pip (no data/ next to the package) and offline: one line naming the file and the fix."""
+    from lmkit import data
+
+    monkeypatch.setattr(data, "DATA_ROOT", tmp_path / "data")
+    monkeypatch.setenv("LMKIT_CACHE", str(tmp_path / "cache"))
+
+    def offline(url, timeout=None):
+        raise data.urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match=r"^data file 'finetune/test\.jsonl' is not in this checkout.*git clone"):
+        ft.load_split("test")
+
+
+# ----------------------------------------------------------------------------------------------- exercises
+def test_exercise_lora_parameter_count(tiny_lm, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+
+    from lmkit import exercises
+    from lmkit.exercises import ex06
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    fresh = lmkit.load(tiny_lm.model.name_or_path, device="cpu", dtype="float32").model
+    for r, targets in ((4, ("q_proj", "v_proj")), (8, ft.LORA_TARGETS)):
+        with warnings.catch_warnings():  # peft calls a transformers method that transformers 5 renamed
+            warnings.simplefilter("ignore", FutureWarning)
+            peft_model = get_peft_model(fresh, LoraConfig(r=r, target_modules=list(targets)))
+        want = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        assert ex06.lora_parameters(tiny_lm.model.config, r, targets) == want  # the formula agrees with peft
+        fresh = peft_model.unload()
+        if r == 4:
+            assert exercises.check("06.1", want, lm=tiny_lm)
+            assert not exercises.check("06.1", want + 1, lm=tiny_lm)
+            assert not exercises.check("06.1", 2 * want, lm=tiny_lm)  # r=8 instead of r=4
+
+
+def test_exercise_masked_fraction(tiny_lm, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    tok = tiny_lm.tokenizer
+    batch = ft.collate([ft.encode_example(tok, r["prompt"], r["completion"]) for r in RECORDS], tok.pad_token_id)
+    right = (batch["labels"] == ft.IGNORE).float().mean().item()
+    assert 0 < right < 1
+    assert exercises.check("06.2", right, tokenizer=tok, rows=RECORDS)
+    assert not exercises.check("06.2", 1 - right, tokenizer=tok, rows=RECORDS)  # the fraction that carries loss
+    prompt_only = sum(lab.count(ft.IGNORE) for lab in (ft.encode_example(tok, r["prompt"], r["completion"])["labels"]
+                                                         for r in RECORDS)) / batch["labels"].numel()
+    assert not exercises.check("06.2", prompt_only, tokenizer=tok, rows=RECORDS)  # padding forgotten
 
 
 # ----------------------------------------------------------------------------------------------- training
