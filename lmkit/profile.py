@@ -741,6 +741,78 @@ def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_n
     return df
 
 
+class LeanDecoder:
+    """A greedy decode loop with nothing but the model in it: the fastest pure-torch path here (notebook 05).
+
+    ``model.generate`` runs logits processors, stopping criteria, a streamer and cache bookkeeping at every step;
+    this loop runs one forward pass per token (``logits_to_keep=1``: only the last position goes through the
+    output head), an argmax, and nothing else. With ``static=True`` the KV cache is a
+    ``transformers.StaticCache`` allocated once for ``max_len`` tokens and written in place (no concatenation), so
+    every decode step has the same shapes (``max_len=None``: sized to each call, prompt + new tokens, so that
+attention reads no empty slots): that is what lets ``compile=True`` (``torch.compile`` of the decode
+    step only; the prefill stays eager) build one graph and reuse it. ``freeze=True`` also sets inductor's
+    ``freezing``, which folds the weights into the graph as constants and pre-packs them for the CPU kernels.
+
+    ``decoder(input_ids, n)`` returns a :class:`GenerationStats` whose tokens equal greedy ``model.generate``'s.
+    ``compile_s`` is the time of the first call after building (compilation included), 0 without compile.
+    """
+
+    def __init__(self, lm_or_model, *, static: bool = True, compile: bool = False, freeze: bool = False,
+                 max_len: int | None = None):
+        from transformers import DynamicCache, StaticCache
+
+        self.model = _as_model(lm_or_model)
+        self.static, self.max_len, self.compile_s = static, max_len, 0.0
+        self.device = next(self.model.parameters()).device
+        config = self.model.config
+        self._new_cache = ((lambda n: StaticCache(config=config, max_cache_len=self.max_len or n)) if static
+                           else (lambda n: DynamicCache(config=config)))
+        self._forward = self.model.forward
+        if compile:
+            if not static:
+                raise ValueError("compile=True needs static=True: a growing cache changes shapes at every step")
+            if freeze:
+                import torch._inductor.config as inductor_config
+
+                inductor_config.freezing = True
+            self._forward = torch.compile(self.model.forward, dynamic=False, fullgraph=False)
+        self._compiled = compile
+
+    def _step(self, ids, cache, position):
+        return self._forward(input_ids=ids, past_key_values=cache, cache_position=position, use_cache=True,
+                             logits_to_keep=1).logits[:, -1].argmax(-1, keepdim=True)
+
+    def __call__(self, input_ids: torch.Tensor, max_new_tokens: int = 32) -> GenerationStats:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens}: generate at least 1 token")
+        if input_ids.dim() == 1:
+            input_ids = input_ids.unsqueeze(0)
+        input_ids = input_ids.to(self.device)
+        b, t = input_ids.shape
+        if self.static and self.max_len and t + max_new_tokens > self.max_len:
+            raise ValueError(f"prompt {t} + {max_new_tokens} new tokens exceed the static cache of {self.max_len}: "
+                             f"build LeanDecoder(..., max_len={t + max_new_tokens})")
+        first_call = self._compiled and not self.compile_s
+        with torch.inference_mode():
+            cache = self._new_cache(t + max_new_tokens)
+            start = time.perf_counter()
+            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                             cache_position=torch.arange(t, device=self.device))
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            sync(self.device)
+            stamps, tokens = [time.perf_counter() - start], [nxt]
+            position = torch.tensor([t], device=self.device)
+            for _ in range(max_new_tokens - 1):
+                nxt = self._step(nxt, cache, position)
+                position += 1
+                sync(self.device)
+                stamps.append(time.perf_counter() - start)
+                tokens.append(nxt)
+        if first_call:
+            self.compile_s = stamps[-1]
+        return GenerationStats(stamps, b, t, stamps[-1], 0, torch.cat(tokens, 1).tolist())
+
+
 def decode_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
     """Prefill ``input_ids`` once, then return a function that decodes ONE token after them (notebook 05).
 

@@ -293,3 +293,58 @@ def test_real_model_kv_and_weights(real_lm):
     with torch.inference_mode():
         cache = m(real_lm.encode("To be, or not to be"), use_cache=True).past_key_values
     assert P.cache_bytes(cache) == P.kv_cache_bytes(c, cache.get_seq_length())
+
+
+# ----------------------------------------------------------------------------------------------- lean decode loop
+@pytest.mark.parametrize("static", [True, False])
+def test_lean_decoder_matches_generate(tiny_lm, static):
+    ids = torch.tensor([[5, 6, 7, 8]])
+    ref = tiny_lm.model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=False)[:, 4:].tolist()
+    dec = P.LeanDecoder(tiny_lm, static=static)
+    s = dec(ids, 6)
+    assert s.tokens == ref and s.new_tokens == 6 and s.prompt_tokens == 4 and dec.compile_s == 0
+    assert s.decode_tok_s > 0 and all(b >= a for a, b in zip(s.stamps, s.stamps[1:]))
+    assert dec(ids, 6).tokens == ref  # a fresh cache every call
+
+
+def test_lean_decoder_rejects_bad_input(tiny_lm):
+    with pytest.raises(ValueError, match="max_new_tokens=0"):
+        P.LeanDecoder(tiny_lm)(torch.tensor([[5, 6]]), 0)
+    with pytest.raises(ValueError, match="exceed the static cache of 4"):
+        P.LeanDecoder(tiny_lm, max_len=4)(torch.tensor([[5, 6, 7]]), 3)
+    with pytest.raises(ValueError, match="compile=True needs static=True"):
+        P.LeanDecoder(tiny_lm, static=False, compile=True)
+
+
+# ----------------------------------------------------------------------------------------------- exercises
+def test_exercise_05_1_kv_bytes(tiny_lm, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    c = tiny_lm.model.config
+    right = P.kv_cache_bytes(c, 2048, batch=4, dtype=torch.bfloat16)
+    assert exercises.check("05.1", right, config=c)
+    assert not exercises.check("05.1", right * 2, config=c)  # fp32 values
+    assert not exercises.check("05.1", right * c.num_attention_heads // c.num_key_value_heads, config=c)  # no GQA
+
+
+def test_exercise_05_2_decode_bound(tiny_lm, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    m = tiny_lm.model
+    bf = P.decode_bound(20e9, m.to(torch.bfloat16), 256)
+    m.to(torch.float32)
+    assert exercises.check("05.2", bf, model=m, bandwidth=20e9)
+    assert not exercises.check("05.2", bf / 2, model=m, bandwidth=20e9)  # fp32 bytes
+    assert not exercises.check("05.2", 20e9 / (2 * P.weight_bytes(m)), model=m, bandwidth=20e9)
+
+
+def test_exercise_05_3_seven_b(monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    bw = 25e9
+    assert exercises.check("05.3", (bw / 28e9, bw / 14e9, bw / 3.5e9), bandwidth=bw)
+    assert not exercises.check("05.3", (bw / 28e9, bw / 14e9, bw / 7e9), bandwidth=bw)
+    assert not exercises.check("05.3", 1.0, bandwidth=bw)

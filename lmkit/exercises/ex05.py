@@ -1,4 +1,32 @@
 """Exercise checkers of notebook 05 (inference profiling)."""
 from __future__ import annotations
 
-from . import _close, exercise  # noqa: F401
+from . import _close, exercise
+
+
+def _kv_per_token_value(config) -> int:
+    """Values the KV cache stores per token: layers x 2 (K and V) x kv_heads x head_dim."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim
+
+
+@exercise("05.1", hint="layers x 2 (keys and values) x kv_heads x head_dim x tokens x batch x bytes per value; read "
+                       "the four sizes from `config` (num_key_value_heads, not num_attention_heads), and a bfloat16 "
+                       "value takes 2 bytes.")
+def _kv_bytes(answer, *, config, tokens: int = 2048, batch: int = 4):
+    return int(answer) == _kv_per_token_value(config) * tokens * batch * 2
+
+
+@exercise("05.2", hint="bandwidth / bytes read per token. The bytes: every parameter once in bfloat16 (2 bytes; the "
+                       "tied embedding is the output head, count it once) plus the bf16 KV cache of the context.")
+def _decode_bound(answer, *, model, bandwidth: float, context: int = 256):
+    unique = {p.data_ptr(): p.numel() for p in model.parameters()}
+    read = 2 * sum(unique.values()) + 2 * _kv_per_token_value(model.config) * context
+    return _close(answer, bandwidth / read, rel=1e-2)
+
+
+@exercise("05.3", hint="answer with three numbers (fp32, bf16, 4-bit): the measured bandwidth divided by 7e9 "
+                       "parameters times 4, 2 and 0.5 bytes each.")
+def _seven_b(answer, *, bandwidth: float):
+    fp32, bf16, q4 = answer
+    return all(_close(a, bandwidth / (7e9 * b), rel=1e-2) for a, b in zip((fp32, bf16, q4), (4, 2, 0.5)))
