@@ -285,3 +285,69 @@ def test_real_model_logit_lens_finds_paris(real_lm):
     assert lens.top_tokens[-1][-1] == " Paris"
     first = lens.first_layer(paris)
     assert first is not None and lens.rank(paris)[first + 1] == 0 and (lens.rank(paris)[:first + 1] > 0).all()
+
+
+# ----------------------------------------------------------------------------------------------- exercises 03.x
+@pytest.fixture
+def lenient(monkeypatch):
+    """Wrong answers below are on purpose: strict mode (make test) would turn them into errors."""
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+
+
+def test_exercise_one_weight_from_q_and_k(tiny_lm, lenient):
+    import math
+
+    from lmkit import exercises
+
+    tr = A.trace(tiny_lm, TEXT)
+    layer, head, query, key = 1, 3, 6, 2
+    s = A.attention_steps(tiny_lm, tr.inputs[layer], layer)
+    cfg = tiny_lm.model.config
+    kv = head // (cfg.num_attention_heads // cfg.num_key_value_heads)
+    dots = s.q_rot[head, query] @ s.k_rot[kv, : query + 1].T
+    scaled = (dots / math.sqrt(cfg.head_dim)).softmax(-1)[key].item()
+    raw = dots.softmax(-1)[key].item()
+    assert math.isclose(scaled, tr.attentions[layer, head, query, key].item(), rel_tol=1e-4)
+    kw = dict(lm=tiny_lm, text=TEXT, layer=layer, head=head, query_pos=query, key_pos=key)
+    assert exercises.check("03.1", (scaled, raw), **kw)
+    assert not exercises.check("03.1", (raw, scaled), **kw)
+    wrong_kv = (s.q_rot[head, query] @ s.k_rot[1 - kv, : query + 1].T / math.sqrt(cfg.head_dim)).softmax(-1)[key]
+    assert not exercises.check("03.1", (wrong_kv.item(), raw), **kw)           # the wrong key head (GQA)
+    unmasked = (s.q_rot[head, query] @ s.k_rot[kv].T / math.sqrt(cfg.head_dim)).softmax(-1)[key]
+    assert not exercises.check("03.1", (unmasked.item(), raw), **kw)           # the future left in
+
+
+def test_exercise_prev_score_on_another_text(tiny_lm, lenient):
+    from lmkit import exercises
+
+    text = "one two three four five"
+    stats = A.head_stats(A.attentions(tiny_lm, text)[1])
+    row = stats[(stats["layer"] == 1) & (stats["head"] == 2)].iloc[0]
+    kw = dict(lm=tiny_lm, layer=1, head=2, text=text)
+    assert exercises.check("03.2", row["prev"], **kw)
+    assert not exercises.check("03.2", row["first"], **kw)
+    other = stats[(stats["layer"] == 0) & (stats["head"] == 2)].iloc[0]
+    assert not exercises.check("03.2", other["prev"], **kw)
+
+
+def test_exercise_rollout_shares(tiny_lm, lenient):
+    from lmkit import exercises
+
+    _, att = A.attentions(tiny_lm, TEXT)
+    right = tuple(A.rollout(att, residual=r)[-1, -1, 0].item() for r in (0.0, 0.9))
+    assert exercises.check("03.3", right, lm=tiny_lm, text=TEXT)
+    assert not exercises.check("03.3", right[::-1], lm=tiny_lm, text=TEXT)
+    assert not exercises.check("03.3", (right[0], A.rollout(att)[-1, -1, 0].item()), lm=tiny_lm, text=TEXT)
+
+
+def test_exercise_logit_lens_first_layer_and_rank(tiny_lm, lenient):
+    from lmkit import exercises
+
+    prompt = "the cat sat on the"
+    lens = A.logit_lens(tiny_lm, prompt)
+    (mat,) = tiny_lm.tokenizer.encode(" mat", add_special_tokens=False)
+    kw = dict(lm=tiny_lm, prompt=prompt, word=" mat", after_layer=0)
+    right = (lens.first_layer(mat), int(lens.rank(mat)[1]))
+    assert exercises.check("03.4", right, **kw)
+    assert not exercises.check("03.4", (right[0], right[1] + 1), **kw)
+    assert not exercises.check("03.4", (right[0], int(lens.rank(mat)[0]) + 1000), **kw)

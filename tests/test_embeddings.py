@@ -298,3 +298,80 @@ def test_real_model_tokens_neighbours_and_rope(real_lm):
     cos_m, _ = real_lm.model.model.rotary_emb(torch.zeros(1), torch.arange(32)[None])
     torch.testing.assert_close(E.rope_cos_sin(range(32), cfg.head_dim, E.rope_base(cfg))[0], cos_m[0],
                                atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------- exercises 02.x
+@pytest.fixture
+def lenient(monkeypatch):
+    """Wrong answers below are on purpose: strict mode (make test) would turn them into errors."""
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+
+
+class _ByteTokenizer:
+    """A stand-in tokenizer: one id per 3 bytes of UTF-8, so that word lengths decide the token counts."""
+
+    def encode(self, text, add_special_tokens=False):
+        raw = text.encode("utf-8")
+        return list(range((len(raw) + 2) // 3))
+
+
+def test_exercise_long_english_and_single_token_chinese(lenient):
+    from types import SimpleNamespace
+
+    from lmkit import exercises
+
+    lm = SimpleNamespace(tokenizer=_ByteTokenizer())
+    assert exercises.check("02.1", (" incomprehensible", "的"), lm=lm)       # 18 bytes -> 6 tokens; 3 bytes -> 1
+    assert not exercises.check("02.1", ("cat", "的"), lm=lm)                 # 1 token: too short
+    assert not exercises.check("02.1", (" incomprehensible", "中国"), lm=lm)  # 2 tokens
+    assert not exercises.check("02.1", ("two words here", "的"), lm=lm)      # not one word
+    assert not exercises.check("02.1", (" incomprehensible", "abc"), lm=lm)  # not Chinese
+    assert not exercises.check("02.1", " incomprehensible", lm=lm)          # not a pair
+
+
+def test_exercise_tied_head_logit(tiny_lm, lenient):
+    from lmkit import exercises
+
+    W = E.embedding_matrix(tiny_lm).detach()
+    (mat,) = tiny_lm.tokenizer.encode(" mat", add_special_tokens=False)
+    x = torch.nn.functional.one_hot(torch.tensor(mat), num_classes=W.shape[0]).float()
+    with torch.no_grad():
+        h = tiny_lm.model(tiny_lm.encode("the cat sat on the"), output_hidden_states=True).hidden_states[-1][0, -1]
+        right = float(h @ (x @ W))
+    kw = dict(lm=tiny_lm, prompt="the cat sat on the", word=" mat")
+    assert exercises.check("02.2", right, **kw)
+    assert not exercises.check("02.2", right + 0.01, **kw)
+    (cat,) = tiny_lm.tokenizer.encode(" cat", add_special_tokens=False)
+    assert not exercises.check("02.2", float(h @ W[cat]), **kw)             # another token's logit
+
+
+def test_exercise_contextual_gap(tiny_lm, lenient):
+    from itertools import combinations, product
+
+    from lmkit import exercises
+
+    senses = {"one": ["the cat sat on the mat", "the cat ran to the house"],
+              "two": ["a big cat ate", "she saw the small red cat"]}
+    states = {t: E.hidden_states_of(tiny_lm, t)[1] for ts in senses.values() for t in ts}
+    vec = {t: h[:, E.word_span(tiny_lm, t, "cat")].mean(1) for t, h in states.items()}
+    c = E.mean_hidden_state(list(states.values()))
+    cos = lambda pairs: torch.stack([E.layer_cosine(vec[a], vec[b], c) for a, b in pairs]).mean(0)[-1]
+    same = [p for ts in senses.values() for p in combinations(ts, 2)]
+    gap = float(cos(same) - cos(list(product(*senses.values()))))
+    assert exercises.check("02.3", (senses, gap), lm=tiny_lm, word="cat")
+    assert not exercises.check("02.3", (senses, gap + 0.05), lm=tiny_lm, word="cat")
+    uncentred = float(E.layer_cosine(vec[senses["one"][0]], vec[senses["one"][1]])[-1])
+    assert not exercises.check("02.3", (senses, uncentred), lm=tiny_lm, word="cat")
+    assert not exercises.check("02.3", ({"one": senses["one"][:1], "two": senses["two"]}, gap), lm=tiny_lm,
+                               word="cat")                                # one sentence of a sense is not enough
+
+
+def test_exercise_rope_score_from_the_relative_position(lenient):
+    from lmkit import exercises
+
+    torch.manual_seed(0)
+    q, k = torch.randn(16), torch.randn(16)
+    relative = float(q @ E.apply_rope(k[None], [-2], 100.0)[0])
+    assert exercises.check("02.4", relative, q=q, k=k, theta=100.0)
+    assert not exercises.check("02.4", float(q @ E.apply_rope(k[None], [2], 100.0)[0]), q=q, k=k, theta=100.0)
+    assert not exercises.check("02.4", float(q @ k), q=q, k=k, theta=100.0)

@@ -158,3 +158,59 @@ def test_on_the_real_tokenizer_and_corpus(real_lm):
     few = held[:12]
     torch.testing.assert_close(neural_nll_with_context(real_lm, few, 3),
                                metrics.token_nll(real_lm, few, window=4, stride=1), rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------- exercises 01.x
+TRAIN = [[0, 1, 2, 0, 1, 3], [0, 1, 2, 3, 3]]
+HELD = [0, 1, 3, 0, 2, 2]
+
+
+def test_exercise_laplace_perplexity(monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    V = 4
+    counts = np.zeros((V, V))
+    for seq in TRAIN:                       # dense bigram counts, within each work
+        for a, b in zip(seq[:-1], seq[1:]):
+            counts[a, b] += 1
+    p = (counts + 1) / (counts.sum(1, keepdims=True) + V)
+    right = math.exp(-np.mean([math.log(p[a, b]) for a, b in zip(HELD[:-1], HELD[1:])]))
+    assert exercises.check("01.1", right, train=[np.array(s) for s in TRAIN], held=np.array(HELD), vocab_size=V)
+    kn = NGramLM(2, vocab_size=V).fit(TRAIN).perplexity(HELD)
+    assert not exercises.check("01.1", kn, train=TRAIN, held=HELD, vocab_size=V)
+    # one sequence made of the two works counts a bigram across the boundary: a different answer
+    joined = [np.concatenate([np.array(s) for s in TRAIN])]
+    assert not exercises.check("01.1", right, train=joined, held=HELD, vocab_size=V)
+
+
+def test_exercise_perplexity_against_training_data(monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    works = [np.array(s) for s in TRAIN] + [np.array([2, 0, 1, 2, 0, 1])]
+    right = {k: NGramLM(4, vocab_size=4).fit(works[:k]).perplexity(HELD) for k in (1, 2, 3)}
+    ctx = dict(train=works, held=HELD, vocab_size=4)
+    assert exercises.check("01.2", right, **ctx)
+    assert exercises.check("01.2", {1: right[1], 3: right[3]}, **ctx)
+    assert not exercises.check("01.2", {1: right[1], 2: right[2]}, **ctx)          # all the works are missing
+    assert not exercises.check("01.2", {1: right[3], 3: right[1]}, **ctx)          # swapped
+    assert not exercises.check("01.2", {k: NGramLM(3, vocab_size=4).fit(works[:k]).perplexity(HELD)
+                                        for k in (1, 3)}, **ctx)                   # a trigram, not a 4-gram
+
+
+def test_exercise_temperature_entropy(monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    m = NGramLM(3, vocab_size=4).fit(TRAIN)
+    p = m.probs([0, 1])
+
+    def entropy(t):
+        q = p ** (1 / t) / (p ** (1 / t)).sum()
+        return float(-(q * np.log2(q)).sum())
+
+    assert entropy(0.5) < entropy(1) < entropy(1.5)
+    assert exercises.check("01.3", (entropy(0.5), entropy(1.5)), model=m, prompt=[2, 0, 1])
+    assert not exercises.check("01.3", (entropy(1.5), entropy(0.5)), model=m, prompt=[2, 0, 1])
+    assert not exercises.check("01.3", (entropy(1), entropy(1)), model=m, prompt=[2, 0, 1])
