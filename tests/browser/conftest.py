@@ -172,3 +172,19 @@ def set_slider(container, label: str, value) -> None:
     container.page.keyboard.type(str(value))
     container.page.keyboard.press("Enter")
     container.page.wait_for_timeout(300)
+
+
+def run_notebook(page, lab, name: str) -> None:
+    """Open notebooks/``name``, run all its cells, and check that none printed an error."""
+    if not (ROOT / "notebooks" / name).exists():
+        pytest.fail(f"notebooks/{name} is missing")
+    open_notebook(page, lab, name)
+    run_all(page)
+    assert errors_on_page(page) == []
+
+
+def widget_output(page, marker: str):
+    """The output area of the widget that contains ``marker`` (a CSS selector), scrolled into view."""
+    area = page.locator(".jp-OutputArea-output", has=page.locator(marker)).first
+    area.scroll_into_view_if_needed()
+    return area

@@ -3,23 +3,14 @@ from __future__ import annotations
 
 import time
 
-import pytest
+from playwright.sync_api import expect
 
-from .conftest import ROOT, errors_on_page, open_notebook, run_all, set_slider, shot
-
-
-def _need(name: str) -> None:
-    if not (ROOT / "notebooks" / name).exists():
-        pytest.fail(f"notebooks/{name} is missing")
+from .conftest import run_notebook, set_slider, shot, widget_output
 
 
 def test_playground_streams_coloured_tokens(lab, page):
-    _need("04_generation.ipynb")
-    open_notebook(page, lab, "04_generation.ipynb")
-    run_all(page)
-    assert errors_on_page(page) == []
-    pg = page.locator(".jp-OutputArea-output", has=page.locator("button:has-text('Generate')")).first
-    pg.scroll_into_view_if_needed()
+    run_notebook(page, lab, "04_generation.ipynb")
+    pg = widget_output(page, "button:has-text('Generate')")
     set_slider(pg, "max_new_tokens", 12)
     assert pg.locator(".widget-slider", has=page.locator(".widget-label:text-is('max_new_tokens')")) \
         .locator(".widget-readout").first.inner_text().strip() == "12"
@@ -38,14 +29,24 @@ def test_playground_streams_coloured_tokens(lab, page):
     assert len(colours) >= 2, "tokens should be coloured by their probability"
     assert shot(page, "04_playground").stat().st_size > 10_000
 
+    # Stop: a long generation, stopped after a few tokens, ends early and says so.
+    set_slider(pg, "max_new_tokens", 256)
+    pg.locator("button:has-text('Generate')").click()
+    stop = pg.locator("button:has-text('Stop')")
+    expect(stop).to_be_enabled(timeout=30_000)
+    deadline = time.time() + 60
+    while time.time() < deadline and pg.locator(".widget-output span[style*='background']").count() < 3:
+        page.wait_for_timeout(200)
+    stop.click()
+    expect(pg.locator(":text('stopped')").first).to_be_visible(timeout=60_000)
+    n = pg.locator(".widget-output span[style*='background']").count()
+    assert 3 <= n < 256, f"{n} tokens after Stop"
+    shot(page, "04_playground_stopped")
+
 
 def test_attention_explorer_redraws_when_a_slider_moves(lab, page):
-    _need("03_attention.ipynb")
-    open_notebook(page, lab, "03_attention.ipynb")
-    run_all(page)
-    assert errors_on_page(page) == []
-    ex = page.locator(".jp-OutputArea-output", has=page.locator(".widget-label:text-is('query')")).first
-    ex.scroll_into_view_if_needed()
+    run_notebook(page, lab, "03_attention.ipynb")
+    ex = widget_output(page, ".widget-label:text-is('query')")
     image = ex.locator("img").first
     image.wait_for(timeout=30_000)
     before = image.get_attribute("src")
