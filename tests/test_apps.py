@@ -267,3 +267,31 @@ def test_real_model_answers_from_the_right_passage(real_lm):
     q = next(q for q in apps.qa_data() if q["id"] == "q14")
     df = apps.qa_run(real_lm, [q], mode="oracle", progress=False)
     assert bool(df["contains"].iloc[0]), df["reply"].iloc[0]
+
+
+# ----------------------------------------------------------------------------------------------- exercises 09.x
+def test_exercise_09_1_accuracy_by_hand(monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    y_true = ["positive", "negative", "neutral", "neutral", "positive"]
+    y_pred = ["positive", "neutral", "neutral", "positive", "positive"]
+    assert exercises.check("09.1", 3 / 5, y_true=y_true, y_pred=y_pred)
+    assert exercises.check("09.1", apps.evaluate(y_true, y_pred)["accuracy"], y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("09.1", 3, y_true=y_true, y_pred=y_pred)       # a count, not a share
+    assert not exercises.check("09.1", 2 / 5, y_true=y_true, y_pred=y_pred)   # the error rate
+
+
+def test_exercise_09_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    prompt = apps.SentimentPrompt("t", "{text} it was", labels={"positive": " big", "negative": " small",
+                                                                  "neutral": " old"})
+    text = "the cat sat on the mat"
+    s = apps.label_scores(tiny_lm, prompt, [text], progress=False)[0]
+    right = (s[0] - s[1]).item()
+    assert exercises.check("09.2", right, lm=tiny_lm, prompt=prompt, text=text)
+    assert not exercises.check("09.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
+    assert not exercises.check("09.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
+                               prompt=prompt, text=text)

@@ -148,3 +148,62 @@ def test_with_model_plugs_into_perplexity(tiny_lm):
 def test_bits_per_weight():
     assert cp.bits_per_weight(4, 64) == 4.5
     assert cp.bits_per_weight(8, 32) == 9.0
+
+
+def test_dynamic_int8_can_skip_layers_and_use_per_channel_scales(model):
+    q = cp.dynamic_int8(model, skip=("lm_head", "down_proj"), per_channel=True)
+    assert isinstance(q.lm_head, torch.nn.Linear) and isinstance(q.model.layers[0].mlp.down_proj, torch.nn.Linear)
+    up = q.model.layers[0].mlp.up_proj
+    w, _ = up._packed_params._weight_bias()
+    assert w.qscheme() in (torch.per_channel_symmetric, torch.per_channel_affine) and w.q_per_channel_scales().numel() == w.shape[0]
+    x = ids_for()
+    with torch.no_grad():
+        assert cp.relative_error(q(x).logits, model(x).logits) < 0.05
+
+
+def test_fake_quantization_isolates_weights_and_activations(model):
+    lin = model.model.layers[0].mlp.up_proj
+    x = torch.randn(5, lin.in_features)
+    exact = cp.FakeQuantLinear(lin, weights=None, act_bits=None)
+    assert torch.allclose(exact(x), lin(x), atol=1e-6)
+    w_only = cp.FakeQuantLinear(lin, weights="channel", act_bits=None)
+    step = lin.weight.abs().amax(1, keepdim=True) / 127
+    assert ((w_only.weight - lin.weight).abs() <= step / 2 + 1e-7).all()
+    xq = cp.fake_quant_activations(x, bits=7)
+    assert xq.unique().numel() <= 128 and (xq - x).abs().max() <= (x.max() - x.min()) / 127 / 2 + 1e-6
+    x[0, 0] = 1000.0  # one outlier coarsens every other value
+    assert cp.relative_error(cp.fake_quant_activations(x, 7)[1:], x[1:]) > 10 * cp.relative_error(xq[1:], x[1:])
+
+
+def test_activation_outliers_reports_every_linear_input(model):
+    stats = cp.activation_outliers(model, ids_for())
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert sorted(stats) == sorted(linears)
+    assert all(s["max / rms"] >= 1.0 for s in stats.values())
+
+
+# ----------------------------------------------------------------------------------------------- exercises 08.x
+def test_exercise_08_1_layer_bytes_from_its_shape(model, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    lin = model.model.layers[0].mlp.down_proj
+    ql = cp.QuantLinear(lin, bits=4, group_size=32)
+    stored = sum(b.numel() * b.element_size() for b in (ql.qweight, ql.scale, ql.offset))
+    assert exercises.check("08.1", stored, layer=lin, bits=4, group_size=32)
+    assert not exercises.check("08.1", lin.weight.numel() * 4 // 8, layer=lin, bits=4, group_size=32)  # no scales
+    assert not exercises.check("08.1", stored, layer=lin, bits=8, group_size=32)
+
+
+def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    total = sum(p.numel() for p in model.parameters())
+    pruned = cp.prune_magnitude(__import__("copy").deepcopy(model), 0.5)
+    linear = sum(lin.weight.numel() for _, lin in cp._decoder_linears(model))
+    zeros = pruned * linear
+    assert exercises.check("08.2", zeros / total, model=model, sparsity=0.5)
+    assert not exercises.check("08.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
+    assert not exercises.check("08.2", zeros / (total + model.lm_head.weight.numel()), model=model,
+                               sparsity=0.5)                                          # the tied head twice

@@ -1,4 +1,29 @@
 """Exercise checkers of notebook 08 (compression)."""
 from __future__ import annotations
 
-from . import _close, exercise  # noqa: F401
+from . import _close, exercise
+
+
+@exercise("08.1", hint="a weight of shape (out, in) has out x in codes of `bits` bits (divide by 8 for bytes), plus, "
+                       "for every group of `group_size` weights of a row, one float16 scale and one float16 offset "
+                       "(2 bytes each). Read out and in from layer.weight.shape.")
+def _layer_bytes(answer, *, layer, bits: int, group_size: int):
+    out_f, in_f = layer.weight.shape
+    groups = out_f * (in_f // group_size)
+    return int(answer) == out_f * in_f * bits // 8 + groups * 2 * 2
+
+
+def _share_zeroed(model, sparsity: float) -> float:
+    import torch.nn as nn
+
+    unique = {p.data_ptr(): p.numel() for p in model.parameters()}  # the tied embedding/head once
+    pruned = sum(round(sparsity * m.weight.numel()) for n, m in model.named_modules()
+                 if isinstance(m, nn.Linear) and "lm_head" not in n)
+    return pruned / sum(unique.values())
+
+
+@exercise("08.2", hint="pruning zeroes `sparsity` x numel weights in every nn.Linear of the decoder and nothing in the "
+                       "tied embedding/head (count it once: model.parameters() lists it once) or in the norms. Divide "
+                       "the zeros by the number of parameters of the whole model.")
+def _model_sparsity(answer, *, model, sparsity: float):
+    return _close(answer, _share_zeroed(model, sparsity), rel=1e-3)
