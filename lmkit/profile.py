@@ -417,6 +417,21 @@ def matmul_throughput(dtype=torch.float32, *, n: int | None = None, repeats: int
     return best
 
 
+def matvec_bandwidth(rows: int, cols: int, dtype=torch.float32, *, repeats: int = 10, device=None) -> tuple[float, Timing]:
+    """Bytes/s at which ``F.linear`` streams a ``rows × cols`` weight for ONE input vector (notebook 05).
+
+    That is the kernel of every decode step: the copy bandwidth is the ceiling of the memory, this is what the
+    matrix-vector product really gets out of it (for a weight as large as the model's, far beyond the caches).
+    Returns (bytes of the weight / median time, the timing).
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    w = torch.randn(rows, cols, device=device).to(dtype)
+    x = torch.randn(1, cols, device=device).to(dtype)
+    timing = time_fn(lambda: torch.nn.functional.linear(x, w), repeats=repeats, warmup=2, device=device,
+                     label=f"{rows}×{cols} {str(dtype).removeprefix('torch.')} matrix-vector")
+    return w.nbytes / timing.median, timing
+
+
 # ----------------------------------------------------------------------------------------------- bytes and FLOPs
 def weight_bytes(model: torch.nn.Module) -> int:
     """Bytes of the parameters as stored, tied tensors once, quantized packed weights included (notebook 05).
@@ -811,6 +826,56 @@ attention reads no empty slots): that is what lets ``compile=True`` (``torch.com
         if first_call:
             self.compile_s = stamps[-1]
         return GenerationStats(stamps, b, t, stamps[-1], 0, torch.cat(tokens, 1).tolist())
+
+
+def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int = 3, warmup: int = 1,
+                 progress: bool = True):
+    """Time several generation functions round-robin (A B C A B C ...) and tabulate them (notebook 05).
+
+    Each function takes no argument and returns a :class:`GenerationStats` (``P.LeanDecoder``, a lambda around
+    :func:`time_generation`, :func:`time_llama_cpp` ...). Returns a DataFrame, one row per function: median decode
+    tok/s with its p10/p90 over the rounds, median time to first token and p50/p90 per-token latency.
+    ``df.attrs["runs"]`` keeps every :class:`GenerationStats`.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    _check_counts(repeats, warmup)
+    if not runs:
+        raise ValueError("compare_runs() got no functions: pass {name: callable returning GenerationStats}")
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    stats: dict[str, list[GenerationStats]] = {name: [] for name in runs}
+    for _ in tqdm(range(repeats), desc="rounds", disable=not progress, leave=False):
+        for name, fn in runs.items():
+            stats[name].append(fn())
+    rows = []
+    for name, ss in stats.items():
+        speeds = [s.decode_tok_s for s in ss]
+        rows.append({"config": name, "decode tok/s": statistics.median(speeds),
+                     "p10 tok/s": percentile(speeds, 10), "p90 tok/s": percentile(speeds, 90),
+                     "ttft ms": 1e3 * statistics.median(s.ttft_s for s in ss),
+                     "p50 ms/token": 1e3 * statistics.median(s.p50_s for s in ss),
+                     "p90 ms/token": 1e3 * statistics.median(s.p90_s for s in ss)})
+    df = pd.DataFrame(rows).set_index("config")
+    df.attrs["runs"] = stats
+    return df
+
+
+def time_llama_cpp(llm, prompt: str, max_new_tokens: int = 32) -> GenerationStats:
+    """Greedy generation with a ``llama_cpp.Llama``, one timestamp per streamed token (notebook 05).
+
+    The same statistics as :func:`time_generation` (TTFT, decode tok/s), so that llama.cpp and torch are measured
+    alike. It stops early if the model emits its end-of-text token.
+    """
+    start = time.perf_counter()
+    stamps = []
+    for _ in llm(prompt, max_tokens=max_new_tokens, temperature=0.0, top_k=1, stream=True):
+        stamps.append(time.perf_counter() - start)
+    if not stamps:
+        raise ValueError("llama.cpp generated no token: ask for max_new_tokens >= 1")
+    return GenerationStats(stamps, 1, len(llm.tokenize(prompt.encode())), stamps[-1])
 
 
 def decode_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:

@@ -348,3 +348,9 @@ def test_exercise_05_3_seven_b(monkeypatch):
     assert exercises.check("05.3", (bw / 28e9, bw / 14e9, bw / 3.5e9), bandwidth=bw)
     assert not exercises.check("05.3", (bw / 28e9, bw / 14e9, bw / 7e9), bandwidth=bw)
     assert not exercises.check("05.3", 1.0, bandwidth=bw)
+
+
+def test_matvec_bandwidth_counts_the_weight_bytes():
+    bw, t = P.matvec_bandwidth(4096, 256, repeats=3)
+    assert bw == pytest.approx(4096 * 256 * 4 / t.median) and bw > 1e8
+    assert "matrix-vector" in t.label
