@@ -84,7 +84,7 @@ class FakeQuantLinear(nn.Module):
         w = linear.weight.detach().float()
         if weights:
             amax = w.abs().amax() if weights == "tensor" else w.abs().amax(1, keepdim=True)
-            scale = (amax / 127).clamp_min(1e-12)
+            scale = (amax / 127.5).clamp_min(1e-12)  # as torch.ao MinMaxObserver: amax / ((127 - -128) / 2)
             w = torch.round(w / scale).clamp(-128, 127) * scale
         self.register_buffer("weight", w.clone())
         self.bias = linear.bias

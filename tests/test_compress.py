@@ -167,7 +167,7 @@ def test_fake_quantization_isolates_weights_and_activations(model):
     exact = cp.FakeQuantLinear(lin, weights=None, act_bits=None)
     assert torch.allclose(exact(x), lin(x), atol=1e-6)
     w_only = cp.FakeQuantLinear(lin, weights="channel", act_bits=None)
-    step = lin.weight.abs().amax(1, keepdim=True) / 127
+    step = lin.weight.abs().amax(1, keepdim=True) / 127.5
     assert ((w_only.weight - lin.weight).abs() <= step / 2 + 1e-7).all()
     xq = cp.fake_quant_activations(x, bits=7)
     assert xq.unique().numel() <= 128 and (xq - x).abs().max() <= (x.max() - x.min()) / 127 / 2 + 1e-6
@@ -207,3 +207,12 @@ def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
     assert not exercises.check("08.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
     assert not exercises.check("08.2", zeros / (total + model.lm_head.weight.numel()), model=model,
                                sparsity=0.5)                                          # the tied head twice
+
+
+def test_fake_quantization_reproduces_the_real_int8_kernel(model):
+    q = cp.dynamic_int8(model)
+    x = torch.randn(4, 128)
+    with torch.no_grad():
+        real = q.model.layers[1].mlp.down_proj(x)
+        fake = cp.FakeQuantLinear(model.model.layers[1].mlp.down_proj, weights="tensor", act_bits=7)(x)
+    assert cp.relative_error(real, fake) < 1e-4
