@@ -200,6 +200,106 @@ def test_empty_chat_and_beams_in_stream(tiny_lm):
         G.stream(tiny_lm, PROMPT, num_beams=2)
 
 
+# ----------------------------------------------------------------------------------------- exercises of notebook 04
+@pytest.fixture
+def lenient(monkeypatch):
+    """Wrong answers below must come back as results, not as the AssertionError of make test's strict mode."""
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+
+
+def last_logits(lm, prompt=PROMPT):
+    with torch.inference_mode():
+        return lm.model(lm.encode(prompt)).logits[0, -1].float()
+
+
+def test_exercise_04_1_top_k_by_hand(tiny_lm, lenient):
+    from lmkit import exercises
+
+    z = last_logits(tiny_lm)
+    top = torch.topk(z, 5)
+    right = torch.softmax(torch.full_like(z, float("-inf")).scatter(0, top.indices, top.values), -1)
+    assert exercises.check("04.1", right, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("04.1", torch.softmax(z, -1), lm=tiny_lm, prompt=PROMPT)  # no filtering
+    top6 = torch.topk(z, 6)
+    wrong_k = torch.softmax(torch.full_like(z, float("-inf")).scatter(0, top6.indices, top6.values), -1)
+    assert not exercises.check("04.1", wrong_k, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("04.1", right[:-1], lm=tiny_lm, prompt=PROMPT)  # wrong shape: not a crash
+
+
+def greedy_without_cache(lm, prompt, n):
+    seq, new = lm.encode(prompt), []
+    with torch.inference_mode():
+        for _ in range(n):
+            nxt = int(lm.model(seq).logits[0, -1].argmax())
+            new.append(nxt)
+            seq = torch.cat([seq, torch.tensor([[nxt]])], 1)
+            if nxt in G.eos_ids(lm):
+                break
+    return new
+
+
+@pytest.mark.parametrize("fixture", ["tiny_lm", "no_eos_lm"])
+def test_exercise_04_2_greedy_is_the_argmax(request, fixture, lenient):
+    from lmkit import exercises
+
+    lm = request.getfixturevalue(fixture)
+    right = greedy_without_cache(lm, PROMPT, 8)
+    assert exercises.check("04.2", right, lm=lm, prompt=PROMPT, max_new_tokens=8)
+    assert not exercises.check("04.2", right[:-1] + [(right[-1] + 1) % len(lm.tokenizer)], lm=lm, prompt=PROMPT,
+                               max_new_tokens=8)
+    assert not exercises.check("04.2", right[:-1], lm=lm, prompt=PROMPT, max_new_tokens=8)  # one short
+
+
+def test_exercise_04_3_nucleus_sizes(no_eos_lm, lenient):
+    from lmkit import exercises
+    from lmkit.exercises import ex04
+
+    lm, n = no_eos_lm, 6
+    new = G.reference(lm, PROMPT, max_new_tokens=n)
+    seq = torch.cat([lm.encode(PROMPT), torch.tensor([new[:-1]])], 1)
+    n0 = lm.encode(PROMPT).shape[1]
+    with torch.inference_mode():
+        probs = torch.softmax(lm.model(seq).logits[0, n0 - 1:].float(), -1)
+    mass = probs.sort(-1, descending=True).values.cumsum(-1)
+    right = [int((m < 0.9).sum()) + 1 for m in mass]
+    kw = dict(lm=lm, prompt=PROMPT, max_new_tokens=n, top_p=0.9)
+    assert exercises.check("04.3", right, **kw)
+    assert not exercises.check("04.3", [k + 1 for k in right], **kw)  # off by one: one token too many
+    assert not exercises.check("04.3", [int((m < 0.9).sum()) for m in mass], **kw)  # stops short of 0.9
+    assert not exercises.check("04.3", right[:-1], **kw)
+    # the sizes agree with what model.generate's TopPLogitsWarper keeps, step by step
+    assert all(k in allowed for k, allowed in zip(right, ex04.nucleus_sizes(probs, 0.9)))
+
+
+def test_nucleus_sizes_follow_the_warper():
+    from transformers import TopPLogitsWarper
+
+    from lmkit.exercises import ex04
+
+    torch.manual_seed(0)
+    logits = torch.randn(20, 50) * 3
+    kept = (TopPLogitsWarper(top_p=0.7)(None, logits.clone()) > float("-inf")).sum(-1)
+    allowed = ex04.nucleus_sizes(torch.softmax(logits, -1), 0.7)
+    assert all(k in a for k, a in zip(kept.tolist(), allowed))
+    assert ex04.nucleus_sizes(torch.tensor([[0.6, 0.3, 0.1]]), 0.5) == [{1}]
+    assert ex04.nucleus_sizes(torch.tensor([[0.6, 0.3, 0.1]]), 0.8) == [{2}]
+
+
+def test_exercise_04_4_temperature_at_half(tiny_lm, lenient):
+    from lmkit import exercises
+
+    z = last_logits(tiny_lm).double()
+    p_top = lambda t: torch.softmax(z / t, -1).max().item()  # noqa: E731
+    lo, hi = 1e-4, 1e4
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if p_top(mid) >= 0.5 else (lo, mid)
+    assert p_top(hi) < 0.5 <= p_top(lo)
+    assert exercises.check("04.4", hi, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("04.4", hi * 1.1, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("04.4", 1.0, lm=tiny_lm, prompt=PROMPT)
+
+
 # ----------------------------------------------------------------------------------------------- the real model
 REAL_PROMPTS = ["The capital of France is", "def fibonacci(n):"]
 

@@ -175,3 +175,56 @@ def test_load_refuses_missing_and_foreign_files(tmp_path):
     save_file({"w": torch.zeros(2)}, tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="not a lmkit.tinygpt checkpoint"):
         tg.load(tmp_path / "other.safetensors")
+
+
+# ----------------------------------------------------------------------------------------- exercises of notebook 07
+@pytest.fixture
+def lenient(monkeypatch):
+    """Wrong answers below must come back as results, not as the AssertionError of make test's strict mode."""
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+
+
+def test_exercise_07_1_learned_position_table(tok, lenient):
+    from lmkit import exercises
+
+    cfg = small_gpt(len(tok)).config
+    right = tg.n_params(small_gpt(len(tok), pos="learned")) - tg.n_params(small_gpt(len(tok)))
+    assert right == cfg.block_size * cfg.n_embd
+    assert exercises.check("07.1", right, cfg=cfg)
+    assert not exercises.check("07.1", 0, cfg=cfg)
+    assert not exercises.check("07.1", cfg.block_size * cfg.n_embd * cfg.n_layer, cfg=cfg)
+
+
+def test_exercise_07_2_parameter_count_from_the_config(tok, lenient):
+    from lmkit import exercises
+    from lmkit.exercises import ex07
+
+    gpt = small_gpt(len(tok))
+    cfg = gpt.config
+    count = lambda L, d: cfg.vocab_size * d + L * (12 * d * d + 13 * d) + 2 * d  # noqa: E731
+    right = (count(cfg.n_layer, cfg.n_embd), count(12, 768))
+    assert right[0] == tg.n_params(gpt) == ex07.n_params_of(cfg)
+    assert exercises.check("07.2", right, cfg=cfg)
+    assert not exercises.check("07.2", (right[0], right[1] - 2 * 768), cfg=cfg)  # forgot the final LayerNorm
+    assert not exercises.check("07.2", (right[0] - cfg.vocab_size * cfg.n_embd, right[1]), cfg=cfg)  # untied head
+    assert not exercises.check("07.2", right[0], cfg=cfg)  # not a pair: feedback, not a crash
+
+
+def test_exercise_07_3_one_pass_scores_every_position(tok, lenient):
+    from lmkit import exercises
+
+    gpt = small_gpt(len(tok))
+    with torch.no_grad():  # weights far from the small init, so that what a position sees shows in the loss
+        for p in gpt.parameters():
+            p.normal_(0.0, 0.5)
+    ids = tok.encode(TEXT[: gpt.config.block_size + 1])
+    with torch.no_grad():
+        right = gpt(ids[:-1][None], ids[1:][None]).loss.item()
+    assert exercises.check("07.3", right, model=gpt, ids=ids)
+    assert not exercises.check("07.3", right + 0.01, model=gpt, ids=ids)
+    # without the causal mask one pass no longer equals the prefix passes: the check catches a model that cheats
+    for block in gpt.blocks:
+        block.attn.mask.fill_(True)
+    with torch.no_grad():
+        leaky = gpt(ids[:-1][None], ids[1:][None]).loss.item()
+    assert not exercises.check("07.3", leaky, model=gpt, ids=ids)

@@ -1,4 +1,44 @@
 """Exercise checkers of notebook 07 (a GPT from scratch)."""
 from __future__ import annotations
 
-from . import _close, exercise  # noqa: F401
+from . import _close, exercise
+
+
+def n_params_of(cfg, **changes) -> int:
+    """Parameters of ``TinyGPT(cfg)`` with ``changes`` applied, counted on the meta device (no memory, no init)."""
+    from dataclasses import replace
+
+    import torch
+
+    from lmkit import tinygpt as tg
+
+    with torch.device("meta"):
+        return tg.n_params(tg.TinyGPT(replace(cfg, **changes)))
+
+
+@exercise("07.1", hint="a learned table holds one trainable vector of n_embd numbers per position of the context "
+                       "(block_size of them); the sinusoidal encoding has no parameters. Answer with an int: the "
+                       "extra parameters of cfg with pos='learned'.")
+def _learned_positions(answer, *, cfg):
+    return int(answer) == n_params_of(cfg, pos="learned") - n_params_of(cfg, pos="sinusoidal")
+
+
+@exercise("07.2", hint="answer with a pair of ints (parameters of cfg, parameters of cfg with n_layer=12, "
+                       "n_head=12, n_embd=768): V·d for the tied embedding, 12d² + 13d per block, 2d for the final "
+                       "LayerNorm (plus block_size·d only if pos='learned').")
+def _count(answer, *, cfg):
+    ours, big = answer
+    return int(ours) == n_params_of(cfg) and int(big) == n_params_of(cfg, n_layer=12, n_head=12, n_embd=768)
+
+
+@exercise("07.3", hint="x = ids[:-1][None], y = ids[1:][None]; one call model(x, y) returns the mean "
+                       "cross-entropy over every position at once; answer with it as a float (nats per character).")
+def _one_pass(answer, *, model, ids):
+    """Recomputed the slow way: one forward pass per prefix, each scoring only its last position."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y = ids[:-1][None], ids[1:]
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(x[:, : t + 1]).logits[0, -1], y[t]) for t in range(x.shape[1])]
+    return _close(answer, torch.stack(losses).mean().item(), rel=1e-4)
