@@ -180,7 +180,7 @@ def encode_example(tokenizer, prompt: str, completion: str, max_length: int = 25
 
 def encode_text(tokenizer, text: str, block_size: int = 128) -> list[dict]:
     """Plain text cut into blocks of ``block_size`` tokens, every token a label (causal LM, notebook 06)."""
-    ids = tokenizer(text, add_special_tokens=False).input_ids
+    ids = tokenizer(text, add_special_tokens=False, verbose=False).input_ids  # longer than the context: cut below
     blocks = [ids[i:i + block_size] for i in range(0, len(ids) - 1, block_size)]
     blocks = [b for b in blocks if len(b) >= 2]
     return [{"input_ids": b, "labels": list(b)} for b in blocks]
@@ -546,6 +546,22 @@ class LivePlot:
         plt.close(self.fig)  # the display keeps the last image; the inline backend does not show it twice
 
 
+def _release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``), so that resident memory measures what is in use.
+
+    Without it, memory freed by an earlier run in the same process stays resident and is silently reused by the
+    next one, whose growth then under-counts what it needs. A no-op where glibc is absent.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakMemory:
     """Peak resident memory of this process while the block runs, sampled every 20 ms (GPU: allocator peak) (notebook 06)."""
 
@@ -561,6 +577,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.start = torch.cuda.memory_allocated(self.device)
         else:
+            _release_free_memory()
             self.start = self.peak = self._proc.memory_info().rss
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
