@@ -1,14 +1,15 @@
 """Generation speed of the bundled model against this machine's decode roofline and llama.cpp (issue 6; notebook 05).
 
 In ONE process, with every comparison interleaved round by round (the machine may be shared):
-- threads: 1 against the default; the faster is kept for everything after (llama.cpp gets the same count);
-- the machine's ceilings: memory bandwidth (a large copy), the bandwidth a matrix-vector product reaches on a
-  weight matrix as large as this model's layers, and fp32/bf16 matmul throughput;
+- threads: 1 against the default; the faster is kept for every torch configuration;
+- the machine's ceilings with every core: memory bandwidth (a large copy) and matmul throughput; then the
+  bandwidth a matrix-vector product reaches on a weight as large as the model's layers, with the thread count kept;
 - ``lmkit.generate.stream`` against ``model.generate`` (time per token, ratio);
 - configurations: ``model.generate`` (eager, sdpa, static cache), the lean decode loop (``P.LeanDecoder``: dynamic
   or static cache; fp32, bf16, dynamic int8) and, with ``--compile``, the lean loop with ``torch.compile``
   (compile time reported apart from the steady-state speed); decode tok/s, the decode roofline of each, the share;
-- llama.cpp (``n_threads`` = the default thread count, one per core) on the same Q4_1 GGUF file, interleaved with the rest, when installed;
+- llama.cpp (``n_threads`` = the default thread count, one per core) on the same Q4_1 GGUF file, interleaved with
+  the rest, when installed;
 - where a decode step of the best eager configuration goes (``torch.profiler``): matrix products, other operators,
   time outside operators, against the time the weights take to stream at the copy bandwidth;
 - the cached-load time, read from benchmarks/results/load.json (written by benchmarks/load.py) when present.
@@ -56,14 +57,6 @@ def pick_threads(lm, ids, repeats: int) -> dict:
             "decode_step_ms": {str(n): 1e3 * times[n].median for n in candidates}}
 
 
-def matvec_bandwidth(rows: int, cols: int, dtype=torch.float32, repeats: int = 10) -> float:
-    """Bytes/s at which ``F.linear`` streams a rows × cols weight for ONE input vector (a decode step's kernel)."""
-    w = torch.randn(rows, cols).to(dtype)
-    x = torch.randn(1, cols).to(dtype)
-    t = P.time_fn(lambda: torch.nn.functional.linear(x, w), repeats=repeats, warmup=2)
-    return w.nbytes / t.median
-
-
 def stream_vs_generate(lm, ids, n_new: int, repeats: int) -> dict | None:
     if importlib.util.find_spec("lmkit.generate") is None:
         return None
@@ -103,15 +96,17 @@ def main() -> None:
     ids = lm.encode(PROMPT)
     results["threads"] = pick_threads(lm, ids, args.repeats)
     threads = results["threads"]["best"]
+    torch.set_num_threads(results["threads"]["default"])  # the machine's ceilings: every core
     bandwidth, bw_t = P.memory_bandwidth(256 * 2**20, repeats=5)
     fp32, _ = P.matmul_throughput(torch.float32, repeats=3)
     bf16, _ = P.matmul_throughput(torch.bfloat16, repeats=3)
+    torch.set_num_threads(threads)  # everything after: the thread count that decodes fastest
     results["bandwidth_GBps"] = bandwidth / 1e9
     results["bandwidth_spread"] = bw_t.spread
     cfg = lm.model.config
     rows_all = cfg.num_hidden_layers * (2 * cfg.intermediate_size)  # gate+up of every layer stacked: ~106 MB fp32
-    results["matvec_GBps"] = {"fp32": matvec_bandwidth(rows_all, cfg.hidden_size) / 1e9,
-                              "bf16": matvec_bandwidth(rows_all, cfg.hidden_size, torch.bfloat16) / 1e9}
+    results["matvec_GBps"] = {"fp32": P.matvec_bandwidth(rows_all, cfg.hidden_size)[0] / 1e9,
+                              "bf16": P.matvec_bandwidth(rows_all, cfg.hidden_size, torch.bfloat16)[0] / 1e9}
     results["matmul_GFLOPs"] = {"fp32": fp32 / 1e9, "bf16": bf16 / 1e9}
     results["stream_vs_generate"] = stream_vs_generate(lm, ids, n_new, args.repeats)
 
