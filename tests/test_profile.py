@@ -354,3 +354,35 @@ def test_matvec_bandwidth_counts_the_weight_bytes():
     bw, t = P.matvec_bandwidth(4096, 256, repeats=3)
     assert bw == pytest.approx(4096 * 256 * 4 / t.median) and bw > 1e8
     assert "matrix-vector" in t.label
+
+
+def test_compare_runs_interleaves_and_tabulates():
+    order = []
+
+    def fake(name, gap):
+        def run():
+            order.append(name)
+            return P.GenerationStats([0.1 + gap * i for i in range(5)])
+        return run
+
+    df = P.compare_runs({"fast": fake("fast", 0.01), "slow": fake("slow", 0.1)}, repeats=3, warmup=1, progress=False)
+    assert order == ["fast", "slow"] + ["fast", "slow"] * 3
+    assert df.loc["fast", "decode tok/s"] == pytest.approx(100) and df.loc["slow", "decode tok/s"] == pytest.approx(10)
+    assert df.loc["fast", "ttft ms"] == pytest.approx(100)
+    with pytest.raises(ValueError, match="no functions"):
+        P.compare_runs({})
+
+
+def test_time_llama_cpp_with_a_fake_engine():
+    class FakeLlama:
+        def tokenize(self, text):
+            return list(text)
+
+        def __call__(self, prompt, max_tokens, **kw):
+            assert kw["temperature"] == 0.0 and kw["stream"]
+            for i in range(max_tokens):
+                time.sleep(0.001)
+                yield {"choices": [{"text": str(i)}]}
+
+    s = P.time_llama_cpp(FakeLlama(), "abc", 5)
+    assert s.new_tokens == 5 and s.prompt_tokens == 3 and s.decode_tok_s > 0
