@@ -4,11 +4,11 @@ from __future__ import annotations
 from . import _close, exercise
 
 
-@exercise("03.1", hint="answer with a pair (weight, weight without the scaling). From s = A.attention_steps(lm, "
-                       "tr.inputs[10], 10): the query s.q_rot[4, 7] against the keys s.k_rot[4 // 3, :8] (GQA: "
-                       "query head h reads key head h // 3), divided by sqrt(d_k), softmax over those 8 keys, entry 1; "
-                       "then the same without dividing.")
-def _one_weight(answer, *, lm, text, layer=10, head=4, query_pos=7, key_pos=1):
+@exercise("03.1", hint="answer with a pair (weight, weight without the scaling). Take the query from .q_rot and "
+                       "the keys from .k_rot: with grouped-query attention query head h reads key head h // 3; keep "
+                       "only the keys at positions 0..7 (the causal mask); divide the dot products by sqrt(d_k) "
+                       "before the softmax (and not for the second number).")
+def _one_weight(answer, *, lm, text, layer=13, head=8, query_pos=7, key_pos=1):
     import torch
 
     from lmkit import attention as A
