@@ -24,8 +24,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "apps"
-"""The project's sentiment, Q&A, passage and translation sets (see ``data/apps/README.md``)."""
+from lmkit.data import data_file
+
+DATA_DIR = "apps"
+"""The project's sentiment, Q&A, passage and translation sets under ``data/`` (see ``data/apps/README.md``); found
+by :func:`lmkit.data.data_file`, from the checkout or, after a pip install (Colab), downloaded once."""
 LABELS = ("positive", "negative", "neutral")
 
 
@@ -34,7 +37,7 @@ def read_jsonl(path) -> list[dict]:
     """Rows of a JSON-lines file (notebook 09)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} not found: run from a checkout of lmkit that has data/apps/")
+        raise FileNotFoundError(f"data file {str(path)!r} not found: pass an existing JSONL file")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -43,22 +46,22 @@ def sentiment_data(split: str = "test") -> list[dict]:
     """The labelled sentiment set: ``split="test"`` (90 rows, 30 per label) or ``"shots"`` (9 prompt examples)."""
     if split not in ("test", "shots"):
         raise ValueError(f"split={split!r}: use 'test' (the scored set) or 'shots' (the few-shot examples)")
-    return [r for r in read_jsonl(DATA_DIR / "sentiment.jsonl") if r["split"] == split]
+    return [r for r in read_jsonl(data_file(f"{DATA_DIR}/sentiment.jsonl")) if r["split"] == split]
 
 
 def qa_data() -> list[dict]:
     """Questions with their accepted answers and the id of the passage that holds the answer (notebook 09)."""
-    return read_jsonl(DATA_DIR / "qa.jsonl")
+    return read_jsonl(data_file(f"{DATA_DIR}/qa.jsonl"))
 
 
 def passages() -> list[dict]:
     """The passages that retrieval searches: common knowledge, and a fictional town's handbook (notebook 09)."""
-    return read_jsonl(DATA_DIR / "passages.jsonl")
+    return read_jsonl(data_file(f"{DATA_DIR}/passages.jsonl"))
 
 
 def translation_data() -> list[dict]:
     """Short English sentences with reference French translations (notebook 09)."""
-    return read_jsonl(DATA_DIR / "translation.jsonl")
+    return read_jsonl(data_file(f"{DATA_DIR}/translation.jsonl"))
 
 
 # ----------------------------------------------------------------------------------------------- likelihood scoring
