@@ -6,7 +6,7 @@ reused by the second, and resident-set growth under-counts it). Per method: trai
 (mean over all steps), tokens per second, the process's peak resident memory (model + training), and
 the growth of resident memory during training (gradients, optimizer state, activations).
 
-    flock /tmp/lmkit-cpu.lock .venv/bin/python benchmarks/finetune.py [--steps 6] [--batch 8]
+    .venv/bin/python benchmarks/finetune.py [--steps 6] [--batch 8]
 
 Writes benchmarks/results/finetune.json and prints a table.
 """
@@ -56,7 +56,7 @@ def main() -> None:
 
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
                "python": platform.python_version(), "torch": torch.__version__, "steps": args.steps,
-               "batch": args.batch, "command": "flock /tmp/lmkit-cpu.lock .venv/bin/python benchmarks/finetune.py "
+               "batch": args.batch, "command": ".venv/bin/python benchmarks/finetune.py "
                                               f"--steps {args.steps} --batch {args.batch}",
                "methods": [run(m, args.steps, args.batch) for m in ("lora", "full")]}
     path = Path(__file__).parent / "results" / "finetune.json"
