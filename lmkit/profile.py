@@ -729,7 +729,6 @@ def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_n
     median decode tok/s with its p10/p90 over the rounds, median time to first token, median p50/p90 per-token
     latency, and the weights' size. ``df.attrs["runs"]`` keeps every :class:`GenerationStats`.
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     _check_counts(repeats, warmup)
@@ -742,6 +741,15 @@ def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_n
     for _ in tqdm(range(repeats), desc="rounds", disable=not progress, leave=False):
         for name, (model, kwargs) in configs.items():
             runs[name].append(time_generation(model, input_ids, max_new_tokens, **kwargs))
+    df = _summary(runs)
+    df["weights MB"] = [weight_bytes(_as_model(configs[name][0])) / 1e6 for name in df.index]
+    return df
+
+
+def _summary(runs: dict) -> "pd.DataFrame":
+    """One row per configuration: the median decode speed and its spread, TTFT and per-token latencies."""
+    import pandas as pd
+
     rows = []
     for name, stats in runs.items():
         speeds = [s.decode_tok_s for s in stats]
@@ -749,8 +757,7 @@ def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_n
                      "p10 tok/s": percentile(speeds, 10), "p90 tok/s": percentile(speeds, 90),
                      "ttft ms": 1e3 * statistics.median(s.ttft_s for s in stats),
                      "p50 ms/token": 1e3 * statistics.median(s.p50_s for s in stats),
-                     "p90 ms/token": 1e3 * statistics.median(s.p90_s for s in stats),
-                     "weights MB": weight_bytes(_as_model(configs[name][0])) / 1e6})
+                     "p90 ms/token": 1e3 * statistics.median(s.p90_s for s in stats)})
     df = pd.DataFrame(rows).set_index("config")
     df.attrs["runs"] = runs
     return df
@@ -837,7 +844,6 @@ def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int
     tok/s with its p10/p90 over the rounds, median time to first token and p50/p90 per-token latency.
     ``df.attrs["runs"]`` keeps every :class:`GenerationStats`.
     """
-    import pandas as pd
     from tqdm.auto import tqdm
 
     _check_counts(repeats, warmup)
@@ -850,17 +856,7 @@ def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int
     for _ in tqdm(range(repeats), desc="rounds", disable=not progress, leave=False):
         for name, fn in runs.items():
             stats[name].append(fn())
-    rows = []
-    for name, ss in stats.items():
-        speeds = [s.decode_tok_s for s in ss]
-        rows.append({"config": name, "decode tok/s": statistics.median(speeds),
-                     "p10 tok/s": percentile(speeds, 10), "p90 tok/s": percentile(speeds, 90),
-                     "ttft ms": 1e3 * statistics.median(s.ttft_s for s in ss),
-                     "p50 ms/token": 1e3 * statistics.median(s.p50_s for s in ss),
-                     "p90 ms/token": 1e3 * statistics.median(s.p90_s for s in ss)})
-    df = pd.DataFrame(rows).set_index("config")
-    df.attrs["runs"] = stats
-    return df
+    return _summary(stats)
 
 
 def time_llama_cpp(llm, prompt: str, max_new_tokens: int = 32) -> GenerationStats:
