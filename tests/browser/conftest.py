@@ -133,13 +133,27 @@ CURRENT_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
 def run_all(page, timeout_s: float = 600) -> None:
-    """Run > Run All Cells, then wait until every code cell of the notebook on screen has an execution number."""
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
+    """Run > Run All Cells, then wait until every code cell of the notebook on screen has an execution number.
+
+    The notebook is focused first, and the menu command is given again if no cell started within 30 s: on a slow
+    machine a click can land before the notebook is the current widget, and then Run All does nothing.
+    """
     prompts_js = """(sel) => [...document.querySelectorAll(sel)].map(c =>
         c.querySelector('.jp-InputArea-prompt').textContent + ' ' +
         c.querySelector('.jp-InputArea-editor').textContent.slice(0, 80))"""
     cells = f"{CURRENT_NOTEBOOK} .jp-CodeCell"
+    for _ in range(3):
+        page.click(f"{CURRENT_NOTEBOOK} .jp-Cell .jp-InputPrompt >> nth=0", timeout=10_000)
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
+        started = time.time() + 30
+        while time.time() < started:
+            if any(re.match(r"\[(\d+|\*)\]", p) for p in page.evaluate(prompts_js, cells)):
+                break
+            page.wait_for_timeout(500)
+        else:
+            continue
+        break
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         prompts = page.evaluate(prompts_js, cells)
