@@ -863,12 +863,14 @@ def time_llama_cpp(llm, prompt: str, max_new_tokens: int = 32) -> GenerationStat
     """Greedy generation with a ``llama_cpp.Llama``, one timestamp per streamed token (notebook 05).
 
     The same statistics as :func:`time_generation` (TTFT, decode tok/s), so that llama.cpp and torch are measured
-    alike. It stops early if the model emits its end-of-text token.
+    alike. It stops early if the model emits its end-of-text token. The stream ends with one more chunk that
+    carries no token, only the reason for stopping: it gets no stamp (counted, it would add a token in no time).
     """
     start = time.perf_counter()
     stamps = []
-    for _ in llm(prompt, max_tokens=max_new_tokens, temperature=0.0, top_k=1, stream=True):
-        stamps.append(time.perf_counter() - start)
+    for chunk in llm(prompt, max_tokens=max_new_tokens, temperature=0.0, top_k=1, stream=True):
+        if chunk["choices"][0].get("finish_reason") is None:
+            stamps.append(time.perf_counter() - start)
     if not stamps:
         raise ValueError("llama.cpp generated no token: ask for max_new_tokens >= 1")
     return GenerationStats(stamps, 1, len(llm.tokenize(prompt.encode())), stamps[-1])

@@ -384,7 +384,8 @@ def test_time_llama_cpp_with_a_fake_engine():
             assert kw["temperature"] == 0.0 and kw["stream"]
             for i in range(max_tokens):
                 time.sleep(0.001)
-                yield {"choices": [{"text": str(i)}]}
+                yield {"choices": [{"text": str(i), "finish_reason": None}]}
+            yield {"choices": [{"text": "", "finish_reason": "length"}]}  # as llama-cpp-python ends a stream
 
     s = P.time_llama_cpp(FakeLlama(), "abc", 5)
     assert s.new_tokens == 5 and s.prompt_tokens == 3 and s.decode_tok_s > 0
