@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmkit.profile import GenerationStats, sync
+from lmkit.profile import GenerationStats, Timing, _as_model, sync, time_fn
 
 WEIGHTS = (None, "int8", "int4")
 
@@ -185,7 +185,7 @@ class FastDecoder:
 
     def __init__(self, lm_or_model, *, weights: str | None = "int4", dtype: torch.dtype | None = None,
                  compile: bool = False, max_len: int = 512, group: int = 32):
-        model = getattr(lm_or_model, "model", lm_or_model)
+        model = _as_model(lm_or_model)
         if getattr(model.config, "model_type", None) not in ("llama",):
             raise ValueError(f"FastDecoder reads Llama-family models; got model_type="
                              f"{getattr(model.config, 'model_type', None)!r}: use P.LeanDecoder for it instead")
@@ -228,6 +228,29 @@ class FastDecoder:
             lookup = (net.embed.shape[0] - 1) * net.embed.shape[1] * net.embed.element_size()
         kv = len(net.caches) * 2 * net.kv_heads * net.head_dim * context * 4
         return self.weight_bytes() - lookup + kv
+
+    def matmul_bandwidth(self, *, repeats: int = 5) -> tuple[float, Timing]:
+        """Bytes/s at which the matrix products of ONE decode step read their weights, timed alone (notebook 05).
+
+        Every projection of every layer and the output head run once, eagerly, on a random activation row: the
+        step's matrix-vector work with nothing around it. Its bytes over its time is the speed of the weight
+        format's kernel (dense, int8 or int4) on this machine, the ceiling of a decoder that uses it.
+        """
+        net = self.net
+        mats = [m for group in (net.qkv, net.o, net.gate_up, net.down) for m in group] + [net.head]
+        inputs = []
+        for m in mats:
+            k = m.w.shape[1] * (2 if isinstance(m, _Int4) else 1)  # int4 packs two weights per byte
+            inputs.append(torch.randn(1, k, dtype=self.dtype, device=self.device))
+        n_bytes = sum(b.numel() * b.element_size() for m in mats for b in m.buffers())
+
+        def run():
+            with torch.inference_mode():
+                for m, x in zip(mats, inputs):
+                    m(x)
+
+        timing = time_fn(run, repeats=repeats, warmup=1, device=self.device, label=f"matmuls of a step, {self.weights}")
+        return n_bytes / timing.median, timing
 
     def _check(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         if input_ids.dim() == 1:

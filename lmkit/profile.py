@@ -622,6 +622,31 @@ def plot_sweep(x, series: dict[str, list[float]], *, xlabel: str, ylabel: str, t
     return ax
 
 
+def plot_against_bound(table, *, title: str = "Each configuration against its own decode roofline", ax=None):
+    """Horizontal bars: each row's measured decode tok/s (median, p10-p90 whiskers) over its ``bound tok/s``.
+
+    ``table`` is a :func:`compare_runs` DataFrame with ``bound tok/s`` and ``share of bound`` columns added.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.5))
+    y = range(len(table))
+    tok_s = table["decode tok/s"]
+    ax.barh(y, table["bound tok/s"], color="0.85", label="decode bound (roofline)")
+    ax.barh(y, tok_s, color="C0", label="measured (median)")
+    ax.errorbar(tok_s, y, xerr=[tok_s - table["p10 tok/s"], table["p90 tok/s"] - tok_s], fmt="none", color="k",
+                capsize=3)
+    for i, (v, share) in enumerate(zip(tok_s, table["share of bound"])):
+        ax.text(v, i, f" {v:.1f} ({share:.0%})", va="center", fontsize=8)
+    ax.set_yticks(list(y), table.index)
+    ax.invert_yaxis()
+    ax.set_xlabel("decode tokens/s")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
 # ----------------------------------------------------------------------------------------------- the profiler
 @contextlib.contextmanager
 def _quiet_stderr_fd():

@@ -21,7 +21,7 @@ def wide_lm(tiny_lm):
 
 def test_fp32_logits_and_tokens_equal_the_models(tiny_lm):
     ids = torch.tensor([[5, 6, 7, 8, 9]])
-    dec = FD.FastDecoder(tiny_lm, weights=None, max_len=32)
+    dec = FD.FastDecoder(tiny_lm.model, weights=None, max_len=32)  # the torch model works as well as the LM
     with torch.inference_mode():
         ref_logits = tiny_lm.model(ids).logits
     assert torch.allclose(dec.logits(ids), ref_logits, atol=1e-5)
@@ -81,7 +81,8 @@ def test_bad_input_is_refused_with_the_fix(tiny_lm, wide_lm):
         dec(torch.tensor([[1, 2]]), 0)
     other = copy.copy(tiny_lm.model.config)
     other.model_type = "gpt2"
-    fake = type("M", (), {"config": other})()
+    fake = torch.nn.Module()
+    fake.config = other
     with pytest.raises(ValueError, match="model_type='gpt2'"):
         FD.FastDecoder(fake)
 
