@@ -6,8 +6,11 @@ In ONE process, with every comparison interleaved round by round (the machine ma
   bandwidth a matrix-vector product reaches on a weight as large as the model's layers, with the thread count kept;
 - ``lmkit.generate.stream`` against ``model.generate`` (time per token, ratio);
 - configurations: ``model.generate`` (eager, sdpa, static cache), the lean decode loop (``P.LeanDecoder``: dynamic
-  or static cache; fp32, bf16, dynamic int8) and, with ``--compile``, the lean loop with ``torch.compile``
-  (compile time reported apart from the steady-state speed); decode tok/s, the decode roofline of each, the share;
+  or static cache; fp32, bf16, dynamic int8), the hand-written decoder (``lmkit.fastdecode.FastDecoder``, int4
+  weights, eager) and, with ``--compile``, the lean loop with ``torch.compile`` and the hand-written decoder
+  compiled in fp32, bf16 and int4 (compile times reported apart from the steady-state speed); decode tok/s, the
+  decode roofline of each (its own bytes per token), the share;
+- the speed of the matrix products of one step alone, per weight format of the hand-written decoder;
 - llama.cpp (``n_threads`` = the default thread count, one per core) on the same Q4_1 GGUF file, interleaved with
   the rest, when installed;
 - where a decode step of the best eager configuration goes (``torch.profiler``): matrix products, other operators,
@@ -33,6 +36,7 @@ from pathlib import Path
 import torch
 
 import lmkit
+from lmkit import fastdecode as FD
 from lmkit import profile as P
 
 PROMPT = "The history of the printing press begins in"
@@ -142,6 +146,26 @@ def main() -> None:
             models[name] = m
             runs[name] = (lambda d: lambda: d(ids, n_new))(dec)
             print(f"{name}: first call (compilation) {dec.compile_s:.0f} s", flush=True)
+    # the hand-written decoder (lmkit.fastdecode): eager int4 always; compiled fp32, bf16 and int4 with --compile
+    fast_cfgs = {"fast fp32": dict(weights=None, dtype=torch.float32),
+                 "fast bf16": dict(weights=None, dtype=torch.bfloat16), "fast int4": dict(weights="int4")}
+    if torch.cuda.is_available():
+        del fast_cfgs["fast int4"]
+    fast_decs = {}
+    for name, kw in fast_cfgs.items():
+        if name == "fast int4" or args.compile:
+            fast_decs[f"{name} eager"] = FD.FastDecoder(model, max_len=ids.shape[1] + n_new, **kw)
+        if args.compile and not args.quick:
+            dec = FD.FastDecoder(model, max_len=ids.shape[1] + n_new, compile=True, **kw)
+            dec(ids, n_new)
+            compile_s[f"{name} compiled"] = dec.compile_s
+            fast_decs[f"{name} compiled"] = dec
+            print(f"{name} compiled: first call (compilation) {dec.compile_s:.0f} s", flush=True)
+    for name, dec in fast_decs.items():
+        runs[name] = (lambda d: lambda: d(ids, n_new))(dec)
+    results["fast_matmul_GBps"] = {name: fast_decs[f"{name} eager"].matmul_bandwidth()[0] / 1e9
+                                   for name in fast_cfgs if f"{name} eager" in fast_decs}
+    if compile_s:
         results["compile_s"] = compile_s
     llm = None
     if importlib.util.find_spec("llama_cpp") is not None:
@@ -163,7 +187,12 @@ def main() -> None:
         row = {"decode_tok_s": table.loc[name, "decode tok/s"], "p10_tok_s": table.loc[name, "p10 tok/s"],
                "p90_tok_s": table.loc[name, "p90 tok/s"], "ttft_ms": table.loc[name, "ttft ms"],
                "p50_ms": table.loc[name, "p50 ms/token"]}
-        if not name.startswith("llama.cpp"):
+        if name in fast_decs:
+            dec = fast_decs[name]
+            row["bound_tok_s"] = bandwidth / dec.decode_bytes(context)
+            row["share_of_bound"] = row["decode_tok_s"] / row["bound_tok_s"]
+            row["weights_MB"] = dec.weight_bytes() / 1e6
+        elif not name.startswith("llama.cpp"):
             m = models[dtype_of(name)]
             kv = torch.float32 if dtype_of(name) != "bf16" else torch.bfloat16
             row["bound_tok_s"] = P.decode_bound(bandwidth, m, context, kv_dtype=kv)
@@ -227,6 +256,8 @@ def main() -> None:
               f"{bd['other ops']:.1f} + outside ops {bd['outside ops']:.1f}; {bd['ops']} ops; weights at the copy "
               f"bandwidth would take {bd['weights_at_bandwidth_ms']:.1f} ms")
     print(f"dispatch: {results['dispatch_us_per_op']:.1f} µs per trivial op")
+    print("matrix products of one step alone (FastDecoder.matmul_bandwidth): "
+          + ", ".join(f"{k} {v:.1f} GB/s" for k, v in results["fast_matmul_GBps"].items()))
     if "cached_load_s" in results:
         c = results["cached_load_s"]
         print(f"cached load: lmkit.load() {c['load']:.2f} s, whole fresh process {c['process']:.2f} s (load.json)")
