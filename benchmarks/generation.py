@@ -12,7 +12,8 @@ In ONE process, with every comparison interleaved round by round (the machine ma
   decode roofline of each (its own bytes per token), the share;
 - the speed of the matrix products of one step alone, per weight format of the hand-written decoder;
 - llama.cpp (``n_threads`` = the default thread count, one per core) on the same Q4_1 GGUF file, interleaved with
-  the rest, when installed;
+  the rest, when installed; then again in rounds of its own with the best torch configuration, both at that
+  thread count (the ratio);
 - where a decode step of the best eager configuration goes (``torch.profiler``): matrix products, other operators,
   time outside operators, against the time the weights take to stream at the copy bandwidth;
 - the cached-load time, read from benchmarks/results/load.json (written by benchmarks/load.py) when present.
@@ -204,9 +205,15 @@ def main() -> None:
     best = max(torch_rows, key=lambda k: torch_rows[k]["decode_tok_s"])
     results["best"] = {"config": best, **rows[best]}
     llama_name = next((k for k in rows if k.startswith("llama.cpp")), None)
-    if llama_name:
-        results["llama_cpp_tok_s"] = rows[llama_name]["decode_tok_s"]
-        results["best_vs_llama_cpp"] = rows[best]["decode_tok_s"] / rows[llama_name]["decode_tok_s"]
+    if llama_name:  # the ratio: llama.cpp and the best torch configuration in the same rounds, same thread count
+        n_threads = results["threads"]["default"]
+        torch.set_num_threads(n_threads)
+        pair = P.compare_runs({llama_name: runs[llama_name], best: runs[best]}, repeats=args.repeats, warmup=1,
+                              progress=False)
+        torch.set_num_threads(threads)
+        results["llama_cpp_pair"] = {"threads": n_threads, **{k: pair.loc[k, "decode tok/s"] for k in pair.index}}
+        results["llama_cpp_tok_s"] = pair.loc[llama_name, "decode tok/s"]
+        results["best_vs_llama_cpp"] = pair.loc[best, "decode tok/s"] / pair.loc[llama_name, "decode tok/s"]
 
     # where a decode step goes: the best eager (uncompiled) fp32 path, one step under the profiler
     bd_rows = {}
@@ -248,7 +255,9 @@ def main() -> None:
                                              f"{sv['ratio_max']:.3f})" if sv else "lmkit.generate not available"))
     for name, s in compile_s.items():
         print(f"{name}: {s:.0f} s to compile (first call)")
-    print("llama.cpp: " + (f"{results['llama_cpp_tok_s']:.1f} tok/s; best torch / llama.cpp = "
+    print("llama.cpp: " + (f"{results['llama_cpp_tok_s']:.1f} tok/s against {best} "
+                           f"{results['llama_cpp_pair'][best]:.1f} tok/s, both with "
+                           f"{results['llama_cpp_pair']['threads']} threads in the same rounds; best torch / llama.cpp = "
                            f"{results['best_vs_llama_cpp']:.2f} (goal >= 0.5)" if llama_name
                            else "llama_cpp not installed, skipped"))
     for name, bd in bd_rows.items():
