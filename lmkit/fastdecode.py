@@ -189,6 +189,14 @@ class FastDecoder:
         if getattr(model.config, "model_type", None) not in ("llama",):
             raise ValueError(f"FastDecoder reads Llama-family models; got model_type="
                              f"{getattr(model.config, 'model_type', None)!r}: use P.LeanDecoder for it instead")
+        config = model.config
+        if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+            raise ValueError("FastDecoder has no bias terms and this model's projections have them "
+                             "(attention_bias or mlp_bias): use P.LeanDecoder for it instead")
+        rope_type = (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default")
+        if rope_type in ("dynamic", "longrope"):
+            raise ValueError(f"rope_type={rope_type!r} changes RoPE with the length; FastDecoder's tables are fixed: "
+                             f"use P.LeanDecoder for it instead")
         if weights not in WEIGHTS:
             raise ValueError(f"weights={weights!r}: use one of {WEIGHTS}")
         device = next(model.parameters()).device

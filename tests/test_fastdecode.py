@@ -79,6 +79,11 @@ def test_bad_input_is_refused_with_the_fix(tiny_lm, wide_lm):
         dec(torch.tensor([[1, 2], [3, 4]]), 2)
     with pytest.raises(ValueError, match="max_new_tokens=0"):
         dec(torch.tensor([[1, 2]]), 0)
+    biased = torch.nn.Module()
+    biased.config = copy.copy(tiny_lm.model.config)
+    biased.config.attention_bias = True
+    with pytest.raises(ValueError, match="attention_bias or mlp_bias"):
+        FD.FastDecoder(biased)
     other = copy.copy(tiny_lm.model.config)
     other.model_type = "gpt2"
     fake = torch.nn.Module()
