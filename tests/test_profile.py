@@ -85,8 +85,9 @@ def test_peak_memory_grows_with_the_allocation():
             del x
         deltas.append(mem.delta)
     assert deltas[1] > deltas[0]
-    if P.hwm_supported():
-        assert deltas[0] >= 15 * 2**20 and deltas[1] >= 127 * 2**20
+    if P.hwm_supported():  # RSS grows by the pages newly touched: free heap pages already resident are reused,
+        # so a delta can fall short of the allocation (14.6 of 16 MiB seen in CI); three quarters must show
+        assert deltas[0] >= 12 * 2**20 and deltas[1] >= 96 * 2**20
 
 
 @pytest.mark.skipif(not P.hwm_supported(), reason="needs Linux's /proc/self/clear_refs")
@@ -97,7 +98,7 @@ def test_peak_memory_nested_blocks_keep_the_outer_peak():
         with P.PeakMemory() as inner:  # its reset of the kernel counter must not hide the 96 MiB from `outer`
             y = torch.ones(16 * 2**20 // 4)
             del y
-    assert 15 * 2**20 <= inner.delta < 90 * 2**20
+    assert 12 * 2**20 <= inner.delta < 90 * 2**20  # 12: already-resident free heap pages may serve part of 16 MiB
     assert outer.delta >= 95 * 2**20
 
 
