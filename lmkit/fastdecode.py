@@ -92,7 +92,7 @@ class _Llama(nn.Module):
     def __init__(self, hf_model, dtype: torch.dtype, weights: str | None, max_len: int, group: int):
         super().__init__()
         c, base = hf_model.config, hf_model.model
-        self.config, self.max_len = c, max_len
+        self.max_len = max_len
         self.heads, self.kv_heads = c.num_attention_heads, c.num_key_value_heads
         self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.eps = c.rms_norm_eps
@@ -186,10 +186,10 @@ class FastDecoder:
     def __init__(self, lm_or_model, *, weights: str | None = "int4", dtype: torch.dtype | None = None,
                  compile: bool = False, max_len: int = 512, group: int = 32):
         model = _as_model(lm_or_model)
-        if getattr(model.config, "model_type", None) not in ("llama",):
-            raise ValueError(f"FastDecoder reads Llama-family models; got model_type="
-                             f"{getattr(model.config, 'model_type', None)!r}: use P.LeanDecoder for it instead")
         config = model.config
+        if getattr(config, "model_type", None) != "llama":
+            raise ValueError(f"FastDecoder reads Llama-family models; got model_type="
+                             f"{getattr(config, 'model_type', None)!r}: use P.LeanDecoder for it instead")
         if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
             raise ValueError("FastDecoder has no bias terms and this model's projections have them "
                              "(attention_bias or mlp_bias): use P.LeanDecoder for it instead")
