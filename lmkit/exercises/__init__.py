@@ -83,4 +83,9 @@ def _close(a: float, b: float, rel: float = 1e-3, abs_: float = 1e-6) -> bool:
 
 
 # The checkers register themselves on import, one module per notebook.
-from . import ex00, ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09  # noqa: E402,F401
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if _info.name.startswith("ex") and _info.name[2:].isdigit():
+        _importlib.import_module(f"{__name__}.{_info.name}")
