@@ -7,6 +7,8 @@ Split (fixed, by whole work, so that validation text is genuinely unseen by anyt
 - validation: *Hamlet* (about 52,800 model tokens);
 - train: the other 41 works.
 
+Held-out perplexity, in every notebook, is measured on one fixed passage of *Hamlet*: :func:`heldout_text`.
+
 The project's own small data sets (``data/finetune/``, ``data/apps/``) live in the repository, not in the installed
 package: :func:`data_file` finds one in the checkout, or downloads it once into the lmkit cache (Colab).
 """
@@ -77,6 +79,31 @@ def corpus(split: str = "train", max_chars: int | None = None) -> str:
     """The works of ``split`` joined by blank lines; ``max_chars`` keeps the first characters (notebook 01)."""
     text = "\n\n".join(read_work(w) for w in split_works(split))
     return text if max_chars is None else text[:max_chars]
+
+
+HELDOUT_START = "ACT I."
+"""The held-out text starts here: the first line of the play proper, after the title page and the cast list."""
+HELDOUT_CHARS = 3_000
+"""Its length: at most this many characters from :data:`HELDOUT_START`, cut back to the last whole line (984 tokens
+of SmolLM2's tokenizer, so that the neural models score it in one 1,024-token window)."""
+
+
+def heldout_text(max_chars: int | None = None) -> str:
+    """The one held-out text on which every notebook reports perplexity: *Hamlet* from its first act (notebook 01).
+
+    The first :data:`HELDOUT_CHARS` characters from ``"ACT I."``, cut back to the last line break; ``max_chars``
+    (for quick runs) takes a shorter prefix of that same text, cut the same way. Hamlet is the validation work, so
+    nothing trained on ``split="train"`` has seen it. Perplexity is a mean over the tokens of one text, and each
+    passage is easier or harder to predict (a cast list of names is harder than dialogue), so a different slice,
+    or a different window, gives a different number for the same model: compare perplexities only on this text.
+    """
+    n = HELDOUT_CHARS if max_chars is None else min(int(max_chars), HELDOUT_CHARS)
+    if n < 1:
+        raise DataError(f"max_chars={max_chars!r} must be a positive number of characters (default {HELDOUT_CHARS})")
+    hamlet = read_work(VALIDATION_WORKS[0])
+    text = hamlet[hamlet.index(HELDOUT_START):][:n]
+    cut = text.rfind("\n")
+    return text[: cut + 1] if cut > 0 else text
 
 
 def data_file(name) -> Path:

@@ -55,3 +55,19 @@ def perplexity(lm, text: str | torch.Tensor, *, window: int = DEFAULT_WINDOW, st
                progress: bool = True) -> float:
     """Perplexity ``exp(mean NLL)`` of ``text`` under ``lm``, with a sliding window (notebook 01)."""
     return math.exp(token_nll(lm, text, window=window, stride=stride, progress=progress).mean().item())
+
+
+HELDOUT_WINDOW = DEFAULT_WINDOW
+"""The one window used for held-out perplexity: the whole of :func:`lmkit.data.heldout_text` fits in it."""
+
+
+def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool = False) -> float:
+    """Perplexity of ``lm`` on the project's one held-out text, in one fixed window (notebooks 00, 01, 05, 06, 08).
+
+    The text is :func:`lmkit.data.heldout_text` (*Hamlet* from ``ACT I.``, 3,000 characters; ``max_chars`` takes a
+    shorter prefix for quick runs), scored with ``window=HELDOUT_WINDOW``: figures from different notebooks are then
+    figures for the same tokens. A different passage or window gives a different number (see ``heldout_text``).
+    """
+    from lmkit.data import heldout_text
+
+    return perplexity(lm, heldout_text(max_chars), window=HELDOUT_WINDOW, progress=progress)
