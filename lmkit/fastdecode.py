@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_cos_sin
 from lmkit.profile import GenerationStats, Timing, _as_model, sync, time_fn
 
 WEIGHTS = (None, "int8", "int4")
@@ -94,7 +95,7 @@ class _Llama(nn.Module):
         c, base = hf_model.config, hf_model.model
         self.max_len = max_len
         self.heads, self.kv_heads = c.num_attention_heads, c.num_key_value_heads
-        self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        self.head_dim = head_dim(c)
         self.eps = c.rms_norm_eps
 
         def linear(w):
@@ -122,11 +123,10 @@ class _Llama(nn.Module):
         else:
             self.head = _Dense(hf_model.lm_head.weight, dtype)
         # RoPE tables for every position, from the model's own inverse frequencies (rotate-half convention)
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), base.rotary_emb.inv_freq.float().cpu())
-        angles = torch.cat([angles, angles], -1)
+        cos, sin = rope_cos_sin(torch.arange(max_len), frequencies=base.rotary_emb.inv_freq.float().cpu())
         scaling = getattr(base.rotary_emb, "attention_scaling", 1.0)
-        self.register_buffer("cos", (angles.cos() * scaling).to(dtype))
-        self.register_buffer("sin", (angles.sin() * scaling).to(dtype))
+        self.register_buffer("cos", (cos * scaling).to(dtype))
+        self.register_buffer("sin", (sin * scaling).to(dtype))
         self.caches = nn.ModuleList()
         for _ in base.layers:  # one buffer per layer: compiled code writes a slot in place, copying nothing else
             cache = nn.Module()
@@ -135,13 +135,7 @@ class _Llama(nn.Module):
             self.caches.append(cache)
 
     def _norm(self, x, w):
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * w
-
-    @staticmethod
-    def _rope(x, cos, sin):
-        half = x.shape[-1] // 2
-        return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
+        return rms_norm(x, w, self.eps)
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, last_only: bool = True) -> torch.Tensor:
         t = ids.shape[1]
@@ -152,8 +146,8 @@ class _Llama(nn.Module):
         nq, nkv = self.heads * self.head_dim, self.kv_heads * self.head_dim
         for i, cache in enumerate(self.caches):
             q, k, v = self.qkv[i](self._norm(x, self.norm1[i])).split([nq, nkv, nkv], -1)
-            q = self._rope(q.view(t, self.heads, self.head_dim).transpose(0, 1), cos, sin)
-            k = self._rope(k.view(t, self.kv_heads, self.head_dim).transpose(0, 1), cos, sin)
+            q = apply_rotary(q.view(t, self.heads, self.head_dim).transpose(0, 1), cos, sin)
+            k = apply_rotary(k.view(t, self.kv_heads, self.head_dim).transpose(0, 1), cos, sin)
             cache.k[:, pos] = k.float()
             cache.v[:, pos] = v.view(t, self.kv_heads, self.head_dim).transpose(0, 1).float()
             # grouped-query attention in fp32: the `group` query heads that share a KV head form one matrix

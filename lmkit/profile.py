@@ -22,6 +22,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from lmkit.layers import head_dim as _head_dim
+
 GB = 1e9
 
 
@@ -455,7 +457,7 @@ def _shape(config) -> tuple[int, int, int, int, int]:
     layers = config.num_hidden_layers
     heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    head_dim = _head_dim(config)
     return layers, heads, kv_heads, head_dim, config.hidden_size
 
 
