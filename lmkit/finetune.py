@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit.data import DataError, data_file
+from lmkit.files import read_jsonl
 
 DATASET = "finetune"
 """The folder of the project's date-normalisation data set under ``data/`` (see ``data/finetune/README.md``)."""
@@ -122,38 +123,14 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def read_jsonl(path, fields: tuple[str, ...] = ("prompt", "completion")) -> list[dict]:
-    """Read a supervised JSONL file, checking every line; errors name the file, the line and the problem (notebook 06)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; pass the path of a .jsonl file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}); "
-                            "write one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: a JSON {type(row).__name__}, not an object; write "
-                            '{"prompt": "...", "completion": "..."}')
-        for name in fields:
-            if name not in row:
-                raise DataError(f"{where}: missing field {name!r}; every line needs {', '.join(map(repr, fields))}")
-            if not isinstance(row[name], str) or not row[name].strip():
-                raise DataError(f"{where}: field {name!r} must be a non-empty string, got {row[name]!r:.40}")
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: the file is empty; it needs at least one JSON line with "
-                        f"{', '.join(map(repr, fields))}")
-    return rows
+RECORD_FIELDS = ("prompt", "completion")
+"""The fields of a supervised example: the loss is on the completion only."""
+
+
+def read_records(path) -> list[dict]:
+    """The ``{"prompt", "completion"}`` rows of a JSONL file, every line checked by :func:`lmkit.files.read_jsonl`
+    (notebook 06): a bad line raises a one-line DataError naming the file, the line and the fix."""
+    return read_jsonl(path, RECORD_FIELDS)
 
 
 def format_prompt(tokenizer, prompt: str) -> str:
@@ -210,7 +187,7 @@ def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 2
         text = data.corpus(name) if name in data.SPLITS else data.read_work(name)
         examples = encode_text(tokenizer, text, block_size)
     elif isinstance(spec, (str, os.PathLike)) and str(spec).endswith(".jsonl"):
-        rows = read_jsonl(spec)[:limit]  # every line is checked, only the kept ones are tokenized
+        rows = read_records(spec)[:limit]  # every line is checked, only the kept ones are tokenized
         examples = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in rows]
     elif isinstance(spec, (str, os.PathLike)) and str(spec).endswith(".txt"):
         path = Path(spec)
@@ -857,7 +834,7 @@ def load_split(split: str, limit: int | None = None) -> list[dict]:
     """
     if split not in DATE_SPLITS:
         raise DataError(f"split={split!r}: use 'train', 'validation' or 'test'")
-    return read_jsonl(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
+    return read_records(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
 
 
 # ----------------------------------------------------------------------------------------------- command line

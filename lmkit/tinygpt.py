@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -438,18 +437,13 @@ def save(model: nn.Module, tokenizer: CharTokenizer, path: str | os.PathLike) ->
     """
     from safetensors.torch import save_model
 
+    from lmkit.files import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     kind = "gpt" if isinstance(model, TinyGPT) else "rnn"
     meta = {"kind": kind, "config": json.dumps(asdict(model.config)), "chars": json.dumps(tokenizer.chars)}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        save_model(model, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        save_model(model, str(tmp), metadata=meta)
     return path
 
 

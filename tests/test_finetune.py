@@ -100,7 +100,7 @@ def test_bad_data_names_file_line_and_problem(tmp_path, lines, problem):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines))
     with pytest.raises(DataError) as err:
-        ft.read_jsonl(path)
+        ft.read_records(path)
     message = str(err.value)
     assert str(path) in message and problem in message and "\n" not in message
 
