@@ -7,7 +7,7 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup lab test unit book bench student html clean
+.PHONY: setup lab test unit book bench student html clean test-latest gpu-check
 
 # The install runs again only when one of these files changed since the last one.
 $(STAMP): requirements.txt requirements-offline.txt pyproject.toml
@@ -51,5 +51,23 @@ html: setup       ## the offline HTML book under html/ (widget renderer served l
 bench: setup      ## run the benchmarks (writes benchmarks/results/*.json)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
+# The newest versions pyproject.toml allows (torch stays at the pinned CPU wheel: the newest torch on the index is a
+# multi-GB CUDA build). Catches a new transformers/peft/accelerate release before Colab and laptops do.
+LATEST := .venv-latest
+test-latest:      ## unit tests + notebooks (quick mode) in a second venv with the newest allowed dependencies
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	echo "torch==$$(grep -E '^torch==' requirements.txt | cut -d= -f3)" > $(LATEST)/constraints.txt
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST)/constraints.txt -e ".[test,lab,workbook]"
+	$(LATEST)/bin/python -m pip install -q --no-deps -r requirements-offline.txt
+	$(LATEST)/bin/python -m pip freeze > $(LATEST)/freeze.txt
+	$(LATEST)/bin/python -m lmkit prepare
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 LMKIT_QUICK=1 LMKIT_STRICT_EXERCISES=1 $(LATEST)/bin/python -m pytest -n 2 --dist loadfile \
+	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --ignore=tests/browser \
+	  tests $(NOTEBOOKS) $(PYTEST_ARGS)
+
+gpu-check: setup  ## every notebook in quick mode on a CUDA GPU; writes gpu-report/ (refuses without a GPU)
+	$(BIN)/python tools/gpu_check.py --out gpu-report
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(LATEST) .pytest_cache
