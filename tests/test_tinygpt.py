@@ -55,14 +55,6 @@ def test_gpt_shapes_tied_head_and_loss(tok, pos):
     assert abs(out.loss.item() - math.log(len(tok))) < 0.5
 
 
-def test_sinusoidal_positions_formula():
-    pe = tg.sinusoidal_positions(10, 8)
-    assert pe.shape == (10, 8)
-    p, i = 7, 2
-    assert pe[p, 2 * i].item() == pytest.approx(math.sin(p / 10000 ** (2 * i / 8)), abs=1e-6)
-    assert pe[p, 2 * i + 1].item() == pytest.approx(math.cos(p / 10000 ** (2 * i / 8)), abs=1e-6)
-
-
 def test_attention_matches_sdpa_and_weights_are_causal(tok):
     model = small_gpt(len(tok))
     attn = model.blocks[0].attn

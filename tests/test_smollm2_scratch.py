@@ -1,0 +1,50 @@
+"""The Llama written from scratch (notebook 13) against transformers' LlamaForCausalLM."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmkit import tinygpt as tg
+from tests.conftest import make_model
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_scratch_llama_matches_transformers_on_a_tiny_config(tied):
+    hf = make_model(50, num_attention_heads=6, num_key_value_heads=2, hidden_size=48, rope_theta=5000.0,
+                    tie_word_embeddings=tied)
+    ours = tg.Llama(hf.config).load_hf_state_dict(hf.state_dict()).eval()
+    ids = torch.randint(50, (2, 17), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = hf(ids).logits, ours(ids)
+    assert got.shape == (2, 17, 50)
+    assert (got - want).abs().max().item() < 1e-5
+    assert (ours.lm_head is None) == tied  # a tied head is the embedding itself, with no weight of its own
+    greedy = tg.greedy(ours, ids[:1, :5], 6)
+    assert torch.equal(greedy, hf.generate(ids[:1, :5], max_new_tokens=6, do_sample=False))
+
+
+def test_a_missing_weight_is_refused_and_bias_configs_too():
+    hf = make_model(50)
+    state = hf.state_dict()
+    state.pop("model.layers.1.mlp.up_proj.weight")
+    with pytest.raises(RuntimeError, match="up_proj"):
+        tg.Llama(hf.config).load_hf_state_dict(state)
+    with pytest.raises(ValueError, match="attention_bias"):
+        tg.Llama(make_model(50, attention_bias=True).config)
+
+
+def test_from_folder_needs_safetensors(tmp_path):
+    with pytest.raises(ValueError, match="no \\*.safetensors"):
+        tg.Llama.from_folder(tmp_path)
+
+
+@pytest.mark.integration
+def test_scratch_smollm2_matches_the_real_model(real_lm):
+    from lmkit.data import corpus
+    from lmkit.models import bundled_cache_dir
+
+    ours = tg.Llama.from_folder(bundled_cache_dir())
+    ids = real_lm.encode(corpus("validation")[4000:6000])[:, :200]
+    with torch.no_grad():
+        diff = (ours(ids) - real_lm.model(ids).logits.float()).abs().max().item()
+    assert diff < 1e-4, diff
