@@ -7,44 +7,93 @@ them (no special tokens added). For a text that fits in one window this equals `
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+__all__ = ["DEFAULT_WINDOW", "HELDOUT_WINDOW", "check_window", "window_starts", "token_nll", "perplexity",
+           "heldout_perplexity"]
+
 DEFAULT_WINDOW = 1024
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_window(window, stride) -> int:
+    """Check a sliding window's arguments before any work; return the stride (``None``: ``window // 2``).
+
+    ``window`` is an int >= 2 (one token of context and one to score); ``stride`` an int with
+    ``1 <= stride <= window - 1``, so that the first token each window scores has at least one earlier token of
+    the same window as context. Anything else is a one-line ValueError; nothing is silently replaced by a default.
+    """
+    if not _is_int(window) or window < 2:
+        raise ValueError(f"window={window!r} must be an integer of at least 2 tokens (default {DEFAULT_WINDOW})")
+    if stride is None:
+        return max(1, window // 2)
+    if not _is_int(stride) or not 1 <= stride <= window - 1:
+        raise ValueError(f"stride={stride!r} must be an integer from 1 to window-1={window - 1}: each window keeps "
+                         "at least one earlier token as context (or leave stride=None for window//2)")
+    return int(stride)
+
+
+def _text_ids(lm, text) -> torch.Tensor:
+    """The 1-D ids of ``text`` (a string, or ids as a 1-D or ``[1, T]`` tensor / list), checked against the vocabulary."""
+    if isinstance(text, str):
+        if not text:
+            raise ValueError("text is empty: pass at least two tokens of text")
+        return lm.encode(text)[0]
+    if isinstance(text, (torch.Tensor, list, tuple)):
+        ids = torch.as_tensor(text)
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.dim() > 2 or ids.dim() == 2 and ids.shape[0] != 1:
+            raise ValueError(f"ids of dtype {ids.dtype} and shape {tuple(ids.shape)}: pass one sequence of integer "
+                             "token ids, shape [T] or [1, T] (score several texts one by one)")
+        ids = ids.flatten().to(lm.device)
+        vocab = lm.model.get_input_embeddings().num_embeddings
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            raise ValueError(f"token ids range from {int(ids.min())} to {int(ids.max())}: the model's vocabulary has "
+                             f"ids 0..{vocab - 1}; encode the text with this model's tokenizer")
+        return ids
+    raise ValueError(f"text of type {type(text).__name__}: pass a string or a tensor of token ids")
+
+
+def window_starts(n: int, window: int, stride: int) -> range:
+    """Start positions of the windows over ``n`` tokens: ``0, stride, 2·stride, ...`` until one reaches the end."""
+    return range(0, max(n - window, 0) + stride, stride)
 
 
 def token_nll(lm, text: str | torch.Tensor, *, window: int = DEFAULT_WINDOW, stride: int | None = None,
               progress: bool = True) -> torch.Tensor:
     """Negative log-likelihood (nats) of tokens 1..n-1 of ``text``, a float32 tensor of length n-1 (notebook 01).
 
-    Windows of ``window`` tokens advance by ``stride`` (default ``window // 2``); each token is scored once, in the
-    first window whose new part holds it, so it sees at least ``window - stride`` tokens of context when there are any.
+    Windows of ``window`` tokens start every ``stride`` tokens (default ``window // 2``); each token after the first
+    is scored exactly once, in the first window that holds it and has not scored it yet, so it sees at least
+    ``window - stride`` (>= 1) tokens of context when the text has them. This is the sliding-window evaluation of
+    Hugging Face's "Perplexity of fixed-length models" guide, with no token left out at window borders.
+
+    Errors (one line, before any forward pass): ``window``/``stride`` out of range or not integers (see
+    :func:`check_window`), an empty text, a text of fewer than 2 tokens, ids outside the vocabulary.
     """
-    ids = lm.encode(text)[0] if isinstance(text, str) else torch.as_tensor(text).flatten().to(lm.device)
+    stride = check_window(window, stride)
+    ids = _text_ids(lm, text)
     n = ids.numel()
     if n < 2:
         raise ValueError(f"text has {n} token(s): perplexity needs at least 2; pass a longer text")
-    if window < 2:
-        raise ValueError(f"window={window} is too small: use at least 2 (default {DEFAULT_WINDOW})")
-    stride = stride or max(1, window // 2)
-    if not 1 <= stride <= window:
-        raise ValueError(f"stride={stride} must be between 1 and window={window}")
     nll = torch.empty(n - 1, dtype=torch.float32)
     scored = 1  # token 0 has no context and is never scored
-    starts = range(0, max(n - window, 0) + stride, stride)
+    starts = window_starts(n, window, stride)
     with torch.inference_mode():
         for begin in tqdm(starts, desc="perplexity", disable=not progress or len(starts) < 4, leave=False):
             end = min(begin + window, n)
             if end <= scored:
                 continue
             logits = lm.model(ids[begin:end].unsqueeze(0)).logits[0].float()
-            # logits[j] predicts token begin+j+1; score tokens scored..end-1
-            first = scored - begin - 1
-            logp = F.log_softmax(logits[first:end - begin - 1], dim=-1)
-            targets = ids[scored:end]
-            nll[scored - 1:end - 1] = -logp.gather(1, targets.unsqueeze(1)).squeeze(1).cpu()
+            # logits[j] predicts token begin+j+1; score tokens scored..end-1 (begin < scored: stride < window)
+            logp = F.log_softmax(logits[scored - begin - 1:end - begin - 1], dim=-1)
+            nll[scored - 1:end - 1] = -logp.gather(1, ids[scored:end].unsqueeze(1)).squeeze(1).cpu()
             scored = end
             if end == n:
                 break

@@ -44,3 +44,77 @@ def test_bad_windows(tiny_lm, kw, match):
 def test_one_token_text_is_refused(tiny_lm):
     with pytest.raises(ValueError, match="at least 2"):
         metrics.perplexity(tiny_lm, "cat")
+
+
+# ----------------------------------------------------------------------------------------------- every window/stride
+def _reference_nll(lm, ids, window, stride):
+    """Token t scored from the first window (starts 0, stride, 2·stride ...) that reaches past it, one pass per token."""
+    out = []
+    for t in range(1, ids.numel()):
+        k = 0 if t < window else (t - window) // stride + 1
+        begin = k * stride
+        assert begin < t  # at least one token of context
+        logits = lm.model(ids[begin:t].unsqueeze(0)).logits[0, -1].float()
+        out.append(-F.log_softmax(logits, -1)[ids[t]].item())
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("window, stride", [(2, 1), (3, 1), (3, 2), (4, 3), (5, 2), (6, 5), (7, 3), (40, 39),
+                                            (2, None), (9, None), (64, None)])
+def test_windowed_nll_equals_independent_per_token_scoring(tiny_lm, window, stride):
+    ids = tiny_lm.encode(TEXT)[0]
+    nll = metrics.token_nll(tiny_lm, TEXT, window=window, stride=stride, progress=False)
+    expected = _reference_nll(tiny_lm, ids, window, stride if stride is not None else max(1, window // 2))
+    assert nll.shape == expected.shape == (ids.numel() - 1,)
+    torch.testing.assert_close(nll, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("text", ["a b", "the cat", "the cat sat"])
+def test_short_texts_with_small_windows(tiny_lm, text):
+    ids = tiny_lm.encode(text)[0]
+    for window in (2, 3):
+        nll = metrics.token_nll(tiny_lm, text, window=window, stride=window - 1, progress=False)
+        torch.testing.assert_close(nll, _reference_nll(tiny_lm, ids, window, window - 1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"window": 2, "stride": 2}, r"stride=2 must be an integer from 1 to window-1=1"),  # the reported crash
+    ({"window": 8, "stride": 8}, r"stride=8 .* window-1=7"),
+    ({"window": 8, "stride": 0}, r"stride=0"),  # no longer silently replaced by the default
+    ({"window": 8, "stride": -3}, r"stride=-3"),
+    ({"window": 8, "stride": 2.0}, r"stride=2\.0"),
+    ({"window": 8, "stride": True}, r"stride=True"),
+    ({"window": 0}, r"window=0 must be an integer of at least 2"),
+    ({"window": -5}, r"window=-5"),
+    ({"window": 4.5}, r"window=4\.5"),
+    ({"window": "16"}, r"window='16'"),
+    ({"window": None}, r"window=None"),
+])
+def test_every_invalid_window_argument_is_one_line(tiny_lm, kw, match):
+    for fn in (metrics.token_nll, metrics.perplexity):
+        with pytest.raises(ValueError, match=match) as err:
+            fn(tiny_lm, TEXT, progress=False, **kw)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "text is empty"),
+    (None, "type NoneType"),
+    (42, "type int"),
+    (torch.tensor([[1, 2, 3], [4, 5, 6]]), r"shape \(2, 3\)"),
+    (torch.tensor([1.0, 2.0, 3.0]), "dtype torch.float32"),
+    (torch.tensor([5, 6, 10_000]), "vocabulary has ids 0.."),
+    (torch.tensor([5, -1, 6]), "range from -1"),
+    (torch.tensor([7]), "1 token"),
+])
+def test_bad_texts_are_one_line_errors(tiny_lm, text, match):
+    with pytest.raises(ValueError, match=match) as err:
+        metrics.token_nll(tiny_lm, text, window=4, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_ids_as_tensor_list_or_row_give_the_same_scores(tiny_lm):
+    ids = tiny_lm.encode(TEXT)
+    a = metrics.token_nll(tiny_lm, TEXT, window=5, stride=2, progress=False)
+    for form in (ids, ids[0], ids[0].tolist()):
+        torch.testing.assert_close(metrics.token_nll(tiny_lm, form, window=5, stride=2, progress=False), a)
