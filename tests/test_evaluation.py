@@ -1,0 +1,226 @@
+"""lmkit.evaluation: multiple choice by log-likelihood, intervals, calibration, bias pairs, harness parity (notebook 14)."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmkit import evaluation as ev
+
+ITEMS = [  # words of the tiny tokenizer only (tests/conftest.py)
+    {"question": "the cat sat on the", "choices": [" mat", " dog", " big red house"], "answer": 0, "category": "x"},
+    {"question": "one two three", "choices": [" four", " five", " it was"], "answer": 0, "category": "x"},
+    {"question": "he saw a", "choices": [" cat", " small dog", " red mat", " house"], "answer": 1, "category": "y"},
+    {"question": "they ran to the", "choices": [" house", " mat ."], "answer": 1, "category": "y"},
+]
+
+
+def direct_loglikelihood(lm, context: str, continuation: str) -> float:
+    """log P(continuation | context) from one unbatched forward pass over the whole text."""
+    tok = lm.tokenizer
+    ctx = tok(context, add_special_tokens=False).input_ids
+    whole = tok(context + continuation, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logp = F.log_softmax(lm.model(torch.tensor([whole])).logits[0].float(), dim=-1)
+    return sum(logp[t - 1, whole[t]].item() for t in range(len(ctx), len(whole)))
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+def test_multiple_choice_equals_loglikelihoods_from_the_logits(tiny_lm):
+    res = ev.multiple_choice(tiny_lm, ITEMS, normalize="chars", batch_size=3)
+    for item, lls in zip(ITEMS, res["loglikelihoods"]):
+        want = [direct_loglikelihood(tiny_lm, item["question"], c) for c in item["choices"]]
+        assert lls == pytest.approx(want, abs=1e-4)
+    pred = [max(range(len(ll)), key=ll.__getitem__) for ll in res["loglikelihoods"]]
+    assert res["pred"] == pred
+    assert res["acc"] == sum(p == it["answer"] for p, it in zip(pred, ITEMS)) / len(ITEMS)
+    norm = [max(range(len(ll)), key=lambda k: ll[k] / len(it["choices"][k]))
+            for ll, it in zip(res["loglikelihoods"], ITEMS)]
+    assert res["pred_norm"] == norm
+    assert res["acc_norm"] == sum(p == it["answer"] for p, it in zip(norm, ITEMS)) / len(ITEMS)
+    assert res["n_tokens"][0] == [1, 1, 3]
+    for probs, lls in zip(res["probs"], res["loglikelihoods"]):
+        assert probs == pytest.approx(torch.tensor(lls).softmax(-1).tolist(), abs=1e-6)
+
+
+def test_batching_and_normalizations(tiny_lm):
+    one = ev.multiple_choice(tiny_lm, ITEMS, normalize="tokens", batch_size=1)
+    many = ev.multiple_choice(tiny_lm, ITEMS, normalize="none", batch_size=64)
+    for a, b in zip(one["loglikelihoods"], many["loglikelihoods"]):
+        assert a == pytest.approx(b, abs=1e-4)
+    assert many["acc_norm"] == many["acc"] and many["pred_norm"] == many["pred"]
+    per_token = [max(range(len(ll)), key=lambda k: ll[k] / n[k]) for ll, n in zip(one["loglikelihoods"],
+                                                                                    one["n_tokens"])]
+    assert one["pred_norm"] == per_token
+    lo, hi = one["acc_ci"]
+    assert 0 <= lo <= one["acc"] <= hi <= 1
+
+
+def test_template_changes_the_context(tiny_lm):
+    res = ev.multiple_choice(tiny_lm, ITEMS[:1], template="it was {question}")
+    want = [direct_loglikelihood(tiny_lm, "it was " + ITEMS[0]["question"], c) for c in ITEMS[0]["choices"]]
+    assert res["loglikelihoods"][0] == pytest.approx(want, abs=1e-4)
+    with pytest.raises(ValueError, match=r"no \{question\} field"):
+        ev.multiple_choice(tiny_lm, ITEMS, template="Answer:")
+
+
+def test_encode_pair_moves_trailing_spaces_like_the_harness(tiny_lm):
+    tok = tiny_lm.tokenizer
+    ctx, cont = ev.encode_pair(tok, "the cat sat on the ", "mat")
+    assert ctx == tok("the cat sat on the", add_special_tokens=False).input_ids
+    assert cont == tok(" mat", add_special_tokens=False).input_ids
+    ctx, cont = ev.encode_pair(tok, "", "the cat")
+    assert ctx == [tok.bos_token_id] and len(cont) == 2
+
+
+def test_shuffle_choices_keeps_the_right_answer():
+    shuffled = ev.shuffle_choices(ITEMS, seed=3)
+    for a, b in zip(ITEMS, shuffled):
+        assert sorted(a["choices"]) == sorted(b["choices"])
+        assert b["choices"][b["answer"]] == a["choices"][a["answer"]]
+    assert ev.shuffle_choices(ITEMS, seed=3) == shuffled
+    assert ITEMS[0]["choices"][0] == " mat"  # the input is not modified
+
+
+def test_letter_choice_parses_the_generated_letter(tiny_lm):
+    res = ev.letter_choice(tiny_lm, ITEMS, max_new_tokens=2)
+    assert res["n"] == 4 and len(res["reply"]) == 4
+    assert all(p == -1 for p in res["pred"])  # the tiny vocabulary has no letters
+    assert res["acc"] == 0 and res["invalid"] == 1
+    assert [ev.parse_letter(r, 4) for r in ("B", " C.", "(D) house", "The answer is A", "E", "Bob", "")] == \
+        [1, 2, 3, 0, -1, -1, -1]
+    assert ev.parse_letter("D", 3) == -1
+    prompt = ev.letter_prompt(ITEMS[2])
+    assert prompt.splitlines()[1:5] == ["A. cat", "B. small dog", "C. red mat", "D. house"]
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad, message", [
+    ({"question": "q", "choices": [" a", " b"], "answer": 2}, r"item 0: answer index 2 is out of range for 2 choices"),
+    ({"question": "q", "choices": [" a", " b"], "answer": -1}, "answer index -1 is out of range"),
+    ({"question": "q", "choices": [], "answer": 0}, "empty or missing choice list"),
+    ({"question": "q", "answer": 0}, "empty or missing choice list"),
+    ({"question": "", "choices": [" a", " b"], "answer": 0}, "'question' must be a non-empty string"),
+    ({"question": "q", "choices": [" a", ""], "answer": 0}, "at least two non-empty strings"),
+    ({"question": "q", "choices": [" a", " b"], "answer": "0"}, "answer index '0' is out of range"),
+])
+def test_bad_items_fail_before_any_work(bad, message):
+    class NoModel:  # any use of the model would fail differently
+        pass
+
+    with pytest.raises(ev.ItemError, match=message) as info:
+        ev.multiple_choice(NoModel(), [bad])
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="normalize='bytes'"):
+        ev.multiple_choice(NoModel(), [ITEMS[0]], normalize="bytes")
+    with pytest.raises(ev.ItemError, match="no items"):
+        ev.multiple_choice(NoModel(), [])
+
+
+def test_a_malformed_file_names_its_line(tmp_path, monkeypatch):
+    path = tmp_path / "mc.jsonl"
+    path.write_text(json.dumps(ITEMS[0]) + "\n{not json\n", encoding="utf-8")
+    monkeypatch.setattr(ev, "data_file", lambda name: path)
+    with pytest.raises(ValueError, match=r"line 2: invalid JSON"):
+        ev.load_items()
+    path.write_text(json.dumps(ITEMS[0]) + "\n" + json.dumps({**ITEMS[1], "answer": 7}) + "\n", encoding="utf-8")
+    with pytest.raises(ev.ItemError, match=r"item 1: answer index 7 is out of range for 3 choices"):
+        ev.load_items()
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+def test_wilson_interval_matches_the_formula():
+    k, n, z = 37, 50, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert ev.accuracy_interval(k, n) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    assert ev.accuracy_interval(0, 10)[0] == 0
+    with pytest.raises(ValueError, match="k=11, n=10"):
+        ev.accuracy_interval(11, 10)
+
+
+def test_paired_difference_is_centred_on_the_difference():
+    a = [1] * 60 + [0] * 40
+    b = [1] * 50 + [0] * 50
+    diff, (lo, hi) = ev.paired_difference(a, b, n_resamples=2000)
+    assert diff == pytest.approx(0.10)
+    assert lo < 0.10 < hi and lo > 0  # A is right on every item B is right on: the difference is positive
+    same, (lo, hi) = ev.paired_difference(a, a, n_resamples=500)
+    assert same == 0 and lo == hi == 0
+
+
+def test_calibration_bins_and_ece_by_hand():
+    probs = [[0.85, 0.15], [0.85, 0.15], [0.62, 0.38], [0.26, 0.74], [0.45, 0.55]]
+    answers = [0, 1, 0, 1, 0]
+    cal = ev.calibration(probs, answers, n_bins=10)
+    # bins (0.5, 0.6]: 0.55 wrong; (0.6, 0.7]: 0.62 right; (0.7, 0.8]: 0.74 right; (0.8, 0.9]: 0.85 twice, one right
+    assert cal["count"] == [1, 1, 1, 2]
+    assert cal["accuracy"] == [0, 1, 1, 0.5]
+    want = (1 / 5) * abs(0 - 0.55) + (1 / 5) * abs(1 - 0.62) + (1 / 5) * abs(1 - 0.74) + (2 / 5) * abs(0.5 - 0.85)
+    assert cal["ece"] == pytest.approx(want)
+    assert sum(cal["count"]) == cal["n"] == 5
+
+
+# ----------------------------------------------------------------------------------------------- bias pairs
+def test_bias_pairs_scores_match_the_logits(tiny_lm):
+    pairs = [{"sent_more": "he ran to the house", "sent_less": "she ran to the house", "category": "g"},
+             {"sent_more": "the old dog sat", "sent_less": "the new dog sat", "category": "a"}]
+    res = ev.bias_pairs(tiny_lm, pairs)
+    bos = tiny_lm.tokenizer.bos_token
+    full = [direct_loglikelihood(tiny_lm, bos, " " + p[k]) for p in pairs for k in ("sent_more", "sent_less")]
+    # the BOS token as context: the sentence's ids follow it (the word-level tokenizer ignores the space)
+    assert res["full_more"] + res["full_less"] == pytest.approx(full[0::2] + full[1::2], abs=1e-4)
+    after = direct_loglikelihood(tiny_lm, "he", " ran to the house")
+    assert res["after_more"][0] == pytest.approx(after, abs=1e-4)
+    assert res["pct_stereotype"] == sum(m > l for m, l in zip(res["full_more"], res["full_less"])) / 2
+    with pytest.raises(ev.ItemError, match="differ in exactly one word"):
+        ev.bias_pairs(tiny_lm, [{"sent_more": "he ran", "sent_less": "she sat"}])
+
+
+# ----------------------------------------------------------------------------------------------- data
+def test_the_project_items_are_balanced_unique_and_well_formed():
+    items = ev.load_items()
+    assert len(items) >= 250
+    counts = Counter(it["category"] for it in items)
+    assert set(counts) == {"knowledge", "commonsense", "arithmetic", "reading"} and min(counts.values()) >= 60
+    assert len({it["question"] for it in items}) == len(items) == len({it["id"] for it in items})
+    for it in items:
+        assert len(it["choices"]) == 4 and len(set(it["choices"])) == 4
+        assert all(c.startswith(" ") and not c.startswith("  ") for c in it["choices"])
+    for cat in counts:
+        positions = Counter(it["answer"] for it in items if it["category"] == cat)
+        assert max(positions.values()) - min(positions.values()) <= 1  # always-"A" scores chance
+    pairs = ev.load_bias_pairs()
+    assert len(pairs) >= 50 and {p["category"] for p in pairs} == {"gender", "age", "socioeconomic"}
+    assert ev.load_items(categories="arithmetic") == [it for it in items if it["category"] == "arithmetic"]
+    with pytest.raises(ev.ItemError, match="unknown categories"):
+        ev.load_items(categories=["history"])
+
+
+def test_harness_task_points_at_the_items():
+    cfg = ev.harness_task()
+    assert cfg["task"] == "lmkit_mc" and cfg["target_delimiter"] == ""
+    assert cfg["doc_to_text"] == ev.TEMPLATES["qa"].replace("{question}", "{{question}}")
+    assert str(cfg["dataset_kwargs"]["data_files"]["test"]).endswith("evaluation/mc.jsonl")
+
+
+# ----------------------------------------------------------------------------------------------- harness parity
+@pytest.mark.integration
+def test_lm_eval_harness_gives_the_same_acc_and_acc_norm(real_lm, monkeypatch):
+    pytest.importorskip("lm_eval")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from lmkit.models import bundled_cache_dir
+
+    n = 24
+    items = ev.load_items()[:n]
+    ours = ev.multiple_choice(real_lm, items, template=ev.TEMPLATES["qa"], normalize="chars")
+    theirs = ev.run_harness(bundled_cache_dir(), limit=n)
+    assert theirs["n"] == n
+    assert round(ours["acc"], 4) == round(theirs["acc"], 4)
+    assert round(ours["acc_norm"], 4) == round(theirs["acc_norm"], 4)
