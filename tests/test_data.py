@@ -1,4 +1,6 @@
 """lmkit.data: the Shakespeare corpus and its fixed split."""
+from pathlib import Path
+
 import pytest
 
 from lmkit import data, files
@@ -35,62 +37,25 @@ def test_data_file_finds_the_checkout_copy():
     assert data.data_file(data.DATA_ROOT / "apps" / "qa.jsonl") == data.DATA_ROOT / "apps" / "qa.jsonl"
 
 
-def _no_checkout(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "DATA_ROOT", tmp_path / "site-packages" / "data")  # as after a pip install
-    monkeypatch.setenv("LMKIT_CACHE", str(tmp_path / "cache"))
-
-
-def test_data_file_offline_names_the_file_and_the_fix(monkeypatch, tmp_path):
-    _no_checkout(monkeypatch, tmp_path)
-    calls = []
-
-    def offline(url, timeout=None):
-        calls.append(url)
-        raise data.urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+def test_data_file_missing_names_the_file_and_the_folders(monkeypatch, tmp_path):
+    """No download fallback any more: the data ship inside the package (tests/test_wheel.py builds and runs it)."""
+    root = tmp_path / "datasets"
+    (root / "apps").mkdir(parents=True)
+    monkeypatch.setattr(data, "DATA_ROOT", root)
     with pytest.raises(data.DataError) as err:
-        data.data_file("finetune/test.jsonl")
-    message = str(err.value)
-    assert "'finetune/test.jsonl'" in message and "connect to the internet" in message and "git clone" in message
-    assert "\n" not in message
-    assert calls == [data.DATA_URL + "finetune/test.jsonl"]
-    assert data.DATA_URL.startswith("https://raw.githubusercontent.com/lmkit/lmkit/main/")
-    assert not (tmp_path / "cache" / "data" / "finetune" / "test.jsonl").exists()  # nothing half-written
-
-
-def test_data_file_downloads_once_into_the_cache(monkeypatch, tmp_path):
-    """No network: urlopen is replaced by a fake response."""
-    import io
-
-    _no_checkout(monkeypatch, tmp_path)
-    calls = []
-
-    def fake(url, timeout=None):
-        calls.append(url)
-        return io.BytesIO(b'{"prompt": "p", "completion": "c"}\n')
-
-    monkeypatch.setattr(data.urllib.request, "urlopen", fake)
-    first = data.data_file("apps/qa.jsonl")
-    assert first == tmp_path / "cache" / "data" / "apps" / "qa.jsonl"
-    assert first.read_bytes() == b'{"prompt": "p", "completion": "c"}\n'
-    assert data.data_file(data.DATA_ROOT / "apps" / "qa.jsonl") == first  # the absolute form maps to the same file
-    assert calls == [data.DATA_URL + "apps/qa.jsonl"]  # the second call read the cache
-
-
-def test_data_file_unknown_name_and_bad_paths(monkeypatch, tmp_path):
-    _no_checkout(monkeypatch, tmp_path)
-
-    def not_found(url, timeout=None):
-        raise data.urllib.error.HTTPError(url, 404, "Not Found", {}, None)
-
-    monkeypatch.setattr(data.urllib.request, "urlopen", not_found)
-    with pytest.raises(data.DataError, match=r"'finetune/nope\.jsonl'.*HTTP 404"):
         data.data_file("finetune/nope.jsonl")
+    message = str(err.value)
+    assert "'finetune/nope.jsonl'" in message and "folders: apps" in message and "reinstall lmkit" in message
+    assert "\n" not in message
     with pytest.raises(data.DataError, match="inside data/"):
         data.data_file("../setup.py")
     with pytest.raises(data.DataError, match="not inside the project's data folder"):
         data.data_file(tmp_path / "elsewhere.jsonl")
+
+
+def test_data_root_is_the_checkout_here_and_the_package_copy_when_installed():
+    assert data.DATA_ROOT == data._CHECKOUT_DATA and data.DATA_ROOT.is_dir()
+    assert data._PACKAGE_DATA == Path(data.__file__).resolve().parent / "datasets"
 
 
 # ----------------------------------------------------------------------------------------------- lmkit.files
