@@ -1,0 +1,29 @@
+"""Causal interpretability on a real model, with hand-written forward hooks (notebook 11).
+
+One module per method; the names are re-exported here, so ``from lmkit import interp`` gives all of them:
+
+- :mod:`~lmkit.interp.hooks`: hook points (``embed``, ``resid``, ``attn``, ``z``, ``mlp``, ``final``), :func:`run`
+  with edits, :func:`run_with_cache`;
+- :mod:`~lmkit.interp.patching`: activation patching, :func:`patch` (residual stream, attention and MLP outputs,
+  single heads) and the metric :func:`logit_diff`;
+- :mod:`~lmkit.interp.attribution`: direct logit attribution, :func:`logit_attribution`;
+- :mod:`~lmkit.interp.induction`: induction heads, :func:`induction_scores`, per-repeat losses and head ablation;
+- :mod:`~lmkit.interp.steering`: :func:`steering_vector` and the :func:`steer` context manager;
+- :mod:`~lmkit.interp.probes`: linear probes per layer with a control task;
+- :mod:`~lmkit.interp.crosscheck`: the same patching through nnsight, to compare.
+"""
+from lmkit.interp.attribution import components, logit_attribution, plot_attribution
+from lmkit.interp.hooks import POINTS, answer_id, check_layer, hooked, layers, run, run_with_cache, token_ids
+from lmkit.interp.induction import (ablate_heads, ablation_edits, head_means, induction_scores, random_heads,
+                                    repeat_losses, repeated_tokens)
+from lmkit.interp.patching import (WHERE, check_pair, logit_diff, normalise, patch, replace_heads,
+                                   replace_positions)
+from lmkit.interp.probes import control_labels, noun_verb_data, plot_probes, probe_accuracy, word_activations
+from lmkit.interp.steering import residual_mean, steer, steered_generate, steering_vector
+
+__all__ = ["POINTS", "WHERE", "ablate_heads", "ablation_edits", "answer_id", "check_layer", "check_pair",
+           "components", "control_labels", "head_means", "hooked", "induction_scores", "layers", "logit_attribution",
+           "logit_diff", "noun_verb_data", "normalise", "patch", "plot_attribution", "plot_probes", "probe_accuracy",
+           "random_heads", "repeat_losses", "repeated_tokens", "replace_heads", "replace_positions",
+           "residual_mean", "run", "run_with_cache", "steer", "steered_generate", "steering_vector", "token_ids",
+           "word_activations"]

@@ -1,0 +1,75 @@
+"""The same activation patching through nnsight, an established interpretability library, to compare (notebook 11).
+
+nnsight (Fiotto-Kaufman et al. 2024, "NNsight and NDIF") wraps a loaded transformers model; inside
+``with model.trace(ids):`` every module's ``.output`` / ``.input`` can be read (``.save()``) or assigned, and the
+library installs and removes the hooks. Nothing here uses :mod:`lmkit.interp.hooks`: the result is an independent
+computation of :func:`lmkit.interp.patch`'s tensor. nnsight wraps the model in memory, so it needs no download.
+"""
+from __future__ import annotations
+
+import torch
+
+from lmkit.interp.hooks import answer_id
+from lmkit.interp.patching import WHERE, check_pair, normalise
+from lmkit.layers import head_dim
+
+__all__ = ["nnsight_model", "nnsight_patch"]
+
+
+def nnsight_model(lm):
+    """``lm.model`` wrapped by nnsight's ``TransformersModel`` (no copy, no download) (notebook 11)."""
+    try:
+        from nnsight.modeling.transformers import TransformersModel
+    except ImportError:
+        raise ImportError("nnsight is not installed: pip install nnsight==0.8.1 (it resolves with torch as pinned "
+                          "in requirements.txt)") from None
+    return TransformersModel(lm.model, task="text-generation", tokenizer=lm.tokenizer)
+
+
+def _site(model, where: str, layer: int):
+    """The nnsight envoy and attribute holding ``where`` at ``layer``: ``(envoy, "output"|"input")``."""
+    block = model.model.layers[layer]
+    return {"resid": (block, "output"), "attn": (block.self_attn, "output"), "mlp": (block.mlp, "output"),
+            "head": (block.self_attn.o_proj, "input")}[where]
+
+
+def _value(envoy, attr: str):
+    value = getattr(envoy, attr)
+    return value[0] if isinstance(value, tuple) else value
+
+
+def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, model=None) -> torch.Tensor:
+    """:func:`lmkit.interp.patch`'s tensor (``[layers, positions]``, or ``[layers, heads]`` for ``"head"``), computed
+    with nnsight's tracing instead of hand-written hooks; ``model`` reuses a :func:`nnsight_model` (notebook 11)."""
+    if where not in WHERE:
+        raise ValueError(f"where={where!r} is unknown: use one of {', '.join(WHERE)}")
+    ids_clean, ids_corrupt = check_pair(lm, clean, corrupt)
+    a, f = answer_id(lm, answer), answer_id(lm, foil)
+    model = nnsight_model(lm) if model is None else model
+    cfg = lm.model.config
+    n_layers, t, n_heads, d_k = cfg.num_hidden_layers, ids_clean.shape[1], cfg.num_attention_heads, head_dim(cfg)
+    with torch.inference_mode():
+        saved = []  # filled inside the trace: nnsight runs its body itself (no comprehensions there)
+        with model.trace(ids_clean):
+            for layer in range(n_layers):
+                saved.append(_value(*_site(model, where, layer)).save())
+            clean_last = model.lm_head.output[0, -1].save()
+        with model.trace(ids_corrupt):
+            corrupt_last = model.lm_head.output[0, -1].save()
+        m_clean = (clean_last[a] - clean_last[f]).item()
+        m_corrupt = (corrupt_last[a] - corrupt_last[f]).item()
+        rows = []
+        for layer in range(n_layers):
+            source = saved[layer][0]
+            n_rows = n_heads if where == "head" else t
+            with model.trace(ids_corrupt.expand(n_rows, -1).clone()):
+                target = _value(*_site(model, where, layer))
+                for r in range(n_rows):
+                    if where == "head":
+                        cols = slice(r * d_k, (r + 1) * d_k)
+                        target[r, :, cols] = source[:, cols]
+                    else:
+                        target[r, r] = source[r]
+                last = model.lm_head.output[:, -1].save()
+            rows.append(normalise((last[:, a] - last[:, f]).float().cpu(), m_corrupt, m_clean))
+    return torch.stack(rows)

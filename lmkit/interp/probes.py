@@ -1,0 +1,100 @@
+"""Linear probes with a control task: what a logistic regression can read from each layer's residual stream
+(notebook 11).
+
+A probe's accuracy alone says little: a flexible enough probe learns any labelling of the words it has seen.
+Hewitt & Liang (2019), "Designing and Interpreting Probes with Control Tasks", train the same probe on a *control
+task* that gives each word type a random label (kept across its occurrences); *selectivity* is the task's accuracy
+minus the control's. Here the property is whether a word that can be a noun or a verb (" walk", " dance") is used as
+one or the other in its sentence: the word's own embedding cannot tell (half its uses are each), its context can.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lmkit.interp.hooks import run_with_cache, token_ids
+
+__all__ = ["noun_verb_data", "word_activations", "control_labels", "probe_accuracy", "plot_probes"]
+
+
+def noun_verb_data(words=None) -> list[dict]:
+    """Rows of ``data/interp/noun_verb.jsonl`` (``text``, ``word``, ``label``, ``frame``, ``split``), optionally
+    only those whose ``word`` is in ``words`` (notebook 11; the set is described in ``data/interp/README.md``)."""
+    from lmkit.data import data_file
+    from lmkit.files import read_jsonl
+
+    rows = read_jsonl(data_file("interp/noun_verb.jsonl"),
+                      {"text": str, "word": str, "label": str, "frame": str, "split": str})
+    if words is not None:
+        unknown = set(words) - {r["word"] for r in rows}
+        if unknown:
+            raise ValueError(f"words {sorted(unknown)} are not in the set: pick from "
+                             f"{sorted({r['word'] for r in rows})}")
+        rows = [r for r in rows if r["word"] in set(words)]
+    return rows
+
+
+def word_activations(lm, texts, words) -> torch.Tensor:
+    """``[layers + 1, N, d]``: the residual stream at the (last) token of ``words[i]`` in ``texts[i]``; row 0 is
+    the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 11)."""
+    from lmkit.embeddings import word_span
+
+    n = lm.model.config.num_hidden_layers
+    points = [("embed", 0)] + [("resid", l) for l in range(n)]
+    columns = []
+    for text, word in zip(texts, words):
+        pos = word_span(lm, text, " " + word)[-1]
+        _, cache = run_with_cache(lm, token_ids(lm, text), points)
+        columns.append(torch.stack([cache[p][0, pos] for p in points]))
+    return torch.stack(columns, 1)
+
+
+def control_labels(types, seed: int = 0) -> dict:
+    """A random binary label for each distinct type in ``types``, half of them 1 (Hewitt & Liang 2019's control
+    task: a label fixed per word type, unrelated to the property) (notebook 11)."""
+    uniq = sorted(set(types))
+    rng = np.random.default_rng(seed)
+    flips = rng.permutation(len(uniq)) < len(uniq) // 2
+    return {t: int(f) for t, f in zip(uniq, flips)}
+
+
+def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Held-out accuracy of a logistic-regression probe (scikit-learn, features standardised) per layer.
+
+    ``features``: ``[layers, N, d]``; ``labels``: ``[N]`` (binary or more); ``train``: ``[N]`` booleans, the rest
+    is the test set. ``c`` is the inverse L2 strength. Returns ``[layers]`` accuracies on the test rows
+    (notebook 11).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y, train = np.asarray(labels), np.asarray(train, bool)
+    if features.shape[1] != len(y) or len(y) != len(train):
+        raise ValueError(f"features have {features.shape[1]} rows, labels {len(y)}, train {len(train)}: pass one "
+                         "label and one train flag per row")
+    if train.all() or not train.any():
+        raise ValueError("train selects all rows or none: keep some rows for the test set and some for training")
+    acc = []
+    for x in features.numpy():
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+        probe.fit(x[train], y[train])
+        acc.append(probe.score(x[~train], y[~train]))
+    return np.array(acc)
+
+
+def plot_probes(curves: dict, ax=None, title: str = "linear probe accuracy by layer", chance: float | None = 0.5):
+    """Accuracy per layer for each named curve (``{"task": acc, "control": acc, ...}``) (notebook 11)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4))
+    for name, acc in curves.items():
+        ax.plot(np.arange(-1, len(acc) - 1), acc, marker="o", markersize=3, label=name)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xlabel("residual stream after layer (-1 = the embedding)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title(title)
+    ax.legend()
+    return ax

@@ -1,0 +1,66 @@
+"""Steering vectors: add a direction to the residual stream during generation and watch the text change (notebook 11).
+
+A contrastive steering vector is the mean residual stream over prompts with a property minus the mean over prompts
+without it, at one layer's output (Turner et al. 2023, "Activation Addition"; Rimsky et al. 2024, "Steering Llama 2
+via Contrastive Activation Addition"). :func:`steer` adds ``coeff ·`` that vector to the same layer's output at every
+position, through one forward hook, so that any generation run inside the block is steered.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from lmkit.interp.hooks import check_layer, hooked, run_with_cache, token_ids
+
+__all__ = ["residual_mean", "steering_vector", "steer", "steered_generate"]
+
+
+def _prompts(name: str, texts) -> list[str]:
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError(f"{name} must be a non-empty list of non-empty prompts; got {texts!r:.80}")
+    return texts
+
+
+def residual_mean(lm, texts, layer: int) -> torch.Tensor:
+    """``[d]``: the residual stream at the output of ``layer``, averaged over each text's positions, then over
+    the texts (float32, CPU) (notebook 11)."""
+    layer = check_layer(lm, layer)
+    means = [run_with_cache(lm, token_ids(lm, t), [("resid", layer)])[1][("resid", layer)][0].mean(0)
+             for t in _prompts("texts", texts)]
+    return torch.stack(means).mean(0)
+
+
+def steering_vector(lm, positive, negative, layer: int) -> torch.Tensor:
+    """``[d]``: ``residual_mean(positive) - residual_mean(negative)`` at the output of ``layer`` (notebook 11).
+
+    ``positive``/``negative``: lists of prompts (or one string each); ``layer`` out of range, or an empty list,
+    is a one-line ValueError raised before any forward pass.
+    """
+    layer = check_layer(lm, layer)
+    positive, negative = _prompts("positive", positive), _prompts("negative", negative)
+    return residual_mean(lm, positive, layer) - residual_mean(lm, negative, layer)
+
+
+@contextmanager
+def steer(lm, vector: torch.Tensor, layer: int, coeff: float = 1.0):
+    """Inside the block, ``coeff · vector`` is added to the output of ``layer`` at every position (notebook 11).
+
+    With a KV cache the prompt's positions are steered once, at prefill, and each new token as it is made.
+    """
+    layer = check_layer(lm, layer)
+    d = lm.model.config.hidden_size
+    if vector.shape != (d,):
+        raise ValueError(f"vector has shape {tuple(vector.shape)}: pass a [{d}] tensor, as from steering_vector")
+    shift = (coeff * vector).to(device=lm.device, dtype=lm.dtype)
+    with hooked(lm, {("resid", layer): lambda x: x + shift}):
+        yield lm
+
+
+def steered_generate(lm, prompt: str, vector: torch.Tensor, layer: int, coeff: float, **settings) -> str:
+    """:func:`lmkit.generate.generate` with ``coeff · vector`` added at ``layer`` (settings as there) (notebook 11)."""
+    from lmkit.generate import generate
+
+    with steer(lm, vector, layer, coeff):
+        return generate(lm, prompt, **settings)
