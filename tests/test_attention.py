@@ -1,8 +1,6 @@
 """lmkit.attention: the formula against the model, the statistics, the plots and the explorer (notebook 03)."""
 from __future__ import annotations
 
-import base64
-
 import matplotlib
 import numpy as np
 import pytest
@@ -16,9 +14,8 @@ TEXT = "the big cat sat on the red mat and the small dog ran to the house ."
 
 
 def _png(ex) -> bytes:
-    (out,) = ex.output.outputs
-    data = out["data"]["image/png"]
-    return data if isinstance(data, bytes) else base64.b64decode(data)
+    assert len(ex.output.outputs) == 1  # one map at a time, replaced on each redraw
+    return ex.output_image
 
 
 # ----------------------------------------------------------------------------------------------- the model's own
@@ -81,7 +78,7 @@ def test_recompute_equals_the_model_for_every_layer(overrides):
 
 def test_verify_catches_a_wrong_formula(tiny_lm, monkeypatch):
     assert A.verify(tiny_lm, TEXT)["equal"].all()
-    monkeypatch.setattr(A, "rope", lambda x, theta: x)  # forget the rotary embedding
+    monkeypatch.setattr(A.formula, "rope", lambda x, theta: x)  # forget the rotary embedding
     assert not A.verify(tiny_lm, TEXT)["equal"].any()
 
 
@@ -265,6 +262,48 @@ def test_explorer_shows_errors_not_tracebacks(tiny_lm):
     ex.text.value = "   "
     assert "empty" in ex.status.value and "#b00020" in ex.status.value
     assert _png(ex) == before and ex.n_computed == 1
+
+
+@pytest.mark.parametrize("text", ["cat", "cat cat cat cat", "zebra zebra", ".", "the " * 5])
+def test_explorer_degenerate_texts_draw_or_explain(tiny_lm, text):
+    """A single token, one word repeated, unknown words: each draws a valid map (rows sum to 1)."""
+    ex = A.Explorer(tiny_lm, "the cat sat")
+    ex.text.value = text
+    t = len(tiny_lm.encode(text)[0])
+    assert ex.tokens and len(ex.tokens) == t and ex.status.value.count("#b00020") == 0
+    torch.testing.assert_close(ex.shown.sum(-1), torch.ones(t))
+    assert _png(ex)[:4] == b"\x89PNG"
+    for view in ("head view", "heatmap"):
+        ex.view.value = view
+        ex.token.value = t - 1
+        assert _png(ex)[:4] == b"\x89PNG"
+
+
+def test_explorer_text_without_tokens_is_a_message(tiny_lm, monkeypatch):
+    ex = A.Explorer(tiny_lm, TEXT)
+    monkeypatch.setattr(tiny_lm, "encode", lambda text: torch.zeros(1, 0, dtype=torch.long))
+    ex.text.value = "\u200b"
+    assert ex.status_text.startswith("the text") and "gives no tokens" in ex.status_text
+    assert "Traceback" not in ex.status.value and ex.n_computed == 1
+
+
+def test_explorer_plain_text_fallback_names_the_map(tiny_lm):
+    ex = A.Explorer(tiny_lm, TEXT)
+    ex.layer.value, ex.head.value = 1, 2
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    text = bundle["text/plain"]
+    assert text == repr(ex) and "VBox" not in text
+    lines = text.splitlines()
+    assert lines[0] == "attention explorer: layer 1, head 2 (heatmap)"
+    assert lines[1] == ex.status_text and len(lines) == 2 + len(ex.tokens)
+    w = ex.att[1, 2]
+    j = int(w[4, :5].argmax())
+    assert lines[2 + 4] == f"  4 'on' -> {j} {ex.tokens[j]!r} {w[4, j]:.2f}"
+    ex.token.value = 4
+    assert ex.summary().splitlines()[2:] == [lines[2 + 4]]
+    ex.text.value = " "
+    assert "empty" in ex.summary().splitlines()[1]
 
 
 # ----------------------------------------------------------------------------------------------- the real model

@@ -1,7 +1,6 @@
 """lmkit.widgets driven headless: set values, click, wait, read what the widget shows."""
 from __future__ import annotations
 
-import base64
 import time
 
 import pytest
@@ -10,12 +9,6 @@ from lmkit import generate as G
 from lmkit import widgets
 
 PROMPT = "the cat sat on the"
-
-
-def shown(out) -> dict:
-    """The one display_data an Output widget holds (its mime bundle)."""
-    assert len(out.outputs) == 1
-    return out.outputs[0]["data"]
 
 
 @pytest.fixture
@@ -32,13 +25,13 @@ def test_greedy_click_streams_the_same_tokens_as_stream(pg, tiny_lm):
     assert pg.wait(60)
     expected = list(G.stream(tiny_lm, PROMPT, max_new_tokens=12))
     assert [s.id for s in pg.steps] == [s.id for s in expected]
-    data = shown(pg.output)
-    assert data["text/plain"] == PROMPT + "".join(widgets.EOS_MARK if s.is_eos else s.text for s in expected)
-    html = data["text/html"]
+    assert len(pg.output.outputs) == 1  # one view, replaced as tokens arrive
+    assert pg.output_text == PROMPT + "".join(widgets.EOS_MARK if s.is_eos else s.text for s in expected)
+    html = pg.output_html
     assert html.count("<span title=") == len(expected)
     assert widgets.prob_color(expected[0].raw_prob) in html  # coloured by the (raw) probability
     assert f"p={expected[0].prob:.3f}" in html
-    assert "tokens/s" in pg.status.value and pg.error is None
+    assert "tokens/s" in pg.status_text and pg.error is None
     assert not pg.generate_button.disabled and pg.stop_button.disabled
 
 
@@ -58,20 +51,20 @@ def test_step_selector_shows_alternatives_chart(pg):
     pg.wait(60)
     assert not pg.step.disabled and pg.step.max == len(pg.steps) - 1
     pg.step.value = 2
-    data = shown(pg.alternatives)
-    assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")
+    assert len(pg.alternatives.outputs) == 1
+    assert pg.output_image.startswith(b"\x89PNG")
     step = pg.steps[2]
-    assert data["text/plain"].startswith("step 2")
-    assert "<- chosen" in data["text/plain"] and f"p={step.alternatives[0].prob:.3f}" in data["text/plain"]
+    assert pg.alternatives_text.startswith("step 2")
+    assert "<- chosen" in pg.alternatives_text and f"p={step.alternatives[0].prob:.3f}" in pg.alternatives_text
 
 
 def test_color_by_processed_changes_the_colours(pg):
     pg.top_k.value, pg.temperature.value = 3, 0.5  # processed probabilities differ from raw ones
     pg.generate_button.click()
     pg.wait(60)
-    raw_html = shown(pg.output)["text/html"]
+    raw_html = pg.output_html
     pg.color_by.value = "processed"
-    proc_html = shown(pg.output)["text/html"]
+    proc_html = pg.output_html
     assert raw_html != proc_html and widgets.prob_color(pg.steps[0].prob) in proc_html
 
 
@@ -85,8 +78,8 @@ def test_bad_settings_show_a_message_not_a_traceback(pg, control, value, message
     getattr(pg, control).value = value
     pg.generate_button.click()
     assert pg.wait(5) and pg.steps == []
-    assert message in pg.error and message.split(" must")[0] in pg.status.value
-    assert "Traceback" not in pg.status.value and pg.output.outputs == ()
+    assert message in pg.error and message.split(" must")[0] in pg.status_text
+    assert "Traceback" not in pg.status_text and pg.output.outputs == () and pg.output_text == ""
 
 
 def test_errors_inside_the_thread_become_a_message(pg, monkeypatch):
@@ -96,7 +89,7 @@ def test_errors_inside_the_thread_become_a_message(pg, monkeypatch):
     monkeypatch.setattr(pg.lm.model, "forward", broken)
     pg.generate_button.click()
     pg.wait(30)
-    assert pg.error == "RuntimeError: out of memory" and "Traceback" not in pg.status.value
+    assert pg.error == "RuntimeError: out of memory" and pg.status_text == "RuntimeError: out of memory"
     assert not pg.generate_button.disabled
 
 
@@ -122,8 +115,8 @@ def test_stop_mid_stream(tiny_lm, monkeypatch):
     finally:
         tiny_lm.model.generation_config.eos_token_id = tiny_lm.tokenizer.eos_token_id
     assert 3 <= len(pg.steps) < 200
-    assert "stopped" in pg.status.value
-    assert shown(pg.output)["text/plain"].endswith(pg.steps[-1].text)
+    assert "stopped" in pg.status_text
+    assert pg.output_text.endswith(pg.steps[-1].text)
 
 
 def test_chat_widget_multi_turn(tiny_lm):
@@ -138,8 +131,51 @@ def test_chat_widget_multi_turn(tiny_lm):
     c.send()
     c.wait(60)
     assert [m["role"] for m in c.messages] == ["user", "assistant", "user", "assistant"]
-    assert "you: a dog" in shown(c.output)["text/plain"]
+    assert "you: a dog" in c.output_text
     c.message.value = ""
     assert c.send() is False and "empty message" in c.error
     c.reset()
     assert c.messages == []
+
+
+# ----------------------------------------------------------------------------------------------- without a kernel
+def test_playground_plain_text_fallback_shows_its_content(pg):
+    bundle = pg._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live view is still there
+    before = bundle["text/plain"]
+    assert "VBox" not in before and "Textarea" not in before
+    assert before.splitlines()[0].startswith("generation playground (sampling: temperature 0.7")
+    assert before.splitlines()[-1] == f"prompt: {PROMPT}"
+    pg.sample.value = False
+    pg.generate_button.click()
+    pg.wait(60)
+    after = pg._repr_mimebundle_()["text/plain"]
+    assert after == repr(pg) and "(greedy;" in after.splitlines()[0]
+    assert pg.status_text in after and "tokens/s" in after
+    assert after.endswith(pg.output_text) and pg.output_text.startswith(PROMPT) and len(pg.text) > 0
+    assert pg.text.replace(widgets.EOS_MARK, "") in after.replace(widgets.EOS_MARK, "")
+
+
+def test_playground_bad_setting_shows_in_the_fallback(pg):
+    pg.temperature.value = 0.0
+    pg.generate_button.click()
+    pg.wait(5)
+    text = pg._repr_mimebundle_()["text/plain"]
+    assert "temperature=0.0 must be a number > 0" in text and "Traceback" not in text
+
+
+def test_chat_plain_text_fallback_is_the_conversation(tiny_lm):
+    c = widgets.chat(tiny_lm, max_new_tokens=4)
+    assert c._repr_mimebundle_()["text/plain"].startswith("chat")
+    c.message.value = "the cat"
+    c.send()
+    c.wait(60)
+    text = c._repr_mimebundle_()["text/plain"]
+    assert "VBox" not in text and "you: the cat" in text
+    assert f"model: {c.messages[1]['content']}" in text and "tokens/s" in text
+
+
+def test_html_to_text_reads_like_the_page():
+    assert widgets.html_to_text('<span style="color:red">a &lt; b &amp; c</span>') == "a < b & c"
+    assert widgets.html_to_text("<div>one</div><div>two</div>") == "one\ntwo"
+    assert widgets.html_to_text("") == ""
