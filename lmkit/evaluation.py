@@ -418,28 +418,50 @@ def harness_task(limit_path: str | None = None) -> dict:
 
 
 def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int = 16, device: str = "cpu") -> dict:
-    """Run the local task through ``lm_eval.simple_evaluate`` (``model="hf"``) on a model folder, offline.
+    """Run the local task through ``lm_eval.simple_evaluate`` (``model="hf"``) on a model folder, offline and quiet.
 
     ``model_folder``: a transformers folder (default: the bundled model's safetensors cache, see
-    :func:`lmkit.models.bundled_cache_dir`). ``limit``: the first items only. Returns ``acc``, ``acc_norm``, ``n``
-    and the harness version. Needs ``pip install lm-eval==0.4.13`` (the ``eval`` extra).
+    :func:`lmkit.models.bundled_cache_dir`). ``limit``: the first items of ``mc.jsonl`` only. Returns ``acc``,
+    ``acc_norm``, ``n``, the harness ``version`` and per item the harness's ``loglikelihoods`` (in file order).
+    Needs ``pip install lm-eval==0.4.13`` (the ``eval`` extra). Progress bars and the harness's log lines (which
+    print the model's path) are switched off for the call.
     """
+    import contextlib
+    import logging
+
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(var, "1")
     try:
         import lm_eval
     except ImportError:
         raise ImportError("lm-evaluation-harness is not installed: run `pip install lm-eval==0.4.13`") from None
+    from importlib.metadata import version
+
     from lmkit.models import bundled_cache_dir
 
     folder = Path(model_folder or bundled_cache_dir())
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder}: not a model folder (no config.json); run lmkit.load() once to create the cache")
     cfg = harness_task()
-    out = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(folder), "dtype": "float32",
-                                                          "device": device},
-                                  tasks=[cfg], limit=limit, batch_size=batch_size, log_samples=False,
-                                  bootstrap_iters=0, verbosity="ERROR")
-    res = out["results"][cfg["task"]]
-    return {"acc": res["acc,none"], "acc_norm": res["acc_norm,none"], "n": out["n-samples"][cfg["task"]]["effective"],
-            "version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4.13"}
+    logger = logging.getLogger("lm_eval")
+    old_level, old_tqdm = logger.level, os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    logger.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+            out = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(folder), "dtype": "float32",
+                                                                  "device": device},
+                                          tasks=[cfg], limit=limit, batch_size=batch_size, log_samples=True,
+                                          bootstrap_iters=0)
+    finally:
+        logger.setLevel(old_level)
+        if old_tqdm is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = old_tqdm
+    task = cfg["task"]
+    res = out["results"][task]
+    samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
+    lls = [[float(r[0][0] if isinstance(r[0], (list, tuple)) else r[0]) for r in s["filtered_resps"]] for s in samples]
+    return {"acc": res["acc,none"], "acc_norm": res["acc_norm,none"], "n": len(samples),
+            "version": version("lm_eval"), "loglikelihoods": lls}
