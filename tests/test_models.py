@@ -240,3 +240,15 @@ def test_auto_dtype_uses_bf16_only_where_the_gpu_has_it(monkeypatch, capability,
     assert models.resolve_dtype("auto", torch.device("cuda")) == expected
     assert models.resolve_dtype("auto", torch.device("mps")) == torch.float32
     assert models.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+
+
+# ---------------------------------------------------------------------------------------- python -m lmkit
+def test_cli_prepare_reuses_a_sound_cache_and_rebuild_converts_anew(fake_bundle, capsys):
+    from lmkit.__main__ import main
+
+    assert main(["prepare"]) == 0 and fake_bundle["n"] == 1
+    assert main(["prepare"]) == 0 and fake_bundle["n"] == 1  # sound: reused
+    assert "cache ready" in capsys.readouterr().out
+    assert main(["rebuild"]) == 0 and fake_bundle["n"] == 2  # converted anew, atomically
+    assert models.cache_is_valid(models.bundled_cache_dir())
+    assert main(["nonsense"]) == 2 and "'nonsense'" in capsys.readouterr().err
