@@ -1,6 +1,6 @@
 """Shrinking a model: quantization, pruning and knowledge distillation, each measured (notebook 08).
 
-- Dynamic int8 quantization: ``lmkit.profile.quantize_int8`` (notebook 05), reused here on a copy; optionally with
+- Dynamic int8 quantization: :func:`quantize_int8` (first used in notebook 05), here on a copy; optionally with
   per-channel weight scales and some layers left in float32. :func:`fake_quantize` rounds the weights or the
   activations alone, in float32, to find which of the two costs the quality.
 - Weight-only low-bit quantization, written by hand in pure torch: each group of ``group_size`` weights of a row is
@@ -14,13 +14,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import warnings
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lmkit.profile import quantize_int8, weight_bytes
+from lmkit.profile.roofline import weight_bytes
+
+__all__ = ["quantize_int8", "dynamic_int8", "fake_quant_activations", "FakeQuantLinear", "fake_quantize",
+           "activation_outliers", "QuantLinear", "quantize_weights", "TiedWeightError", "tied_names", "untie",
+           "prune_magnitude", "sparsity_of", "shallow_copy", "distill_loss", "token_batches", "distill", "disk_bytes",
+           "memory_bytes", "with_model", "size_mb", "bits_per_weight", "relative_error"]
 
 
 def _decoder_linears(model: nn.Module, skip: tuple[str, ...] = ("lm_head",)):
@@ -34,18 +40,32 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- int8 (dynamic)
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations quantized per call) (notebook 05).
+
+    Uses ``torch.ao.quantization.quantize_dynamic`` (its deprecation notice about torchao is silenced: it still
+    works in this torch and needs nothing else). Changes ``model`` in place and returns it; CPU only. The modules
+    are replaced, no weight tensor is written: a tied embedding keeps its float32 values beside the int8 head.
+    Also ``lmkit.profile.quantize_int8``.
+    """
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        raise ValueError("dynamic int8 quantization runs on the CPU only: pass a model on device='cpu'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 def dynamic_int8(model: nn.Module, skip: tuple[str, ...] = (), per_channel: bool = False) -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` layers in dynamic int8: int8 weights, activations quantized per
     call, int8 matmuls (notebook 08).
 
-    With the defaults this is ``lmkit.profile.quantize_int8`` (notebook 05): every linear layer, the tied output
+    With the defaults this is :func:`quantize_int8` (notebook 05): every linear layer, the tied output
     head included, one scale per weight tensor. ``skip``: layers whose name contains one of these fragments stay
     float32 (e.g. ``("lm_head", "mlp.down_proj")``). ``per_channel``: one weight scale per output row instead of
     one per tensor. The activations always get one scale per call (per tensor), and on x86 (fbgemm) only 7 bits
     of range (``reduce_range``, which avoids an int16 overflow in its kernel).
     """
-    import warnings
-
     if not skip and not per_channel:
         return quantize_int8(copy.deepcopy(model))
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
@@ -197,23 +217,79 @@ def quantize_weights(model: nn.Module, bits: int = 4, group_size: int = 64,
     return model
 
 
+# ----------------------------------------------------------------------------------------------- tied weights
+class TiedWeightError(ValueError):
+    """An operation would change a tensor that another name shares (a tied output head and embedding)."""
+
+
+def tied_names(model: nn.Module) -> dict[str, list[str]]:
+    """For each parameter shared by several names, its first name -> every name (e.g. the tied head) (notebook 08).
+
+    ``{"model.embed_tokens.weight": ["model.embed_tokens.weight", "lm_head.weight"]}`` for SmolLM2.
+    """
+    by_tensor: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        by_tensor.setdefault(id(p), []).append(name)
+    return {names[0]: names for names in by_tensor.values() if len(names) > 1}
+
+
+def untie(model: nn.Module, module_name: str, tensor: str = "weight") -> nn.Parameter:
+    """Give ``module_name.tensor`` its own copy of a shared parameter, and record it in the config; returns it.
+
+    After this, changing the head leaves the embedding as it was (and the model is ``numel`` floats larger).
+    ``config.tie_word_embeddings`` becomes False so that ``tie_weights()`` or a save/load does not tie them again.
+    """
+    module = model.get_submodule(module_name)
+    fresh = nn.Parameter(getattr(module, tensor).detach().clone(), requires_grad=getattr(module, tensor).requires_grad)
+    setattr(module, tensor, fresh)
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "tie_word_embeddings", False):
+        config.tie_word_embeddings = False
+    return fresh
+
+
+def _guard_tied(model: nn.Module, targets: list[str], untie_shared: bool, action: str) -> None:
+    """Refuse (or untie first, saying so) when a ``targets`` weight is shared with a name outside ``targets``."""
+    chosen = {f"{t}.weight" for t in targets}
+    for names in tied_names(model).values():
+        inside, outside = [n for n in names if n in chosen], [n for n in names if n not in chosen]
+        if not inside or not outside:
+            continue
+        if not untie_shared:
+            raise TiedWeightError(
+                f"{inside[0]} is the same tensor as {outside[0]} (tied weights): {action} it would change "
+                f"{outside[0]} too; pass untie=True to give it its own copy first, or skip={(inside[0].split('.')[0],)!r}")
+        for name in inside:
+            untie(model, name.removesuffix(".weight"))
+            warnings.warn(f"untied {name} from {outside[0]} before {action} it: the two are separate tensors now",
+                          stacklevel=3)
+
+
 # ----------------------------------------------------------------------------------------------- pruning
-def prune_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ("lm_head",)) -> float:
+def prune_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ("lm_head",), *,
+                    untie: bool = False) -> float:
     """Zero the ``sparsity`` fraction of smallest-|w| weights in each linear layer, in place (notebook 08).
 
-    Each layer loses the same fraction (layer-wise magnitude pruning). Pruning to a higher sparsity after a lower one
-    gives the same weights as pruning the original directly. Returns the sparsity reached (see :func:`sparsity`).
+    Each layer loses the same fraction (layer-wise magnitude pruning), with ``torch.nn.utils.prune.l1_unstructured``
+    then ``prune.remove`` (the zeros are written into the weight, no mask or hook is left behind). Pruning to a
+    higher sparsity after a lower one gives the same weights as pruning the original directly. A layer whose weight
+    is tied to a tensor outside the pruned layers (``lm_head`` and the embedding, with ``skip=()``) raises
+    :class:`TiedWeightError`; ``untie=True`` gives it its own copy first, with a warning. Returns the sparsity
+    reached (see :func:`sparsity_of`).
     """
-    if not 0.0 <= sparsity < 1.0:
+    from torch.nn.utils import prune
+
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity={sparsity} must be in [0, 1): e.g. 0.5 zeroes half of each layer's weights")
+    layers = _decoder_linears(model, skip)
+    _guard_tied(model, [name for name, _ in layers], untie, "pruning")
     with torch.no_grad():
-        for _, lin in _decoder_linears(model, skip):
-            w = lin.weight
-            k = int(round(sparsity * w.numel()))
+        for _, lin in layers:
+            k = int(round(sparsity * lin.weight.numel()))
             if k == 0:
                 continue
-            order = w.abs().flatten().argsort()  # ties broken by position, so exactly k weights go
-            w.view(-1)[order[:k]] = 0.0
+            prune.l1_unstructured(lin, "weight", amount=k)
+            prune.remove(lin, "weight")
     return sparsity_of(model, skip)
 
 

@@ -20,14 +20,13 @@ returns the same :class:`lmkit.profile.GenerationStats` as the other timed loops
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_cos_sin
-from lmkit.profile import GenerationStats, Timing, _as_model, sync, time_fn
+from lmkit.profile.generation import GenerationStats, as_model, timed_greedy
+from lmkit.profile.timing import Timing, time_fn
 
 WEIGHTS = (None, "int8", "int4")
 
@@ -179,18 +178,18 @@ class FastDecoder:
 
     def __init__(self, lm_or_model, *, weights: str | None = "int4", dtype: torch.dtype | None = None,
                  compile: bool = False, max_len: int = 512, group: int = 32):
-        model = _as_model(lm_or_model)
+        model = as_model(lm_or_model)
         config = model.config
         if getattr(config, "model_type", None) != "llama":
             raise ValueError(f"FastDecoder reads Llama-family models; got model_type="
-                             f"{getattr(config, 'model_type', None)!r}: use P.LeanDecoder for it instead")
+                             f"{getattr(config, 'model_type', None)!r}: use lmkit.profile.LeanDecoder for it instead")
         if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
             raise ValueError("FastDecoder has no bias terms and this model's projections have them "
-                             "(attention_bias or mlp_bias): use P.LeanDecoder for it instead")
+                             "(attention_bias or mlp_bias): use lmkit.profile.LeanDecoder for it instead")
         rope_type = (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default")
         if rope_type in ("dynamic", "longrope"):
             raise ValueError(f"rope_type={rope_type!r} changes RoPE with the length; FastDecoder's tables are fixed: "
-                             f"use P.LeanDecoder for it instead")
+                             f"use lmkit.profile.LeanDecoder for it instead")
         if weights not in WEIGHTS:
             raise ValueError(f"weights={weights!r}: use one of {WEIGHTS}")
         device = next(model.parameters()).device
@@ -278,16 +277,10 @@ class FastDecoder:
         input_ids = self._check(input_ids, max_new_tokens)
         t = input_ids.shape[1]
         first_call = self._compiled and not self.compile_s
-        with torch.inference_mode():
-            start = time.perf_counter()
-            nxt = self.net(input_ids, torch.arange(t, device=self.device)).argmax(-1, keepdim=True)
-            sync(self.device)
-            stamps, tokens = [time.perf_counter() - start], [nxt]
-            for i in range(max_new_tokens - 1):
-                nxt = self._step(nxt, torch.tensor([t + i], device=self.device)).argmax(-1, keepdim=True)
-                sync(self.device)
-                stamps.append(time.perf_counter() - start)
-                tokens.append(nxt)
+        stats = timed_greedy(
+            lambda: self.net(input_ids, torch.arange(t, device=self.device)).argmax(-1, keepdim=True),
+            lambda ids, i: self._step(ids, torch.tensor([t + i], device=self.device)).argmax(-1, keepdim=True),
+            max_new_tokens, prompt_shape=(1, t), device=self.device)
         if first_call:
-            self.compile_s = stamps[-1]
-        return GenerationStats(stamps, 1, t, stamps[-1], 0, torch.cat(tokens, 1).tolist())
+            self.compile_s = stats.stamps[-1]
+        return stats

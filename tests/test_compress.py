@@ -216,3 +216,66 @@ def test_fake_quantization_reproduces_the_real_int8_kernel(model):
         real = q.model.layers[1].mlp.down_proj(x)
         fake = cp.FakeQuantLinear(model.model.layers[1].mlp.down_proj, weights="tensor", act_bits=7)(x)
     assert cp.relative_error(real, fake) < 1e-4
+
+
+# ----------------------------------------------------------------------------------------------- tied weights
+def test_tied_names_lists_the_shared_head():
+    tied = cp.tied_names(make_model(64))
+    assert tied == {"model.embed_tokens.weight": ["model.embed_tokens.weight", "lm_head.weight"]}
+    assert cp.tied_names(make_model(64, tie_word_embeddings=False)) == {}
+
+
+@pytest.mark.parametrize("skip", [(), ("mlp",), ("self_attn", "mlp")])
+def test_pruning_a_tied_head_is_refused_and_changes_nothing(model, skip):
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with pytest.raises(cp.TiedWeightError) as err:
+        cp.prune_magnitude(model, 0.5, skip=skip)
+    message = str(err.value)
+    assert "lm_head.weight" in message and "model.embed_tokens.weight" in message and "untie=True" in message
+    assert "\n" not in message
+    for n, p in model.named_parameters():  # refused before any layer was touched
+        assert torch.equal(p, before[n]), n
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.5, 0.9])
+def test_untie_then_prune_leaves_the_embedding_unchanged(model, sparsity):
+    emb = model.model.embed_tokens.weight.detach().clone()
+    head = model.lm_head.weight.detach().clone()
+    with pytest.warns(UserWarning, match="untied lm_head.weight from model.embed_tokens.weight"):
+        cp.prune_magnitude(model, sparsity, skip=(), untie=True)
+    assert torch.equal(model.model.embed_tokens.weight, emb)  # the embedding is exactly what it was
+    assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()
+    assert model.config.tie_word_embeddings is False
+    zeros = (model.lm_head.weight == 0).float().mean().item()
+    assert zeros == pytest.approx(sparsity, abs=1e-3)
+    kept = model.lm_head.weight != 0
+    assert torch.equal(model.lm_head.weight[kept], head[kept])  # the head's surviving weights unchanged
+    model.tie_weights()  # the config now says untied: tying again does not undo the untie
+    assert torch.equal(model.model.embed_tokens.weight, emb)
+
+
+def test_untied_models_prune_the_head_without_fuss():
+    m = make_model(64, tie_word_embeddings=False)
+    emb = m.model.embed_tokens.weight.detach().clone()
+    cp.prune_magnitude(m, 0.5, skip=())
+    assert torch.equal(m.model.embed_tokens.weight, emb)
+    assert (m.lm_head.weight == 0).float().mean().item() == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda m: cp.quantize_weights(m, bits=4, group_size=32, skip=()),
+                                  lambda m: cp.fake_quantize(m, skip=()),
+                                  lambda m: cp.dynamic_int8(m),
+                                  lambda m: cp.dynamic_int8(m, per_channel=True)])
+def test_quantizing_a_copy_never_touches_the_original_tied_tensor(model, make):
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    make(model)
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
+
+
+def test_pruning_uses_torch_prune_and_leaves_no_mask(model):
+    cp.prune_magnitude(model, 0.5)
+    for _, lin in cp._decoder_linears(model):
+        assert not hasattr(lin, "weight_mask") and "weight_orig" not in dict(lin.named_parameters())
+        assert not lin._forward_pre_hooks

@@ -390,3 +390,91 @@ def test_time_llama_cpp_with_a_fake_engine():
 
     s = P.time_llama_cpp(FakeLlama(), "abc", 5)
     assert s.new_tokens == 5 and s.prompt_tokens == 3 and s.decode_tok_s > 0
+
+
+# ----------------------------------------------------------------------------------------------- native code in a child
+FAKE_LLAMA = '''
+import os, signal, time
+
+MODE = os.environ.get("FAKE_LLAMA_MODE", "ok")
+
+
+class Llama:
+    def __init__(self, model_path, n_threads=None, n_ctx=512, verbose=False):
+        if MODE == "crash_on_load":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        self.calls = 0
+
+    def tokenize(self, text):
+        return list(text)
+
+    def __call__(self, prompt, max_tokens, **kw):
+        self.calls += 1
+        if MODE == "sigill" or MODE == "sigill_second" and self.calls == 2:
+            os.kill(os.getpid(), signal.SIGILL)  # as a wheel built for AMX does on an older CPU
+        if MODE == "hang":
+            time.sleep(60)
+        for i in range(max_tokens):
+            time.sleep(0.001)
+            yield {"choices": [{"text": str(i), "finish_reason": None}]}
+        yield {"choices": [{"text": "", "finish_reason": "length"}]}
+'''
+
+
+@pytest.fixture
+def fake_llama_cpp(tmp_path, monkeypatch):
+    """A stand-in ``llama_cpp`` package on sys.path (the spawned child inherits it); mode set per test."""
+    pkg = tmp_path / "fakelib" / "llama_cpp"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(FAKE_LLAMA)
+    monkeypatch.syspath_prepend(str(tmp_path / "fakelib"))
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+
+    def start(mode="ok", **kw):
+        monkeypatch.setenv("FAKE_LLAMA_MODE", mode)
+        return P.LlamaCpp(model, **kw)
+
+    return start
+
+
+def test_llama_cpp_in_a_child_times_like_in_process(fake_llama_cpp):
+    with fake_llama_cpp("ok") as llm:
+        s = P.time_llama_cpp(llm, "abcd", 6)
+        assert s.new_tokens == 6 and s.prompt_tokens == 4 and s.decode_tok_s > 0 and llm.worker.alive
+
+
+@pytest.mark.parametrize("mode, signal_name, code", [("sigill", "SIGILL", 132), ("sigill_second", "SIGILL", 132)])
+def test_a_native_crash_is_one_line_with_the_fix_and_earlier_results_stay(fake_llama_cpp, mode, signal_name, code):
+    llm = fake_llama_cpp(mode)
+    calls = []
+
+    def torch_run():
+        calls.append(1)
+        return P.GenerationStats([0.1, 0.2, 0.3])
+
+    df = P.compare_runs({"torch": torch_run, "llama.cpp": lambda: P.time_llama_cpp(llm, "abc", 4)},
+                        repeats=3, warmup=1, progress=False)
+    assert list(df.index) == ["torch"] and len(calls) == 4  # every round of the survivor was measured
+    assert df.loc["torch", "decode tok/s"] == pytest.approx(10)
+    message = df.attrs["failed"]["llama.cpp"]
+    assert f"{signal_name} (exit code {code})" in message and '-DGGML_NATIVE=OFF' in message and "\n" not in message
+    with pytest.raises(P.ChildCrashed, match="earlier"):  # the worker stays dead, and says so
+        llm("abc", 2)
+    llm.close()
+
+
+def test_a_crash_while_loading_and_a_hang_are_one_line(fake_llama_cpp):
+    with pytest.raises(P.ChildCrashed, match=r"llama\.cpp ended its process while starting: SIGSEGV \(exit code 139\)"):
+        fake_llama_cpp("crash_on_load")
+    llm = fake_llama_cpp("hang", timeout=3)
+    start = time.perf_counter()
+    with pytest.raises(P.ChildCrashed, match=r"gave no answer within 3 s .* larger timeout") as err:
+        llm("abc", 2)
+    assert time.perf_counter() - start < 20 and not llm.worker.alive and "\n" not in str(err.value)
+
+
+def test_describe_exit():
+    assert P.isolated.describe_exit(-4, {4: "rebuild"}) == "SIGILL (exit code 132): rebuild"
+    assert P.isolated.describe_exit(-11) == "SIGSEGV (exit code 139)"
+    assert P.isolated.describe_exit(3) == "exit code 3"

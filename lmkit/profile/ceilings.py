@@ -1,0 +1,69 @@
+"""The machine's two ceilings, measured: memory bandwidth and matrix-product throughput (notebook 05).
+
+- :func:`memory_bandwidth`: a large copy (bytes read + written per second);
+- :func:`matmul_throughput`: ``2 n³`` FLOPs of an ``n × n`` product per second, for each dtype;
+- :func:`matvec_bandwidth`: what a decode step's matrix-vector product really streams.
+"""
+from __future__ import annotations
+
+import torch
+
+from lmkit.profile.timing import Timing, time_fn
+
+__all__ = ['memory_bandwidth', 'matmul_throughput', 'matvec_bandwidth']
+
+
+def memory_bandwidth(n_bytes: int = 512 * 2**20, *, repeats: int = 7, device=None) -> tuple[float, Timing]:
+    """Measured memory bandwidth in bytes/s: copy a ``n_bytes`` tensor, counting bytes read + written (notebook 05).
+
+    The buffer must be much larger than the CPU caches (a few MB to a few hundred MB on big servers), or the copy
+    measures the cache instead of the RAM. Returns (the median's bandwidth, the timing).
+    """
+    if n_bytes < 2**20:
+        raise ValueError(f"n_bytes={n_bytes} is too small to leave the caches: use at least 2**20 (256 MiB is good)")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    timing = time_fn(lambda: dst.copy_(src), repeats=repeats, warmup=1, device=device, label="copy")
+    return 2 * src.nbytes / timing.median, timing
+
+
+def matmul_throughput(dtype=torch.float32, *, n: int | None = None, repeats: int = 5, device=None,
+                      max_n: int = 2048, max_time: float = 0.25) -> tuple[float, Timing]:
+    """Measured matmul throughput in FLOP/s: ``2 n³`` floating-point operations for an ``n × n`` product (notebook 05).
+
+    Without ``n``, sizes 128, 256, ... up to ``max_n`` are each timed and the fastest is kept (the *peak*); the
+    doubling stops once one product takes ``max_time`` seconds, so that a dtype without fast kernels on this CPU
+    (bfloat16 without AVX-512 BF16 or AMX) does not take minutes. Returns (the median's FLOP/s, its timing).
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if n is not None and n < 1:
+        raise ValueError(f"n={n}: the matrix size must be at least 1")
+    best = None
+    for size in [n] if n is not None else [2**k for k in range(7, 14) if 2**k <= max_n]:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        timing = time_fn(lambda: a @ b, repeats=repeats, warmup=1, device=device, label=f"{size}×{size} {dtype}")
+        flops = 2 * size**3 / timing.median
+        if best is None or flops > best[0]:
+            best = (flops, timing)
+        if timing.median > max_time:
+            break
+    return best
+
+
+def matvec_bandwidth(rows: int, cols: int, dtype=torch.float32, *, repeats: int = 10, device=None) -> tuple[float, Timing]:
+    """Bytes/s at which ``F.linear`` streams a ``rows × cols`` weight for ONE input vector (notebook 05).
+
+    That is the kernel of every decode step: the copy bandwidth is the ceiling of the memory, this is what the
+    matrix-vector product really gets out of it (for a weight as large as the model's, far beyond the caches).
+    Returns (bytes of the weight / median time, the timing).
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    w = torch.randn(rows, cols, device=device).to(dtype)
+    x = torch.randn(1, cols, device=device).to(dtype)
+    timing = time_fn(lambda: torch.nn.functional.linear(x, w), repeats=repeats, warmup=2, device=device,
+                     label=f"{rows}×{cols} {str(dtype).removeprefix('torch.')} matrix-vector")
+    return w.nbytes / timing.median, timing
+
+

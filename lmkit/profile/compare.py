@@ -1,0 +1,97 @@
+"""Several generation configurations timed in the same rounds (A B C A B C ...), and tabulated (notebook 05).
+
+A configuration is a function that returns a :class:`~lmkit.profile.generation.GenerationStats`: a lambda around
+``time_generation``, a ``LeanDecoder``, a ``FastDecoder``, or llama.cpp in its child process
+(:class:`lmkit.profile.llama_cpp.LlamaCpp`). When a configuration's native code crashes
+(:class:`lmkit.profile.isolated.ChildCrashed`), it is dropped with a one-line note and the others' results are kept.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Callable
+
+import torch
+
+from lmkit.profile.generation import GenerationStats, as_model, time_generation
+from lmkit.profile.isolated import ChildCrashed
+from lmkit.profile.roofline import weight_bytes
+from lmkit.profile.timing import check_counts, percentile
+
+__all__ = ["compare_runs", "compare_generation", "summary_table"]
+
+
+def summary_table(runs: dict[str, list[GenerationStats]]):
+    """One row per configuration: median decode tok/s with its p10/p90 over the rounds, median TTFT and per-token
+    p50/p90 latencies (a pandas DataFrame; ``df.attrs["runs"]`` keeps every :class:`GenerationStats`)."""
+    import pandas as pd
+
+    rows = []
+    for name, stats in runs.items():
+        speeds = [s.decode_tok_s for s in stats]
+        rows.append({"config": name, "decode tok/s": statistics.median(speeds),
+                     "p10 tok/s": percentile(speeds, 10), "p90 tok/s": percentile(speeds, 90),
+                     "ttft ms": 1e3 * statistics.median(s.ttft_s for s in stats),
+                     "p50 ms/token": 1e3 * statistics.median(s.p50_s for s in stats),
+                     "p90 ms/token": 1e3 * statistics.median(s.p90_s for s in stats)})
+    df = pd.DataFrame(rows, columns=["config", "decode tok/s", "p10 tok/s", "p90 tok/s", "ttft ms", "p50 ms/token",
+                                     "p90 ms/token"]).set_index("config")
+    df.attrs["runs"] = runs
+    return df
+
+
+def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int = 3, warmup: int = 1,
+                 progress: bool = True):
+    """Time several generation functions round-robin (A B C A B C ...) and tabulate them (notebook 05).
+
+    Each function takes no argument and returns a :class:`GenerationStats` (``lmkit.profile.LeanDecoder``, a lambda
+    around :func:`time_generation`, ``lmkit.profile.time_llama_cpp`` ...). Returns :func:`summary_table`'s
+    DataFrame. A function that raises :class:`ChildCrashed` (native code that died in its child process) is
+    dropped from the rounds, its one-line message printed and kept in ``df.attrs["failed"]``.
+    """
+    from tqdm.auto import tqdm
+
+    check_counts(repeats, warmup)
+    if not runs:
+        raise ValueError("compare_runs() got no functions: pass {name: callable returning GenerationStats}")
+    stats: dict[str, list[GenerationStats]] = {name: [] for name in runs}
+    failed: dict[str, str] = {}
+
+    def attempt(name, fn):
+        try:
+            return fn()
+        except ChildCrashed as exc:
+            failed[name] = str(exc)
+            print(f"{name}: dropped from the comparison: {exc}")
+            return None
+
+    for name, fn in runs.items():
+        for _ in range(warmup):
+            if name not in failed:
+                attempt(name, fn)
+    for _ in tqdm(range(repeats), desc="rounds", disable=not progress, leave=False):
+        for name, fn in runs.items():
+            if name not in failed and (result := attempt(name, fn)) is not None:
+                stats[name].append(result)
+    df = summary_table({name: s for name, s in stats.items() if name not in failed})
+    df.attrs["failed"] = failed
+    return df
+
+
+def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_new_tokens: int = 32, *,
+                       repeats: int = 3, warmup: int = 1, progress: bool = True):
+    """Time ``model.generate`` for several configurations, interleaved round by round (notebook 05).
+
+    ``configs`` maps a name to ``(model, generate_kwargs)``. Returns :func:`summary_table`'s DataFrame plus the
+    weights' size (``weights MB``). The warm-up generates a few tokens per configuration.
+    """
+    check_counts(repeats, warmup)
+    if not configs:
+        raise ValueError("compare_generation() got no configurations: pass {name: (model, generate_kwargs)}")
+    for model, kwargs in configs.values():
+        for _ in range(warmup):
+            time_generation(model, input_ids, min(max_new_tokens, 4), **kwargs)
+    runs = {name: (lambda m, kw: lambda: time_generation(m, input_ids, max_new_tokens, **kw))(model, kwargs)
+            for name, (model, kwargs) in configs.items()}
+    df = compare_runs(runs, repeats=repeats, warmup=0, progress=progress)
+    df["weights MB"] = [weight_bytes(as_model(configs[name][0])) / 1e6 for name in df.index]
+    return df
