@@ -10,23 +10,33 @@ logits go through transformers' own logits processors, in the order ``model.gene
 
 Each step reports the token, its probability under the processed distribution (the one sampled from) and under
 the raw softmax, and the top alternatives, so a notebook or a widget can show what the settings did.
+
+Notebook 12 adds ``min_p`` (transformers' ``MinPLogitsWarper``, same parity), output constrained to a JSON schema
+or a regular expression (``json_schema=``, ``regex=``; :mod:`lmkit.constrained`), and speculative decoding
+(:func:`speculative`, :func:`early_exit_draft`; :mod:`lmkit.speculative`).
 """
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
+__all__ = ["SETTINGS", "SettingsError", "Settings", "Alternative", "Step", "check_settings", "check_prompt",
+           "context_size", "prompt_ids", "eos_ids", "processors", "stream", "generate", "reference",
+           "next_token_distribution", "plot_distribution", "speculative", "early_exit_draft", "SpeculativeResult"]
+
 # Settings named as in transformers, plus ``seed`` and ``chat``. ``None`` means: the model's generation_config
 # value, else transformers' global default (exactly how ``model.generate`` resolves an unset setting).
-SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "chat",
-            "num_beams", "num_return_sequences")
+SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed",
+            "chat", "num_beams", "num_return_sequences", "json_schema", "regex")
 DEFAULT_MAX_NEW_TOKENS = 64
-_GLOBAL_DEFAULTS = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
-                    "num_beams": 1, "num_return_sequences": 1}
+_GLOBAL_DEFAULTS = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "min_p": None,
+                    "repetition_penalty": 1.0, "num_beams": 1, "num_return_sequences": 1}
 
 
 class SettingsError(ValueError):
@@ -42,18 +52,27 @@ class Settings:
     temperature: float = 1.0
     top_k: int = 50
     top_p: float = 1.0
+    min_p: float | None = None
     repetition_penalty: float = 1.0
     seed: int | None = None
     chat: bool = False
     num_beams: int = 1
     num_return_sequences: int = 1
+    json_schema: dict | str | None = None
+    regex: str | None = None
 
     def generate_kwargs(self) -> dict:
-        """The same settings as keyword arguments of ``model.generate`` (sampling ones only when sampling)."""
+        """The same settings as keyword arguments of ``model.generate`` (sampling ones only when sampling).
+
+        ``json_schema`` and ``regex`` have no ``model.generate`` keyword: they become a logits mask
+        (:mod:`lmkit.constrained`).
+        """
         kw = dict(max_new_tokens=self.max_new_tokens, do_sample=self.do_sample, num_beams=self.num_beams,
                   num_return_sequences=self.num_return_sequences, repetition_penalty=self.repetition_penalty)
         if self.do_sample:
             kw.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+            if self.min_p is not None:
+                kw.update(min_p=self.min_p)
         return kw
 
 
@@ -99,17 +118,19 @@ def _fail(msg: str):
 
 
 def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+def _is_finite(x) -> bool:
+    """A real number that is neither NaN nor infinite (``bool`` is not a number here)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def check_settings(lm, **settings) -> Settings:
-    """Validate ``settings`` and fill in defaults as ``model.generate`` does; raises :class:`SettingsError` (notebook 04).
+    """Validate ``settings`` and fill in defaults as ``model.generate`` does (notebooks 04 and 12).
 
-    Every check runs before any model work, and each failure is one line naming the value and the fix.
+    Every check runs before any model work; a failure raises :class:`SettingsError` with one line naming the value
+    and the fix. Numbers must be finite (NaN and inf are refused) and ``bool`` is not accepted as a number.
     """
     for name in settings:
         if name not in SETTINGS:
@@ -131,15 +152,18 @@ def check_settings(lm, **settings) -> Settings:
         _fail(f"max_new_tokens={s.max_new_tokens!r} must be an integer >= 1: ask for at least one new token")
     if not isinstance(s.do_sample, bool):
         _fail(f"do_sample={s.do_sample!r} must be True (sample) or False (greedy / beam search)")
-    if not _is_number(s.temperature) or (s.do_sample and s.temperature <= 0):
-        _fail(f"temperature={s.temperature!r} must be a number > 0 when sampling: use e.g. 0.7, "
-              "or do_sample=False for greedy decoding")
+    if not _is_finite(s.temperature) or s.temperature < 0 or (s.do_sample and s.temperature == 0):
+        _fail(f"temperature={s.temperature!r} must be a number > 0 when sampling (finite; 0 only for greedy): "
+              "use e.g. 0.7, or do_sample=False for greedy decoding")
     if not _is_int(s.top_k) or s.top_k < 0:
         _fail(f"top_k={s.top_k!r} must be an integer >= 0: use 0 to switch top-k filtering off, or e.g. 50")
-    if not _is_number(s.top_p) or not 0 < s.top_p <= 1:
+    if not _is_finite(s.top_p) or not 0 < s.top_p <= 1:
         _fail(f"top_p={s.top_p!r} must be in (0, 1]: use 1.0 to switch nucleus filtering off, or e.g. 0.9")
-    if not _is_number(s.repetition_penalty) or s.repetition_penalty <= 0:
-        _fail(f"repetition_penalty={s.repetition_penalty!r} must be a number > 0: 1.0 is no penalty, 1.2 a mild one")
+    if s.min_p is not None and (not _is_finite(s.min_p) or not 0 <= s.min_p <= 1):
+        _fail(f"min_p={s.min_p!r} must be in [0, 1]: use None to switch min-p filtering off, or e.g. 0.05")
+    if not _is_finite(s.repetition_penalty) or s.repetition_penalty <= 0:
+        _fail(f"repetition_penalty={s.repetition_penalty!r} must be a finite number > 0: 1.0 is no penalty, "
+              "1.2 a mild one")
     if s.seed is not None and (not _is_int(s.seed) or s.seed < 0):
         _fail(f"seed={s.seed!r} must be an integer >= 0, or None for no seeding")
     if not isinstance(s.chat, bool):
@@ -154,6 +178,15 @@ def check_settings(lm, **settings) -> Settings:
     if s.num_beams == 1 and not s.do_sample and s.num_return_sequences > 1:
         _fail(f"num_return_sequences={s.num_return_sequences} with greedy decoding gives identical copies: "
               "set do_sample=True, or num_beams >= num_return_sequences")
+    if s.json_schema is not None and not isinstance(s.json_schema, (dict, str)):
+        _fail(f"json_schema must be a dict or a JSON string, not {type(s.json_schema).__name__}: "
+              "e.g. {'type': 'object', 'properties': {...}}")
+    if s.regex is not None and not isinstance(s.regex, str):
+        _fail(f"regex={s.regex!r} must be a string (a regular expression the whole output must match)")
+    if s.json_schema is not None and s.regex is not None:
+        _fail("json_schema and regex were both given: constrain the output with one of them")
+    if (s.json_schema is not None or s.regex is not None) and (s.num_beams > 1 or s.num_return_sequences > 1):
+        _fail("json_schema/regex follow one sequence: use num_beams=1 and num_return_sequences=1")
     return s
 
 
@@ -162,32 +195,52 @@ def context_size(lm) -> int:
     return int(getattr(lm.model.config, "max_position_embeddings", None) or lm.tokenizer.model_max_length)
 
 
+_PROMPT_TYPES = ("a str; with chat=True also a list of {'role': str, 'content': str} messages")
+
+
+def check_prompt(prompt, chat: bool = False) -> list[dict] | str:
+    """The prompt checked for type: a string, or with ``chat=True`` a list of messages (notebooks 04 and 12).
+
+    Returns the string, or the list of messages (a chat string becomes one user turn). Raises :class:`SettingsError`
+    naming the accepted prompt types for anything else (``None``, a number, a list of non-messages, ...).
+    """
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            _fail("empty prompt: give at least one word to continue" if not chat else
+                  "empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages")
+        return [{"role": "user", "content": prompt}] if chat else prompt
+    if not chat:
+        hint = "; pass a list of messages only with chat=True" if isinstance(prompt, (list, tuple)) else ""
+        _fail(f"prompt must be a string, not {type(prompt).__name__}: use {_PROMPT_TYPES}{hint}")
+    if not isinstance(prompt, (list, tuple)):
+        _fail(f"prompt must be a string or a list of messages, not {type(prompt).__name__}: use {_PROMPT_TYPES}")
+    for m in prompt:
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+            _fail(f"chat message {str(m)[:40]!r} is not a {{'role': str, 'content': str}} dict: use {_PROMPT_TYPES}")
+    if not any(m["content"].strip() for m in prompt):
+        _fail("empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages "
+              "with non-empty content")
+    return list(prompt)
+
+
 def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
     """The ``[1, T]`` ids that generation starts from (notebook 04).
 
     ``chat=False``: the text as is, no special tokens. ``chat=True``: ``prompt`` (a string, i.e. one user turn,
     or a list of ``{"role", "content"}`` messages) goes through the tokenizer's chat template, ending with the
-    assistant's turn header.
+    assistant's turn header. Wrong types raise :class:`SettingsError` (:func:`check_prompt`).
     """
+    prompt = check_prompt(prompt, chat)
     warned = getattr(lm.tokenizer, "deprecation_warnings", None)
     if isinstance(warned, dict):  # the context check below replaces the tokenizer's multi-line length warning
         warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     if chat:
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt or [])
-        if (not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)
-                or not any(str(m["content"]).strip() for m in messages)):
-            _fail("empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages "
-                  "with non-empty content")
         if getattr(lm.tokenizer, "chat_template", None) is None:
             _fail(f"chat=True, but the tokenizer of {lm.name!r} has no chat template: use chat=False or an "
                   "instruct model")
-        text = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = lm.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         ids = lm.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(lm.device)
     else:
-        if not isinstance(prompt, str):
-            _fail(f"prompt must be a string, not {type(prompt).__name__}: pass a list of messages only with chat=True")
-        if not prompt.strip():
-            _fail("empty prompt: give at least one word to continue")
         ids = lm.encode(prompt)
     if ids.shape[1] == 0:
         _fail(f"prompt {str(prompt)[:40]!r} gives no tokens: give at least one word to continue")
@@ -211,10 +264,12 @@ def eos_ids(lm) -> set[int]:
 def processors(settings: Settings):
     """transformers' logits processors for ``settings``, in the order ``model.generate`` builds them (notebook 04).
 
-    Repetition penalty always applies; temperature, top-k and top-p (the former "warpers") only when sampling.
+    Repetition penalty always applies; temperature, top-k, top-p and min-p (the former "warpers") only when
+    sampling. min-p (Nguyen et al. 2024, "Turning up the heat: min-p sampling") keeps the tokens whose probability
+    is at least ``min_p`` times the top token's (notebook 12).
     """
-    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                              TopKLogitsWarper, TopPLogitsWarper)
+    from transformers import (LogitsProcessorList, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
+                              TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
     procs = LogitsProcessorList()
     if settings.repetition_penalty != 1.0:
@@ -226,6 +281,8 @@ def processors(settings: Settings):
             procs.append(TopKLogitsWarper(top_k=settings.top_k))
         if settings.top_p < 1.0:
             procs.append(TopPLogitsWarper(top_p=settings.top_p))
+        if settings.min_p is not None:
+            procs.append(MinPLogitsWarper(min_p=settings.min_p))
     return procs
 
 
@@ -252,14 +309,17 @@ def _should_stop(stop) -> bool:
 
 
 def stream(lm, prompt, *, stop=None, n_alternatives: int = 10, **settings) -> Iterator[Step]:
-    """Generate one token at a time, yielding a :class:`Step` for each (notebook 04).
+    """Generate one token at a time, yielding a :class:`Step` for each (notebooks 04 and 12).
 
-    - ``settings``: ``max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty`` as in
-      transformers, plus ``seed`` (``torch.manual_seed`` right before the first draw) and ``chat`` (use the chat
-      template; ``prompt`` may then be a list of messages).
+    - ``settings``: ``max_new_tokens, do_sample, temperature, top_k, top_p, min_p, repetition_penalty`` as in
+      transformers, plus ``seed`` (``torch.manual_seed`` right before the first draw), ``chat`` (use the chat
+      template; ``prompt`` may then be a list of messages), and ``json_schema`` or ``regex``: every step masks the
+      tokens that cannot continue a matching output (:mod:`lmkit.constrained`, llguidance).
     - Stops after an EOS token (which is yielded, with ``is_eos=True``), after ``max_new_tokens``, at the end of the
-      context, or between two tokens once ``stop`` (a ``threading.Event`` or a callable) says so.
-    - All settings are checked before any work starts (:func:`check_settings`).
+      context, when the grammar is complete, or between two tokens once ``stop`` (a ``threading.Event`` or a
+      callable) says so; a stop that comes while a character is incomplete takes effect once it is complete
+      (at most 3 more tokens). The texts of the steps always join to ``tokenizer.decode`` of their ids.
+    - Settings, prompt and grammar are all checked before any model work (:func:`check_settings`).
     """
     s = check_settings(lm, **settings)
     if s.num_beams != 1 or s.num_return_sequences != 1:
@@ -268,10 +328,19 @@ def stream(lm, prompt, *, stop=None, n_alternatives: int = 10, **settings) -> It
     if not _is_int(n_alternatives) or n_alternatives < 0:
         _fail(f"n_alternatives={n_alternatives!r} must be an integer >= 0")
     ids = prompt_ids(lm, prompt, s.chat)
-    return _loop(lm, ids, s, stop, n_alternatives)
+    return _loop(lm, ids, s, stop, n_alternatives, _grammar(lm, s))
 
 
-def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int) -> Iterator[Step]:
+def _grammar(lm, s: Settings):
+    """The compiled grammar of ``json_schema`` / ``regex`` (None without a constraint); errors are one line."""
+    if s.json_schema is None and s.regex is None:
+        return None
+    from lmkit import constrained
+
+    return constrained.Grammar(lm, json_schema=s.json_schema, regex=s.regex)
+
+
+def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, grammar=None) -> Iterator[Step]:
     from transformers import DynamicCache
 
     model, tok = lm.model, lm.tokenizer
@@ -280,17 +349,23 @@ def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int) -> Iter
     start = time.perf_counter()
     if s.seed is not None:
         torch.manual_seed(s.seed)
-    n_prompt = ids.shape[1]
+    n_prompt, late, emitted_all = ids.shape[1], 0, True
     kwargs = dict(attention_mask=torch.ones_like(ids), past_key_values=DynamicCache(config=model.config),
                   use_cache=True, logits_to_keep=1)
     step_ids, emitted = ids, ""
     with torch.inference_mode():
         for index in range(max_new):
             if index > 0 and _should_stop(stop):
-                return
+                if not emitted_all:
+                    late += 1  # finish the character first: its bytes are already generated
+                else:
+                    return
             out = model(input_ids=step_ids, position_ids=None, return_dict=True, **kwargs)
             kwargs["past_key_values"] = out.past_key_values
             logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)  # [1, vocab], as generate takes them
+            raw = torch.softmax(logits[0], dim=-1)
+            if grammar is not None:
+                logits = grammar.mask(logits)
             scores = procs(ids, logits)
             probs = torch.softmax(scores, dim=-1)
             next_id = torch.multinomial(probs, num_samples=1) if s.do_sample else scores.argmax(-1, keepdim=True)
@@ -298,29 +373,36 @@ def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int) -> Iter
             kwargs["attention_mask"] = torch.ones_like(ids)
             step_ids = next_id
             token_id = int(next_id)
-            raw = torch.softmax(logits[0], dim=-1)
+            if grammar is not None:
+                grammar.advance(token_id)
+            last = (token_id in eos or index == max_new - 1 or late >= 3
+                    or (grammar is not None and grammar.done))
             full = tok.decode(ids[0, n_prompt:])
-            text = "" if full.endswith("\ufffd") else full[len(emitted):]
-            emitted = emitted if full.endswith("\ufffd") else full
+            # Hold back a trailing incomplete character (decoded as U+FFFD) until its bytes arrive; the last step
+            # flushes whatever is left, so the texts always join to the decode of the ids.
+            emitted_all = last or not full.endswith("\ufffd")
+            text = full[len(emitted):] if emitted_all else ""
+            emitted = full if emitted_all else emitted
             yield Step(index=index, id=token_id, text=text, token=tok.convert_ids_to_tokens(token_id),
                        prob=float(probs[0, token_id]), raw_prob=float(raw[token_id]),
                        alternatives=_alternatives(tok, probs[0], raw, n_alternatives),
                        is_eos=token_id in eos, elapsed=time.perf_counter() - start)
-            if token_id in eos:
+            if last:
                 return
 
 
 def generate(lm, prompt, *, stop=None, **settings) -> str | list[str]:
-    """The generated text, without the prompt and special tokens (notebook 04).
+    """The generated text, without the prompt and special tokens (notebooks 04 and 12).
 
-    One sequence (the default): the text of :func:`stream`. With ``num_beams > 1`` or ``num_return_sequences > 1``
-    it calls ``model.generate`` with the same, validated settings, and returns a list of
-    ``num_return_sequences`` strings (a single string when that is 1).
+    One sequence (the default): the text of :func:`stream` (``json_schema=`` / ``regex=`` constrain it: the text
+    parses and validates whenever the grammar completed within ``max_new_tokens``). With ``num_beams > 1`` or
+    ``num_return_sequences > 1`` it calls ``model.generate`` with the same, validated settings, and returns a list
+    of ``num_return_sequences`` strings (a single string when that is 1).
     """
     s = check_settings(lm, **settings)
     ids = prompt_ids(lm, prompt, s.chat)
     if s.num_beams == 1 and s.num_return_sequences == 1:
-        new = [step.id for step in _loop(lm, ids, s, stop, 0)]
+        new = [step.id for step in _loop(lm, ids, s, stop, 0, _grammar(lm, s))]
         return lm.tokenizer.decode(new, skip_special_tokens=True)
     s = replace(s, max_new_tokens=min(s.max_new_tokens, context_size(lm) - ids.shape[1]))
     if s.seed is not None:
@@ -373,3 +455,7 @@ def plot_distribution(lm, raw: torch.Tensor, processed: torch.Tensor, k: int = 1
     ax.set_title(title or f"next-token distribution ({kept} tokens kept)")
     ax.legend(fontsize=8)
     return ax
+
+
+# Speculative decoding lives beside this module (one idea per module); its names are part of this API.
+from lmkit.speculative import SpeculativeResult, early_exit_draft, speculative  # noqa: E402
