@@ -133,38 +133,82 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     return ctx, whole[len(ctx):]
 
 
-@torch.no_grad()
-def loglikelihoods(lm, pairs, *, batch_size: int = 16, progress: bool = False) -> list[tuple[float, int, bool]]:
-    """``log P(continuation | context)`` for each ``(context, continuation)`` pair, with its token count and
-    whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)`` (notebook 14).
+def _packed_row(ctx: list[int], conts: list[list[int]]) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """One row holding a context once and every continuation after it: ids, position ids, and per continuation
+    its (start, length) in the row. Each continuation restarts its positions where the context ends."""
+    ids, pos, spans = list(ctx), list(range(len(ctx))), []
+    for cont in conts:
+        spans.append((len(ids), len(cont)))
+        ids += cont
+        pos += range(len(ctx), len(ctx) + len(cont))
+    return ids, pos, spans
 
-    Rows (context + continuation ids, see :func:`encode_pair`) are padded on the right and run in batches, longest
-    first; the logits at position t predict token t + 1, so the continuation's m tokens are scored by the m
-    positions before them. Units: natural log (nats).
+
+def _packed_mask(n_ctx: int, spans, width: int, dtype) -> torch.Tensor:
+    """Additive ``[width, width]`` mask: the context is causal; each continuation sees the context and its own
+    earlier tokens, never another continuation; padding sees only itself (so that no softmax row is empty)."""
+    allowed = torch.zeros(width, width, dtype=torch.bool)
+    allowed[:n_ctx, :n_ctx] = torch.ones(n_ctx, n_ctx, dtype=torch.bool).tril()
+    for start, m in spans:
+        allowed[start:start + m, :n_ctx] = True
+        allowed[start:start + m, start:start + m] = torch.ones(m, m, dtype=torch.bool).tril()
+    end = spans[-1][0] + spans[-1][1] if spans else n_ctx
+    allowed[range(end, width), range(end, width)] = True
+    mask = torch.zeros(width, width, dtype=dtype)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
+@torch.no_grad()
+def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool = False) -> list[tuple[float, int, bool]]:
+    """``log P(continuation | context)`` for each ``(context, continuation)`` pair, with its token count and
+    whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)``, nats (notebook 14).
+
+    Ids as :func:`encode_pair` splits them (the harness's split). Consecutive pairs with the same context (the
+    choices of one question) share one row: the context once, then every continuation, each with its own position
+    ids (restarting where the context ends) and an attention mask that hides the other continuations from it.
+    That computes exactly ``log P(continuation | context)`` for each, with the context's tokens run once instead
+    of once per choice. Rows are padded on the right and run ``batch_size`` at a time, longest first. The logits at
+    position t predict token t + 1: a continuation's first token is predicted at the context's last position.
     """
     encoded = [encode_pair(lm.tokenizer, ctx, cont) for ctx, cont in pairs]
     for (ctx, cont), (_, ids) in zip(pairs, encoded):
         if not ids:
             raise ItemError(f"continuation {cont!r} after {ctx[-30:]!r} has no tokens: give each choice some text")
+    groups: list[list[int]] = []  # indices of consecutive pairs that share their context ids
+    for i, (ctx, _) in enumerate(encoded):
+        if groups and encoded[groups[-1][0]][0] == ctx:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    rows = [(g, *_packed_row(encoded[g[0]][0], [encoded[i][1] for i in g])) for g in groups]
+    rows.sort(key=lambda r: -len(r[1]))
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    order = sorted(range(len(encoded)), key=lambda i: -sum(map(len, encoded[i])))
+    dtype = next(lm.model.parameters()).dtype
+    dtype = dtype if dtype.is_floating_point else torch.float32
     out: list = [None] * len(encoded)
-    starts = range(0, len(order), batch_size)
+    starts = range(0, len(rows), batch_size)
     for start in tqdm(starts, desc="scoring", disable=not progress, leave=False):
-        batch = order[start:start + batch_size]
-        rows = [encoded[i][0] + encoded[i][1] for i in batch]
-        width = max(map(len, rows))
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=lm.device)
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=lm.device)
-        first = min(len(encoded[i][0]) for i in batch) - 1  # earliest position that predicts a continuation token
-        logits = lm.model(input_ids=ids, attention_mask=mask, logits_to_keep=width - first).logits
-        logp = F.log_softmax(logits.float(), dim=-1)
-        for row, i in enumerate(batch):
-            ctx, cont = encoded[i]
-            pos = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1) - first
-            target = torch.tensor(cont, device=logp.device)
-            lp = logp[row, pos.to(logp.device)]
-            out[i] = (lp.gather(1, target[:, None]).sum().item(), len(cont), bool((lp.argmax(-1) == target).all()))
+        batch = rows[start:start + batch_size]
+        width = max(len(r[1]) for r in batch)
+        ids = torch.tensor([r[1] + [pad] * (width - len(r[1])) for r in batch], device=lm.device)
+        pos = torch.tensor([r[2] + list(range(len(r[2]), len(r[2]) + width - len(r[2]))) for r in batch],
+                           device=lm.device)
+        mask = torch.stack([_packed_mask(len(encoded[g[0]][0]), spans, width, dtype)
+                            for g, _, _, spans in batch])[:, None].to(lm.device)
+        # positions whose logits are needed: the context's last, and every continuation token but the last
+        wanted = [[len(encoded[g[0]][0]) - 1] + [p for s, m in spans for p in range(s, s + m - 1)]
+                  for g, _, _, spans in batch]
+        keep = sorted(set().union(*wanted))
+        column = {p: c for c, p in enumerate(keep)}
+        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                          logits_to_keep=torch.tensor(keep, device=lm.device)).logits.float()
+        for row, (g, _, _, spans) in enumerate(batch):
+            last_ctx = len(encoded[g[0]][0]) - 1
+            for i, (s, m) in zip(g, spans):
+                preds = [column[last_ctx]] + [column[p] for p in range(s, s + m - 1)]
+                target = torch.tensor(encoded[i][1], device=logits.device)
+                lp = logits[row, preds].log_softmax(-1)
+                out[i] = (lp.gather(1, target[:, None]).sum().item(), m, bool((lp.argmax(-1) == target).all()))
     return out
 
 

@@ -60,6 +60,19 @@ def test_batching_and_normalizations(tiny_lm):
     assert 0 <= lo <= one["acc"] <= hi <= 1
 
 
+def test_packed_rows_give_the_same_scores_under_sdpa(tiny_folder, tiny_lm):
+    import lmkit
+
+    fast = lmkit.load(tiny_folder, device="cpu", dtype="float32", attn_implementation="sdpa")
+    a = ev.multiple_choice(fast, ITEMS, batch_size=2)["loglikelihoods"]
+    b = ev.multiple_choice(tiny_lm, ITEMS, batch_size=4)["loglikelihoods"]
+    for x, y in zip(a, b):
+        assert x == pytest.approx(y, abs=1e-4)
+    pairs = [("the cat", " sat"), ("the cat", " ran to"), ("a dog", " sat"), ("the cat", " sat")]
+    got = [r[0] for r in ev.loglikelihoods(tiny_lm, pairs, batch_size=3)]
+    assert got == pytest.approx([direct_loglikelihood(tiny_lm, c, x) for c, x in pairs], abs=1e-4)
+
+
 def test_template_changes_the_context(tiny_lm):
     res = ev.multiple_choice(tiny_lm, ITEMS[:1], template="it was {question}")
     want = [direct_loglikelihood(tiny_lm, "it was " + ITEMS[0]["question"], c) for c in ITEMS[0]["choices"]]
