@@ -11,7 +11,9 @@ from lmkit import generate as G
 PROMPT = "the cat sat on the"
 SAMPLED = [dict(do_sample=True, seed=0), dict(do_sample=True, seed=1, temperature=0.7),
            dict(do_sample=True, seed=2, top_k=5), dict(do_sample=True, seed=3, top_p=0.8),
-           dict(do_sample=True, seed=4, temperature=1.5, top_k=20, top_p=0.9, repetition_penalty=1.3)]
+           dict(do_sample=True, seed=4, temperature=1.5, top_k=20, top_p=0.9, repetition_penalty=1.3),
+           dict(do_sample=True, seed=5, min_p=0.1), dict(do_sample=True, seed=6, min_p=0.3, temperature=1.8),
+           dict(do_sample=True, seed=7, min_p=0.05, top_k=0, top_p=0.95, repetition_penalty=1.2)]
 
 
 def ids_of(lm, prompt=PROMPT, **settings):
@@ -60,7 +62,8 @@ def test_processors_follow_model_generate_order(tiny_lm):
     """Our list has the same classes in the same order as the one generate() builds (a private API: drift guard)."""
     from transformers import GenerationConfig
 
-    s = G.check_settings(tiny_lm, do_sample=True, temperature=0.5, top_k=7, top_p=0.9, repetition_penalty=1.2)
+    s = G.check_settings(tiny_lm, do_sample=True, temperature=0.5, top_k=7, top_p=0.9, min_p=0.1,
+                         repetition_penalty=1.2)
     config = GenerationConfig(**s.generate_kwargs())
     theirs = tiny_lm.model._get_logits_processor(config, input_ids_seq_length=3, device="cpu")
     assert [type(p).__name__ for p in G.processors(s)] == [type(p).__name__ for p in theirs]
@@ -160,6 +163,33 @@ BAD = [
     (dict(seed=-3), "seed=-3"),
     (dict(tempreature=0.7), "did you mean 'temperature'?"),
     (dict(num_return_sequences=2), "gives identical copies"),
+    # non-finite, out-of-range and wrongly typed numbers (issue 21, fault 5)
+    (dict(do_sample=True, temperature=float("nan")), "temperature=nan"),
+    (dict(temperature=float("nan")), "temperature=nan"),
+    (dict(do_sample=True, temperature=float("inf")), "temperature=inf"),
+    (dict(temperature=-0.5), "temperature=-0.5"),
+    (dict(top_p=float("nan")), "top_p=nan must be in (0, 1]"),
+    (dict(top_p=-0.1), "top_p=-0.1 must be in (0, 1]"),
+    (dict(top_p=True), "top_p=True must be in (0, 1]"),
+    (dict(min_p=-0.1, do_sample=True), "min_p=-0.1 must be in [0, 1]"),
+    (dict(min_p=1.5, do_sample=True), "min_p=1.5 must be in [0, 1]"),
+    (dict(min_p=float("nan"), do_sample=True), "min_p=nan must be in [0, 1]"),
+    (dict(min_p="0.1"), "min_p='0.1' must be in [0, 1]"),
+    (dict(repetition_penalty=float("nan")), "repetition_penalty=nan"),
+    (dict(repetition_penalty=float("inf")), "repetition_penalty=inf"),
+    (dict(repetition_penalty=-1.0), "repetition_penalty=-1.0"),
+    (dict(max_new_tokens=5.0), "max_new_tokens=5.0 must be an integer >= 1"),
+    (dict(max_new_tokens=True), "max_new_tokens=True must be an integer >= 1"),
+    (dict(max_new_tokens=float("inf")), "max_new_tokens=inf must be an integer >= 1"),
+    (dict(max_new_tokens=-4), "max_new_tokens=-4"),
+    (dict(top_k=2.0), "top_k=2.0 must be an integer >= 0"),
+    (dict(top_k=True), "top_k=True must be an integer >= 0"),
+    (dict(seed=1.5), "seed=1.5"),
+    (dict(seed=True), "seed=True"),
+    (dict(num_beams=True), "num_beams=True"),
+    (dict(num_beams=float("nan")), "num_beams=nan"),
+    (dict(do_sample=1), "do_sample=1 must be True"),
+    (dict(chat="yes"), "chat='yes' must be True"),
 ]
 
 
@@ -176,6 +206,12 @@ def test_bad_settings_raise_one_line_before_any_work(tiny_lm, monkeypatch, setti
         G.generate(tiny_lm, PROMPT, **settings)
 
 
+def test_numpy_numbers_are_numbers(tiny_lm):
+    import numpy as np
+
+    assert len(ids_of(tiny_lm, max_new_tokens=np.int64(3), temperature=np.float64(0.7))) <= 3
+
+
 def test_temperature_zero_is_fine_for_greedy(tiny_lm):
     assert ids_of(tiny_lm, temperature=0, max_new_tokens=3) == ids_of(tiny_lm, max_new_tokens=3)
 
@@ -185,6 +221,22 @@ def test_temperature_zero_is_fine_for_greedy(tiny_lm):
 def test_bad_prompts(tiny_lm, prompt, message):
     with pytest.raises(ValueError, match=message):
         G.stream(tiny_lm, prompt)
+
+
+ACCEPTED = "{'role': str, 'content': str}"
+WRONG_PROMPTS = [(42, False), (42, True), (None, True), (3.5, False), (b"bytes", False), (["the", "cat"], True),
+                 ([1, 2], True), ([{"role": "user"}], True), ([{"content": "hi"}], True), ({"role": "user",
+                 "content": "hi"}, True), ([{"role": "user", "content": 5}], True), ([("user", "hi")], True),
+                 ([{"role": "user", "content": "the cat"}], False), ({"the", "cat"}, True)]
+
+
+@pytest.mark.parametrize("prompt,chat", WRONG_PROMPTS, ids=[f"{p!r}-chat={c}" for p, c in WRONG_PROMPTS])
+def test_wrong_prompt_types_name_the_accepted_types(tiny_lm, monkeypatch, prompt, chat):
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **kw: pytest.fail("the model ran"))
+    for fn in (G.stream, G.generate, G.reference, G.next_token_distribution):
+        with pytest.raises(G.SettingsError) as err:
+            fn(tiny_lm, prompt, chat=chat)
+        assert ACCEPTED in str(err.value) and "\n" not in str(err.value)
 
 
 def test_prompt_that_fills_the_context(tiny_lm):
@@ -198,6 +250,109 @@ def test_empty_chat_and_beams_in_stream(tiny_lm):
         G.stream(tiny_lm, [], chat=True)
     with pytest.raises(G.SettingsError, match="use generate"):
         G.stream(tiny_lm, PROMPT, num_beams=2)
+
+
+# --------------------------------------------------------------------- a stream cut inside a multi-byte character
+class Scripted(torch.nn.Module):
+    """The tiny model, forced to emit ``script[i]`` as its i-th new token (a large bonus on that logit)."""
+
+    def __init__(self, inner, script, n_prompt):
+        super().__init__()
+        self.inner, self.script, self.n_prompt = inner, script, n_prompt
+        self.config, self.generation_config = inner.config, inner.generation_config
+
+    def forward(self, input_ids, past_key_values=None, **kw):
+        seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        out = self.inner(input_ids=input_ids, past_key_values=past_key_values, **kw)
+        step = seen + input_ids.shape[1] - self.n_prompt
+        if step < len(self.script):
+            out.logits[..., self.script[step]] += 1e4
+        return out
+
+
+@pytest.fixture(scope="module")
+def byte_parts():
+    """A byte-level tiny LM and, for a few characters, the byte tokens that spell them one byte at a time."""
+    from conftest import make_model
+    from test_constrained import make_byte_tokenizer
+
+    from lmkit.models import LM
+
+    tok = make_byte_tokenizer()
+    lm = LM(model=make_model(len(tok)), tokenizer=tok, device=torch.device("cpu"), name="tiny-bytes")
+    # byte-level BPE writes byte b as one printable character (GPT-2's table): printable Latin-1 bytes as
+    # themselves, the others shifted to chr(256 + n) in byte order
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    others = [b for b in range(256) if b not in printable]
+    to_char = {**{b: chr(b) for b in printable}, **{b: chr(256 + n) for n, b in enumerate(others)}}
+    spell = {ch: tok.convert_tokens_to_ids([to_char[b] for b in ch.encode()]) for ch in ("猫", "🐱", "é")}
+    assert all(tok.decode(ids) == ch for ch, ids in spell.items())
+    return lm, spell
+
+
+def scripted_stream(lm, script, prompt="the cat", stop_after=None, **settings):
+    n_prompt = lm.encode(prompt).shape[1]
+    from dataclasses import replace as dc_replace
+
+    forced = dc_replace(lm, model=Scripted(lm.model, script, n_prompt))
+    event, steps = threading.Event(), []
+    for step in G.stream(forced, prompt, stop=event, **settings):
+        steps.append(step)
+        if stop_after is not None and step.index + 1 >= stop_after:
+            event.set()
+    return steps
+
+
+def joined_equals_decode(lm, steps):
+    return "".join(s.text for s in steps) == lm.tokenizer.decode([s.id for s in steps])
+
+
+@pytest.mark.parametrize("char", ["猫", "🐱", "é"])
+def test_stream_cut_by_max_tokens_inside_a_character_keeps_its_bytes(byte_parts, char):
+    lm, spell = byte_parts
+    parts = spell[char]
+    for cut in range(1, len(parts) + 1):
+        steps = scripted_stream(lm, parts + parts, max_new_tokens=cut)
+        assert [s.id for s in steps] == parts[:cut]
+        assert joined_equals_decode(lm, steps)
+        assert ("\ufffd" in "".join(s.text for s in steps)) == (cut < len(parts))
+    whole = scripted_stream(lm, parts + spell["é"], max_new_tokens=len(parts) + 1)
+    assert [s.text for s in whole][:len(parts)] == [""] * (len(parts) - 1) + [char]  # held back, then whole
+
+
+@pytest.mark.parametrize("char", ["猫", "🐱"])
+def test_stream_ending_at_eos_inside_a_character_keeps_its_bytes(byte_parts, char):
+    lm, spell = byte_parts
+    eos = lm.tokenizer.eos_token_id
+    for cut in range(1, len(spell[char])):
+        steps = scripted_stream(lm, spell[char][:cut] + [eos], max_new_tokens=20)
+        assert steps[-1].is_eos and len(steps) == cut + 1
+        assert joined_equals_decode(lm, steps)
+
+
+@pytest.mark.parametrize("char", ["猫", "🐱"])
+def test_stop_inside_a_character_finishes_the_character(byte_parts, char):
+    lm, spell = byte_parts
+    parts = spell[char]
+    steps = scripted_stream(lm, parts + parts, max_new_tokens=20, stop_after=1)
+    assert [s.id for s in steps] == parts and "".join(s.text for s in steps) == char
+    # bytes that never complete a character: the stop still ends the stream soon, and nothing is lost
+    lead = parts[:1] * 10
+    steps = scripted_stream(lm, lead, max_new_tokens=20, stop_after=1)
+    assert len(steps) <= 4 and joined_equals_decode(lm, steps)
+
+
+def test_stream_cut_by_the_end_of_the_context_keeps_its_bytes(byte_parts):
+    lm, spell = byte_parts
+    ctx = G.context_size(lm)
+    prompt = "the cat " * 200
+    n = lm.encode(prompt).shape[1]
+    ids = lm.encode(prompt)[0, : ctx - 2].tolist()
+    prompt = lm.tokenizer.decode(ids)
+    room = ctx - lm.encode(prompt).shape[1]
+    assert n > ctx and 1 <= room < len(spell["🐱"])
+    steps = scripted_stream(lm, spell["🐱"], prompt=prompt, max_new_tokens=50)
+    assert len(steps) == room and joined_equals_decode(lm, steps)
 
 
 # ----------------------------------------------------------------------------------------- exercises of notebook 04
@@ -319,6 +474,24 @@ def test_real_model_sampling_parity(real_lm, settings):
     ids = real_lm.encode(REAL_PROMPTS[0])
     torch.manual_seed(settings["seed"])
     ref = real_lm.model.generate(ids, max_new_tokens=25, **{k: v for k, v in settings.items() if k != "seed"})
+    assert ours == ref[0, ids.shape[1]:].tolist()
+
+
+@pytest.mark.integration
+def test_real_model_stream_cut_inside_a_character(real_lm):
+    prompt = "Write one short sentence in Chinese about a cat, with an emoji."
+    for n in (1, 2, 3):
+        steps = list(G.stream(real_lm, prompt, chat=True, max_new_tokens=n))
+        assert "".join(s.text for s in steps) == real_lm.tokenizer.decode([s.id for s in steps])
+
+
+@pytest.mark.integration
+def test_real_model_min_p_parity(real_lm):
+    settings = dict(do_sample=True, seed=3, min_p=0.1, temperature=1.2)
+    ours = ids_of(real_lm, REAL_PROMPTS[0], max_new_tokens=20, **settings)
+    ids = real_lm.encode(REAL_PROMPTS[0])
+    torch.manual_seed(3)
+    ref = real_lm.model.generate(ids, max_new_tokens=20, do_sample=True, min_p=0.1, temperature=1.2)
     assert ours == ref[0, ids.shape[1]:].tolist()
 
 

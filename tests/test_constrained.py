@@ -1,0 +1,138 @@
+"""lmkit.constrained: JSON-schema and regex constrained output on a tiny byte-level model; one-line errors."""
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+import torch
+
+from conftest import CHAT_TEMPLATE, make_model
+from lmkit import constrained as C
+from lmkit import generate as G
+from lmkit.models import LM
+
+NESTED = {"type": "object",
+          "properties": {"name": {"type": "string", "maxLength": 8},
+                         "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                         "pet": {"type": "object",
+                                 "properties": {"kind": {"enum": ["cat", "dog"]},
+                                                "tags": {"type": "array", "items": {"type": "boolean"},
+                                                         "maxItems": 3}},
+                                 "required": ["kind", "tags"], "additionalProperties": False}},
+          "required": ["name", "age", "pet"], "additionalProperties": False}
+
+
+def make_byte_tokenizer():
+    """A byte-level BPE (every byte is a token, like SmolLM2's), so any JSON text can be written."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    corpus = ['{"name": "cat", "age": 3, "tags": ["small", "red"]}', "the cat sat on the mat",
+              '{"ok": true, "items": [1, 2, 3], "nested": {"a": null}}'] * 5
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    core.train_from_iterator(corpus, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>")
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+@pytest.fixture(scope="module")
+def byte_lm():
+    tok = make_byte_tokenizer()
+    return LM(model=make_model(len(tok)), tokenizer=tok, device=torch.device("cpu"), name="tiny-bytes")
+
+
+def valid(text, schema) -> bool:
+    jsonschema.validate(json.loads(text), schema)
+    return True
+
+
+@pytest.mark.parametrize("settings", [{}, dict(do_sample=True, seed=0), dict(do_sample=True, seed=1, temperature=1.5),
+                                      dict(do_sample=True, seed=2, top_p=0.9, min_p=0.05),
+                                      dict(repetition_penalty=1.3), dict(chat=True)])
+def test_nested_schema_output_parses_and_validates(byte_lm, settings):
+    out = G.generate(byte_lm, "the cat", json_schema=NESTED, max_new_tokens=400, **settings)
+    assert valid(out, NESTED)
+
+
+def test_schema_as_json_string_and_stream_steps(byte_lm):
+    steps = list(G.stream(byte_lm, "the cat", json_schema=json.dumps(NESTED), max_new_tokens=400))
+    text = "".join(s.text for s in steps)
+    assert valid(text, NESTED)
+    assert all(s.prob > 0 for s in steps)
+    # a disallowed token gets probability 0 after the mask: the first step can only open the object
+    first = steps[0]
+    assert byte_lm.tokenizer.decode([first.id]).lstrip(" \n").startswith("{")
+    assert all(a.prob == 0 or byte_lm.tokenizer.decode([a.id]).lstrip(" \n").startswith("{")
+               for a in first.alternatives)
+
+
+def test_unconstrained_random_model_does_not_write_json(byte_lm):
+    out = G.generate(byte_lm, "the cat", max_new_tokens=60)
+    with pytest.raises((json.JSONDecodeError, jsonschema.ValidationError)):
+        valid(out, NESTED)
+
+
+@pytest.mark.parametrize("pattern", [r"[a-c]{2,5}-[0-9]{2}", r"(yes|no)", r"\d{4}-\d{2}-\d{2}", r"[A-Z][a-z]{0,6}!"])
+@pytest.mark.parametrize("settings", [{}, dict(do_sample=True, seed=3)])
+def test_regex_output_matches(byte_lm, pattern, settings):
+    out = G.generate(byte_lm, "the cat", regex=pattern, max_new_tokens=40, **settings)
+    assert re.fullmatch(pattern, out), out
+
+
+def test_mask_allows_exactly_the_continuations(byte_lm):
+    g = C.Grammar(byte_lm, regex=r"(cat|dog)s?")
+    allowed = g.allowed()
+    assert allowed.shape == (len(byte_lm.tokenizer),)
+    texts = [byte_lm.tokenizer.decode([i]) for i in torch.nonzero(allowed).flatten().tolist()]
+    assert texts and all(("cats".startswith(t) or "dogs".startswith(t)) for t in texts)
+    for token in byte_lm.tokenizer.encode("cat", add_special_tokens=False):
+        assert g.allowed()[token]
+        g.advance(token)
+    assert g.accepting and not g.done  # "cat" matches, "cats" may still follow
+    logits = g.mask(torch.zeros(1, len(byte_lm.tokenizer)))
+    kept = [byte_lm.tokenizer.decode([i]) for i in torch.nonzero(logits[0] > float("-inf")).flatten().tolist()]
+    assert set(kept) <= {"s", "<|im_end|>"} and "s" in kept
+
+
+BAD = [
+    (dict(json_schema={"type": "foo"}), "not a valid JSON Schema"),
+    (dict(json_schema={"$ref": "#/nowhere"}), "rejected by llguidance"),
+    (dict(json_schema={"type": "string", "pattern": "(?<=a)b"}), "rejected by llguidance"),
+    (dict(json_schema="{not json"), "json_schema is not valid JSON"),
+    (dict(json_schema=["a"]), "json_schema must be a dict"),
+    (dict(regex="["), "rejected by llguidance"),
+    (dict(regex="(?!x)"), "rejected by llguidance"),
+    (dict(regex=r"a[^\s\S]b"), "matches no output"),
+    (dict(regex=5), "regex=5 must be a string"),
+    (dict(regex="a", json_schema={"type": "string"}), "both given"),
+    (dict(regex="a", num_beams=2), "follow one sequence"),
+]
+
+
+@pytest.mark.parametrize("settings,message", BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_constraints_raise_one_line_before_any_work(byte_lm, monkeypatch, settings, message):
+    monkeypatch.setattr(byte_lm.model, "forward", lambda *a, **kw: pytest.fail("the model ran"))
+    for fn in (G.stream, G.generate):
+        with pytest.raises(G.SettingsError, match=re.escape(message)) as err:
+            fn(byte_lm, "the cat", **settings)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.integration
+def test_real_model_json_and_regex(real_lm):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
+                                               "country": {"type": "string", "maxLength": 30}},
+              "required": ["city", "country"], "additionalProperties": False}
+    out = G.generate(real_lm, "Name a city and its country, as JSON.", chat=True, json_schema=schema,
+                     max_new_tokens=60)
+    assert valid(out, schema)
+    assert re.fullmatch(r"[0-9]{4}", G.generate(real_lm, "In which year did the Second World War end?",
+                                                chat=True, regex=r"[0-9]{4}", max_new_tokens=8))
