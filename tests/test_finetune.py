@@ -32,6 +32,41 @@ def tiny_cfg(folder, **kw) -> dict:
     return cfg
 
 
+def masked_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference loss from the full logits: summed next-token NLL where the label is not -100, and the count."""
+    logits, targets = logits[:, :-1].float(), labels[:, 1:]
+    total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                              ignore_index=ft.IGNORE, reduction="sum")
+    return total, (targets != ft.IGNORE).sum()
+
+
+class FixedLogits(torch.nn.Module):
+    """A stand-in model whose logits are given: forward_nll's ``logits_to_keep`` picks columns of them."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, input_ids, attention_mask, logits_to_keep):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=self.logits[:, logits_to_keep])
+
+
+def reference_collate(examples, pad_id):
+    """The hand-written right-padding collator that lmkit used before DataCollatorForSeq2Seq."""
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), ft.IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[row, :n] = torch.tensor(e["input_ids"])
+        labels[row, :n] = torch.tensor(e["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return path
@@ -48,7 +83,7 @@ def test_labels_mask_the_prompt(tiny_lm):
     # the prompt sits in the chat template, as at inference time
     assert "<|im_start|>" in ft.format_prompt(tok, "a")
     batch = ft.collate([ex, ft.encode_example(tok, "one", "two")], tok.pad_token_id)
-    nll, count = ft.masked_nll(torch.randn(2, batch["input_ids"].shape[1], len(tok)), batch["labels"])
+    nll, count = masked_nll(torch.randn(2, batch["input_ids"].shape[1], len(tok)), batch["labels"])
     assert count.item() == len(answer) + 2  # "two" + end of turn; padding and prompts never count
     assert (batch["labels"][batch["attention_mask"] == 0] == ft.IGNORE).all()
 
@@ -60,9 +95,10 @@ def test_masked_loss_ignores_prompt_logits(tiny_lm):
     changed = logits.clone()
     first_label = int((batch["labels"][0] != ft.IGNORE).nonzero()[0])
     changed[0, :first_label - 1] += 5 * torch.randn_like(changed[0, :first_label - 1])  # predictions of prompt tokens
-    assert torch.equal(ft.masked_nll(logits, batch["labels"])[0], ft.masked_nll(changed, batch["labels"])[0])
+    loss = ft.forward_nll(FixedLogits(logits), batch)[0]
+    assert torch.equal(loss, ft.forward_nll(FixedLogits(changed), batch)[0])
     changed[0, first_label - 1, batch["labels"][0, first_label]] += 5  # the first answer token's prediction counts
-    assert not torch.equal(ft.masked_nll(logits, batch["labels"])[0], ft.masked_nll(changed, batch["labels"])[0])
+    assert not torch.equal(loss, ft.forward_nll(FixedLogits(changed), batch)[0])
 
 
 def test_forward_nll_equals_the_full_logits_loss(tiny_lm):
@@ -70,10 +106,28 @@ def test_forward_nll_equals_the_full_logits_loss(tiny_lm):
     batch = ft.collate([ft.encode_example(tok, "the cat sat on the", "mat ."),
                         ft.encode_example(tok, "one", "two three four")], tok.pad_token_id)
     with torch.no_grad():
-        full = ft.masked_nll(tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-                             batch["labels"])
+        full = masked_nll(tiny_lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                          batch["labels"])
         fast = ft.forward_nll(tiny_lm.model, batch)
     assert fast[1] == full[1] and torch.allclose(fast[0], full[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("pad_id", [0, 2, 49151])
+def test_collate_equals_the_hand_written_padding(tiny_lm, pad_id):
+    tok = tiny_lm.tokenizer
+    examples = [ft.encode_example(tok, r["prompt"], r["completion"]) for r in RECORDS]
+    examples += ft.encode_text(tok, "the cat sat on the mat . " * 5, block_size=7)
+    for batch in (examples, examples[:1], examples[::-1], examples[2:5]):
+        got, want = ft.collate(batch, pad_id), reference_collate(batch, pad_id)
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+    side = tok.padding_side
+    by_tokenizer = ft.collate(examples, tok)  # a tokenizer gives its pad id, and keeps its own padding side
+    assert tok.padding_side == side
+    assert torch.equal(by_tokenizer["input_ids"], reference_collate(examples, tok.pad_token_id)["input_ids"])
+    with pytest.raises(ValueError, match="no examples"):
+        ft.collate([], pad_id)
 
 
 def test_truncation_keeps_the_answer(tiny_lm):

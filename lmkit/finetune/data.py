@@ -1,0 +1,168 @@
+"""The data of a fine-tuning run: supervised records and plain text, encoded, padded and ordered (notebook 06).
+
+- Supervised JSONL (``{"prompt", "completion"}`` per line; the loss is on the completion only), read with the one
+  validating reader :func:`lmkit.files.read_jsonl`; the project's date set (``"dates:<split>"``); plain text cut
+  into blocks (``"shakespeare:train"``, a ``.txt`` path).
+- :func:`collate` pads a batch with transformers' ``DataCollatorForSeq2Seq`` (right padding, labels padded with -100).
+- :func:`example_order`: the data position alone says which examples come next, so a resumed run sees the same ones."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from lmkit.data import DataError, data_file
+from lmkit.files import read_jsonl
+
+__all__ = ["DATASET", "DATE_SPLITS", "IGNORE", "RECORD_FIELDS", "read_records", "load_split", "format_prompt",
+           "encode_example", "encode_text", "load_examples", "collate", "example_order"]
+
+
+DATASET = "finetune"
+"""The folder of the project's date-normalisation data set under ``data/`` (see ``data/finetune/README.md``)."""
+DATE_SPLITS = ("train", "validation", "test")
+
+IGNORE = -100
+"""Label value that the loss skips (prompt tokens and padding)."""
+
+RECORD_FIELDS = ("prompt", "completion")
+"""The fields of a supervised example: the loss is on the completion only."""
+
+
+def read_records(path) -> list[dict]:
+    """The ``{"prompt", "completion"}`` rows of a JSONL file, every line checked by :func:`lmkit.files.read_jsonl`
+    (notebook 06): a bad line raises a one-line DataError naming the file, the line and the fix."""
+    return read_jsonl(path, RECORD_FIELDS)
+
+
+def format_prompt(tokenizer, prompt: str) -> str:
+    """The prompt as the model sees it at inference: one user turn in its chat template, ready for the answer (notebook 06)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                             tokenize=False)
+    return prompt + "\n"
+
+
+def encode_example(tokenizer, prompt: str, completion: str, max_length: int = 256) -> dict:
+    """Token ids of prompt + completion + end-of-turn, with the prompt's labels masked to -100 (notebook 06).
+
+    Prompt and completion are tokenized separately, exactly as at generation time (the answer's tokens start
+    right after the prompt's). Too long: the start of the prompt is cut.
+    """
+    p_ids = tokenizer(format_prompt(tokenizer, prompt), add_special_tokens=False).input_ids
+    c_ids = tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    keep = max(max_length - len(c_ids), 0)
+    p_ids = p_ids[len(p_ids) - keep:] if keep else []
+    c_ids = c_ids[:max_length - len(p_ids)]
+    return {"input_ids": p_ids + c_ids, "labels": [IGNORE] * len(p_ids) + c_ids}
+
+
+def encode_text(tokenizer, text: str, block_size: int = 128) -> list[dict]:
+    """Plain text cut into blocks of ``block_size`` tokens, every token a label (causal LM, notebook 06)."""
+    ids = tokenizer(text, add_special_tokens=False, verbose=False).input_ids  # longer than the context: cut below
+    blocks = [ids[i:i + block_size] for i in range(0, len(ids) - 1, block_size)]
+    blocks = [b for b in blocks if len(b) >= 2]
+    return [{"input_ids": b, "labels": list(b)} for b in blocks]
+
+
+def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 256,
+                  limit: int | None = None) -> list[dict]:
+    """Encoded examples from a .jsonl/.txt path, ``"dates:<split>"``, ``"shakespeare:<split or work>"`` or a list of
+    records (notebook 06).
+
+    Every line is checked before anything is returned, so bad data fails before training starts.
+    """
+    if isinstance(spec, (list, tuple)):
+        records = list(spec)
+        for i, row in enumerate(records):
+            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) and row[k].strip()
+                                                    for k in ("prompt", "completion")):
+                raise DataError(f"record {i}: {row!r:.60} needs non-empty 'prompt' and 'completion' strings")
+        examples = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in records[:limit]]
+    elif isinstance(spec, str) and spec.startswith("dates:"):
+        rows = load_split(spec.split(":", 1)[1])
+        examples = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in rows[:limit]]
+    elif isinstance(spec, str) and spec.startswith("shakespeare:"):
+        from lmkit import data
+
+        name = spec.split(":", 1)[1]
+        text = data.corpus(name) if name in data.SPLITS else data.read_work(name)
+        examples = encode_text(tokenizer, text, block_size)
+    elif isinstance(spec, (str, os.PathLike)) and str(spec).endswith(".jsonl"):
+        rows = read_records(spec)[:limit]  # every line is checked, only the kept ones are tokenized
+        examples = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in rows]
+    elif isinstance(spec, (str, os.PathLike)) and str(spec).endswith(".txt"):
+        path = Path(spec)
+        if not path.is_file():
+            raise DataError(f"{path}: no such file; pass the path of a .txt file")
+        examples = encode_text(tokenizer, path.read_text(encoding="utf-8"), block_size)
+        if not examples:
+            raise DataError(f"{path}: the file is empty (fewer than 2 tokens); give it some text")
+    else:
+        raise DataError(f"data {spec!r:.80}: pass a .jsonl or .txt path, 'dates:train', 'shakespeare:train', "
+                        "'shakespeare:validation', 'shakespeare:<work>', or a list of prompt/completion dicts")
+    if limit is not None:
+        examples = examples[:limit]
+    if not examples:
+        raise DataError(f"data {spec!r:.80}: no examples left (limit={limit}); give it more data")
+    return examples
+
+
+@lru_cache(maxsize=8)
+def _padder(pad_id: int):
+    """``DataCollatorForSeq2Seq`` over a tokenizer that only knows its pad token (id ``pad_id``), padding right.
+
+    The collator pads with ``tokenizer.pad``; a padding-only tokenizer lets :func:`collate` take a pad id, and
+    never changes the padding side of the model's own tokenizer (left, for batched generation).
+    """
+    from tokenizers import Tokenizer, models
+    from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel(vocab={"<pad>": pad_id}, unk_token="<pad>"))
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", padding_side="right")
+    return DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
+
+
+def collate(examples: list[dict], pad) -> dict:
+    """Right-pad examples into ``input_ids``, ``attention_mask`` and ``labels`` tensors (notebook 06).
+
+    ``pad``: the pad id (or a tokenizer: its pad id, else its end-of-text id). transformers'
+    ``DataCollatorForSeq2Seq`` pads: ``input_ids`` with the pad id, ``attention_mask`` with 0, ``labels`` with -100.
+    """
+    if not examples:
+        raise ValueError("collate() got no examples: pass a non-empty list of encoded examples")
+    if hasattr(pad, "pad_token_id"):
+        pad = pad.pad_token_id if pad.pad_token_id is not None else pad.eos_token_id
+    batch = _padder(int(pad))([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
+    return {"input_ids": batch["input_ids"].long(), "attention_mask": batch["attention_mask"].long(),
+            "labels": batch["labels"].long()}
+
+
+def example_order(n: int, seed: int, position: int, count: int) -> list[int]:
+    """Indices of examples ``position .. position+count-1`` of an endless stream of reshuffled epochs (notebook 06).
+
+    Epoch ``e`` is ``randperm(n)`` seeded with ``seed + e``: the data position alone (how many examples were
+    consumed) says where a run is, so a resumed run sees exactly the examples that it would have seen.
+    """
+    out, perms = [], {}
+    for k in range(position, position + count):
+        epoch = k // n
+        if epoch not in perms:
+            perms[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        out.append(perms[epoch][k % n])
+    return out
+
+
+
+def load_split(split: str, limit: int | None = None) -> list[dict]:
+    """A split of the project's date data set: ``'train'``, ``'validation'`` or ``'test'`` (notebook 06).
+
+    Read from the checkout's ``data/finetune/``, or downloaded once into the lmkit cache (:func:`lmkit.data.data_file`).
+    """
+    if split not in DATE_SPLITS:
+        raise DataError(f"split={split!r}: use 'train', 'validation' or 'test'")
+    return read_records(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
+
+
