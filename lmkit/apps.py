@@ -25,6 +25,12 @@ from tqdm.auto import tqdm
 from lmkit.data import data_file
 from lmkit.files import read_jsonl
 
+__all__ = ["DATA_DIR", "LABELS", "SCHEMAS", "INSTRUCTION", "CONTENT_FREE", "sentiment_data", "qa_data", "passages",
+           "translation_data", "continuation_logprobs", "SentimentPrompt", "standard_prompts", "label_scores",
+           "label_prior", "classify", "evaluate", "plot_confusion", "normalize_answer", "first_line", "exact_match",
+           "contains_answer", "ask", "translate", "summarise", "qa_prompt", "answer_question", "Retriever",
+           "recall_at_k", "qa_run"]
+
 DATA_DIR = "apps"
 """The project's sentiment, Q&A, passage and translation sets under ``data/`` (see ``data/apps/README.md``); found
 by :func:`lmkit.data.data_file`, from the checkout or, after a pip install (Colab), downloaded once."""
@@ -368,9 +374,15 @@ def qa_prompt(question: str, context: str | None = None) -> str:
             f"Question: {question}")
 
 
-def answer(lm, question: str, context: str | None = None, **kw) -> str:
-    """The model's short answer to ``question``, reading ``context`` first if given (notebook 09)."""
+def answer_question(lm, question: str, context: str | None = None, **kw) -> str:
+    """The model's short answer to ``question``, reading ``context`` first if given (notebook 09).
+
+    (``lmkit.finetune.greedy_answers`` is another thing: batched greedy replies to fine-tuning prompts.)
+    """
     return ask(lm, qa_prompt(question, context), stop_at_newline=True, **{"max_new_tokens": 24, **kw})
+
+
+answer = answer_question  # the earlier name
 
 
 # ----------------------------------------------------------------------------------------------- retrieval
@@ -440,7 +452,7 @@ def qa_run(lm, questions: list[dict], mode: str = "closed", retriever: Retriever
             found = [by_id[q["passage"]]]
         if found:
             context = "\n".join(d["text"] for d in found)
-        reply = answer(lm, q["question"], context)
+        reply = answer_question(lm, q["question"], context)
         rows.append({"id": q["id"], "kind": q.get("kind", ""), "question": q["question"],
                      "gold": q["answers"][0], "reply": reply,
                      "passage found": ",".join(d["id"] for d in found) if found else "",

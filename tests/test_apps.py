@@ -202,7 +202,8 @@ def test_ask_is_the_greedy_chat_reply_and_stops_at_a_newline(tiny_lm):
 
     reply = apps.ask(tiny_lm, "the cat sat", max_new_tokens=6)
     assert reply == generate(tiny_lm, "the cat sat", chat=True, do_sample=False, max_new_tokens=6).strip()
-    assert "\n" not in apps.answer(tiny_lm, "who ran ?", "the dog ran .", max_new_tokens=6)
+    assert "\n" not in apps.answer_question(tiny_lm, "who ran ?", "the dog ran .", max_new_tokens=6)
+    assert apps.answer is apps.answer_question  # the earlier name still works
 
 
 def test_qa_prompt_includes_the_passage_only_when_given():
@@ -295,3 +296,22 @@ def test_exercise_09_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
     assert not exercises.check("09.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
     assert not exercises.check("09.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
                                prompt=prompt, text=text)
+
+
+def test_data_sets_are_read_by_the_validating_reader(monkeypatch, tmp_path):
+    """A BOM-prefixed file is accepted; a malformed or incomplete line names the file, the line and the fix."""
+    from lmkit.data import DataError
+
+    path = tmp_path / "sentiment.jsonl"
+    monkeypatch.setattr(apps, "data_file", lambda name: path)
+    path.write_bytes('\ufeff{"id": "a", "split": "test", "text": "Great.", "label": "positive"}\n'.encode())
+    assert [r["label"] for r in apps.sentiment_data("test")] == ["positive"]
+    path.write_text('{"id": "a", "split": "test", "text": "Great.", "label": "positive"}\n{"id": "b", "split"\n')
+    with pytest.raises(DataError, match=r"sentiment\.jsonl, line 2: invalid JSON .* one complete JSON object per line"):
+        apps.sentiment_data("test")
+    path.write_text('{"id": "a", "split": "test", "text": "Great."}\n')
+    with pytest.raises(DataError, match=r"line 1: missing field 'label'"):
+        apps.sentiment_data("test")
+    path.write_text('{"id": "q", "question": "Capital?", "answers": "Paris", "passage": "p"}\n')
+    with pytest.raises(DataError, match=r"line 1: field 'answers' must be a non-empty list"):
+        apps.qa_data()
