@@ -1,0 +1,315 @@
+"""Preference tuning with DPO: the loss, sequence log-probabilities, and a LoRA training loop for a CPU (notebook 15).
+
+Direct Preference Optimization (Rafailov et al., 2023, "Direct Preference Optimization: Your Language Model is
+Secretly a Reward Model", eq. 7) trains a policy :math:`\\pi_\\theta` on pairs (prompt x, chosen y_w, rejected y_l)
+against a frozen reference :math:`\\pi_\\text{ref}`:
+
+.. math::  L = -\\log \\sigma\\big(\\beta [\\log\\tfrac{\\pi_\\theta(y_w|x)}{\\pi_\\text{ref}(y_w|x)}
+           - \\log\\tfrac{\\pi_\\theta(y_l|x)}{\\pi_\\text{ref}(y_l|x)}]\\big)
+
+The implicit reward of a completion is :math:`r = \\beta \\log \\pi_\\theta(y|x) / \\pi_\\text{ref}(y|x)`; the
+reward margin is :math:`r_w - r_l`, and preference accuracy the share of pairs whose margin is positive. TRL's
+``DPOTrainer`` (loss type ``"sigmoid"``) computes the same loss; notebook 15 and ``tests/test_preference.py``
+assert the two equal.
+
+- Data: JSONL with ``prompt``, ``chosen``, ``rejected`` (non-empty strings, chosen != rejected); the project's set is
+  ``data/preference/`` (concise vs rambling answers), read with :func:`load_split`.
+- :func:`sequence_logps`: summed log-probability of the completion tokens only (the prompt masked, as in
+  :func:`lmkit.finetune.encode_example`).
+- :func:`train`: LoRA adapters (:func:`lmkit.finetune.add_lora`) on a copy of the model; the reference is the same
+  model with the adapters switched off, its log-probabilities computed once before training. Checkpoints use the
+  fine-tuning format (:func:`lmkit.finetune.save_checkpoint`); curves plot with :func:`plot_history`.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from lmkit import finetune as ft
+from lmkit.data import DataError, data_file
+
+__all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
+           "pair_logps", "preference_metrics", "train", "Result", "plot_history"]
+
+FIELDS = ("prompt", "chosen", "rejected")
+"""The fields every preference line needs, as non-empty strings."""
+SPLITS = ("train", "test")
+DATASET = "preference"
+
+
+# ----------------------------------------------------------------------------------------------- the loss
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
+             beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DPO loss of a batch of pairs, and each pair's implicit rewards (Rafailov et al. 2023, eq. 7; notebook 15).
+
+    Inputs: four tensors of shape ``[batch]``, the summed log-probabilities (nats) of each chosen / rejected
+    completion under the policy and under the reference (see :func:`sequence_logps`). ``beta`` > 0 scales the
+    log-ratios: small beta lets the policy move far from the reference, large beta keeps it close.
+
+    Returns ``(loss, chosen_rewards, rejected_rewards)``: the mean of ``-logsigmoid(beta * (Δ_chosen - Δ_rejected))``
+    over the batch (a scalar, nats), and ``beta * Δ`` for chosen and for rejected (shape ``[batch]``), where
+    ``Δ = policy_logps - ref_logps``. Equal to TRL's ``DPOTrainer`` loss with ``loss_type="sigmoid"``.
+    Raises ValueError for mismatched shapes or ``beta <= 0``.
+    """
+    tensors = (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise ValueError(f"dpo_loss needs four tensors of the same shape [batch]; got shapes "
+                         f"{[tuple(t.shape) for t in tensors]}")
+    if not beta > 0:
+        raise ValueError(f"beta={beta!r}: use a positive number such as 0.1")
+    chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps)
+    rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps)
+    loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    return loss, chosen_rewards.detach(), rejected_rewards.detach()
+
+
+def sequence_logps(model, batch: dict) -> torch.Tensor:
+    """Summed log-probability (nats) of the labelled tokens of each row: the completion, not the prompt (notebook 15).
+
+    ``batch`` holds ``input_ids``, ``attention_mask`` and ``labels`` of shape ``[batch, T]`` (from
+    :func:`lmkit.finetune.collate`); positions labelled ``-100`` (prompt, padding) are left out. Token ``t`` is
+    scored by the logits at ``t - 1``. Returns a float32 tensor of shape ``[batch]``; gradients flow when enabled.
+    """
+    labels = batch["labels"][:, 1:]
+    keep = (labels != ft.IGNORE).any(dim=0).nonzero().squeeze(1)  # project onto the vocabulary only where needed
+    if keep.numel() == 0:
+        raise ValueError("every label is -100: nothing to score; check that the completions are not cut off")
+    start = int(keep[0])
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   logits_to_keep=labels.shape[1] - start + 1).logits[:, :-1].float()
+    targets = labels[:, start:]
+    logp = torch.log_softmax(logits, dim=-1).gather(2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
+    return (logp * (targets != ft.IGNORE)).sum(dim=1)
+
+
+# ----------------------------------------------------------------------------------------------- data
+def read_pairs(path) -> list[dict]:
+    """Preference pairs from a JSONL file, every line checked first (notebook 15).
+
+    Each line needs ``prompt``, ``chosen`` and ``rejected`` as non-empty strings, with ``chosen`` different from
+    ``rejected``. A bad line raises :class:`lmkit.data.DataError` (a ValueError) naming the file, the line and the fix.
+    """
+    rows = _read_jsonl(path, FIELDS)
+    numbers = [n for n, line in enumerate(Path(path).read_text(encoding="utf-8-sig").split("\n"), 1)
+               if line.strip().lstrip("\ufeff")]
+    for number, row in zip(numbers, rows):
+        if row["chosen"].strip() == row["rejected"].strip():
+            raise DataError(f"{path}, line {number}: 'chosen' and 'rejected' are the same text; a pair needs two "
+                            "different completions (fix or remove the line)")
+    return rows
+
+
+def _read_jsonl(path, fields):
+    try:
+        from lmkit.files import read_jsonl
+    except ImportError:  # older checkouts: the fine-tuning module's reader
+        from lmkit.finetune import read_jsonl
+    return read_jsonl(path, fields)
+
+
+def load_split(split: str, limit: int | None = None) -> list[dict]:
+    """The project's preference set (``data/preference/``): ``'train'`` (244 pairs) or ``'test'`` (61) (notebook 15)."""
+    if split not in SPLITS:
+        raise DataError(f"split={split!r}: use 'train' or 'test'")
+    return read_pairs(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
+
+
+def encode_pairs(tokenizer, rows: list[dict], max_length: int = 256) -> list[tuple[dict, dict]]:
+    """(chosen, rejected) examples per pair, each the prompt in the chat template + completion + end of turn, the
+    prompt's labels masked to -100 (:func:`lmkit.finetune.encode_example`) (notebook 15)."""
+    return [(ft.encode_example(tokenizer, r["prompt"], r["chosen"], max_length),
+             ft.encode_example(tokenizer, r["prompt"], r["rejected"], max_length)) for r in rows]
+
+
+def _batch(pairs: list[tuple[dict, dict]], pad_id: int, device) -> dict:
+    """Chosen rows then rejected rows, padded together: ``[2 * len(pairs), T]``."""
+    batch = ft.collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+@torch.no_grad()
+def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: int = 8,
+               device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed completion log-probabilities of every (chosen, rejected) pair: two float32 tensors ``[n]`` (notebook 15)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chosen, rejected = [], []
+    for i in range(0, len(pairs), batch_size):
+        part = pairs[i:i + batch_size]
+        logps = sequence_logps(model, _batch(part, _pad_id(tokenizer), device)).cpu()
+        chosen.append(logps[:len(part)])
+        rejected.append(logps[len(part):])
+    model.train(was_training)
+    return torch.cat(chosen), torch.cat(rejected)
+
+
+def preference_metrics(policy: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.Tensor, torch.Tensor],
+                       beta: float = 0.1) -> dict:
+    """DPO loss, mean reward margin (nats, scaled by beta) and preference accuracy of ``(chosen, rejected)`` logps
+    under a policy and a reference (notebook 15). Accuracy: share of pairs with ``r_chosen > r_rejected``."""
+    loss, r_c, r_r = dpo_loss(*policy, *reference, beta=beta)
+    margin = r_c - r_r
+    return {"loss": loss.item(), "margin": margin.mean().item(), "accuracy": (margin > 0).float().mean().item(),
+            "chosen_reward": r_c.mean().item(), "rejected_reward": r_r.mean().item()}
+
+
+# ----------------------------------------------------------------------------------------------- training
+@dataclass
+class Result:
+    """What :func:`train` returns: the tuned ``lm`` (a peft model on a copy of the weights) and the history."""
+
+    lm: object
+    beta: float
+    history: list = field(default_factory=list)
+    seconds_per_step: float = float("nan")
+    trainable_params: int = 0
+    resumed_from: int | None = None
+
+
+def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, beta: float = 0.1,
+          max_steps: int = 30, batch_size: int = 4, lr: float = 5e-4, lora_r: int = 8, lora_alpha: int = 16,
+          warmup_steps: int = 3, max_length: int = 192, eval_every: int = 10, seed: int = 0,
+          output_dir=None, save_every: int = 0, resume: bool = False, progress: bool = True,
+          plot: bool = False) -> Result:
+    """DPO with LoRA on a copy of ``lm``'s model; ``lm`` itself is left unchanged (notebook 15).
+
+    - The reference is the starting model: adapters off. Its log-probabilities of every pair are computed once.
+    - Each step takes ``batch_size`` pairs in a fixed shuffled order (:func:`lmkit.finetune.example_order`), runs
+      chosen and rejected in one padded batch, and takes an AdamW step on :func:`dpo_loss`; warm-up then cosine
+      decay (:func:`lmkit.finetune.make_schedule`), gradients clipped at 1.
+    - ``history``: one dict per step with ``train_loss`` (DPO loss), ``margin`` and ``accuracy`` of the batch, and
+      every ``eval_every`` steps (and at 0 and at the end) ``val_loss``, ``val_margin``, ``val_accuracy`` on
+      ``val_pairs``: the keys that :func:`lmkit.finetune.plot_history` and :func:`plot_history` draw.
+    - ``output_dir`` + ``save_every``: checkpoints in the fine-tuning format; ``resume=True`` continues from the last.
+    Raises ValueError for a bad setting before any model work.
+    """
+    from accelerate import Accelerator
+
+    import lmkit
+    from lmkit.models import LM
+
+    if not beta > 0:
+        raise ValueError(f"beta={beta!r}: use a positive number such as 0.1")
+    for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("lora_r", lora_r)):
+        if int(value) < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer")
+    if (save_every or resume) and output_dir is None:
+        raise ValueError("checkpoints and resume need output_dir: set output_dir='runs/dpo'")
+    if not train_pairs:
+        raise ValueError("train_pairs is empty: pass a list of {'prompt', 'chosen', 'rejected'} dicts")
+    cfg = ft.TrainConfig(method="lora", lr=lr, max_steps=max_steps, warmup_steps=min(warmup_steps, max_steps),
+                         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, seed=seed,
+                         output_dir=str(output_dir) if output_dir else None, save_every=save_every, resume=resume)
+    cfg.check()
+    tok = lm.tokenizer
+    device = torch.device(lm.device)
+    train_ex = encode_pairs(tok, train_pairs, max_length)
+    val_ex = encode_pairs(tok, val_pairs, max_length) if val_pairs else []
+
+    lmkit.env.seed_everything(seed)
+    model = ft.add_lora(copy.deepcopy(lm.model), cfg)
+    with model.disable_adapter():  # the reference: the starting model
+        ref_train = pair_logps(model, tok, train_ex, device=device)
+        ref_val = pair_logps(model, tok, val_ex, device=device) if val_ex else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+    scheduler = ft.make_schedule(optimizer, cfg)
+    accelerator = Accelerator(cpu=device.type == "cpu")
+    state = {"step": 0, "examples_seen": 0, "history": [], "seed": seed, "method": "dpo-lora", "beta": beta}
+    resumed_from = None
+    if resume and (ckpt := ft.latest_checkpoint(output_dir)) is not None:
+        state = ft.load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
+                                   accelerator=accelerator)
+        if state.get("beta") != beta or state.get("seed") != seed:
+            raise ValueError(f"checkpoint {ckpt} is from a run with beta={state.get('beta')}, seed={state.get('seed')}:"
+                             " resume with the same settings, or use a new output_dir")
+        resumed_from = state["step"]
+    history = state["history"]
+
+    def evaluate(entry):
+        if val_ex:
+            m = preference_metrics(pair_logps(model, tok, val_ex, device=device), ref_val, beta)
+            entry.update(val_loss=m["loss"], val_margin=m["margin"], val_accuracy=m["accuracy"])
+
+    if state["step"] == 0 and not history and val_ex and eval_every:
+        entry = {"step": 0, "train_loss": None}
+        evaluate(entry)
+        history.append(entry)
+    live = ft.LivePlot(f"DPO (beta={beta}): loss") if plot else None
+    bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not progress)
+    pad_id, seconds = _pad_id(tok), []
+    model.train()
+    while state["step"] < max_steps:
+        t0 = time.perf_counter()
+        order = ft.example_order(len(train_ex), seed, state["examples_seen"], batch_size)
+        logps = sequence_logps(model, _batch([train_ex[i] for i in order], pad_id, device))
+        idx = torch.tensor(order)
+        loss, r_c, r_r = dpo_loss(logps[:len(order)], logps[len(order):], ref_train[0][idx].to(device),
+                                  ref_train[1][idx].to(device), beta=beta)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds.append(time.perf_counter() - t0)
+        state["step"] += 1
+        state["examples_seen"] += batch_size
+        margin = r_c - r_r
+        entry = {"step": state["step"], "train_loss": loss.item(), "margin": margin.mean().item(),
+                 "accuracy": (margin > 0).float().mean().item()}
+        if eval_every and (state["step"] % eval_every == 0 or state["step"] == max_steps):
+            evaluate(entry)
+        history.append(entry)
+        bar.update(1)
+        bar.set_postfix(loss=f"{entry['train_loss']:.3f}", margin=f"{entry['margin']:.2f}")
+        if live:
+            live.update(history)
+        if save_every and state["step"] % save_every == 0:
+            ft.save_checkpoint(output_dir, model=model, optimizer=optimizer, scheduler=scheduler, state=state,
+                               accelerator=accelerator)
+    bar.close()
+    if live:
+        live.close()
+    model.eval()
+    tuned = LM(model=model, tokenizer=tok, device=lm.device, name=f"{lm.name} + DPO")
+    trainable, _ = ft.count_parameters(model)
+    return Result(lm=tuned, beta=beta, history=history, trainable_params=trainable, resumed_from=resumed_from,
+                  seconds_per_step=sum(seconds) / len(seconds) if seconds else float("nan"))
+
+
+def plot_history(history: list[dict], ax=None, title: str = "DPO: reward margin"):
+    """Reward margin (train batch per step, held-out every evaluation) against optimizer steps (notebook 15).
+
+    The loss curves draw with :func:`lmkit.finetune.plot_history` (the same history keys).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    train = [(h["step"], h["margin"]) for h in history if h.get("margin") is not None]
+    val = [(h["step"], h["val_margin"]) for h in history if h.get("val_margin") is not None]
+    if train:
+        ax.plot(*zip(*train), color="#4C72B0", alpha=0.8, label="train batch")
+    if val:
+        ax.plot(*zip(*val), "o-", color="#DD8452", label="held-out pairs")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("reward margin r_chosen - r_rejected (nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if train or val:
+        ax.legend(loc="upper left")
+    return ax
