@@ -107,7 +107,9 @@ def main() -> None:
     }
     out = Path(__file__).with_name("results") / "attention.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    from lmkit.files import atomic_write_text
+
+    atomic_write_text(out, json.dumps(results, indent=1) + "\n")
 
     print(f"explorer on a {results['tokens']}-token text, {len(wall)} redraws "
           f"(load average {results['load_average_1min']:.1f} on {os.cpu_count()} cores)")

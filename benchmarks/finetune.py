@@ -60,7 +60,9 @@ def main() -> None:
                                               f"--steps {args.steps} --batch {args.batch}",
                "methods": [run(m, args.steps, args.batch) for m in ("lora", "full")]}
     path = Path(__file__).parent / "results" / "finetune.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    from lmkit.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
     print(f"{'method':<6} {'trainable':>13} {'s/step':>7} {'tokens/s':>9} {'peak RSS MB':>12} {'extra MB':>9} "
           f"{'loss':>13}")
     for r in results["methods"]:

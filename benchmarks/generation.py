@@ -13,7 +13,9 @@ In ONE process, with every comparison interleaved round by round (the machine ma
 - the speed of the matrix products of one step alone, per weight format of the hand-written decoder;
 - llama.cpp (``n_threads`` = the default thread count, one per core) on the same Q4_1 GGUF file, interleaved with
   the rest, when installed; then again in rounds of its own with the best torch configuration, both at that
-  thread count (the ratio);
+  thread count (the ratio). It runs in a child process (``lmkit.profile.LlamaCpp``): if its native code dies
+  (e.g. SIGILL from a build for another CPU), the crash and its fix are recorded as ``llama_cpp_error`` and
+  every other figure is still written;
 - where a decode step of the best eager configuration goes (``torch.profiler``): matrix products, other operators,
   time outside operators, against the time the weights take to stream at the copy bandwidth;
 - the cached-load time, read from benchmarks/results/load.json (written by benchmarks/load.py) when present.
@@ -39,6 +41,7 @@ import torch
 import lmkit
 from lmkit import fastdecode as FD
 from lmkit import profile as P
+from lmkit.files import atomic_write_text
 
 PROMPT = "The history of the printing press begins in"
 RESULTS = Path(__file__).with_name("results")
@@ -170,14 +173,18 @@ def main() -> None:
         results["compile_s"] = compile_s
     llm = None
     if importlib.util.find_spec("llama_cpp") is not None:
-        from llama_cpp import Llama
-
-        from lmkit.models import bundled_gguf
-
+        # in its own process: a crash of llama.cpp's native code (SIGILL on a CPU its build does not fit) is one
+        # line in the results, and every torch figure measured here is kept
         n_threads = results["threads"]["default"]  # one per core, as llama.cpp users run it
-        llm = Llama(model_path=str(bundled_gguf()), n_threads=n_threads, n_ctx=512, verbose=False)
-        runs[f"llama.cpp Q4_1 ({n_threads} threads)"] = lambda: P.time_llama_cpp(llm, PROMPT, n_new)
+        try:
+            llm = P.LlamaCpp(n_threads=n_threads, n_ctx=512)
+            runs[f"llama.cpp Q4_1 ({n_threads} threads)"] = lambda: P.time_llama_cpp(llm, PROMPT, n_new)
+        except (P.ChildCrashed, P.ChildError) as exc:
+            results["llama_cpp_error"] = str(exc)
+            print(f"llama.cpp skipped: {exc}", flush=True)
     table = P.compare_runs(runs, repeats=args.repeats, warmup=1, progress=False)
+    for name, message in table.attrs.get("failed", {}).items():
+        results["llama_cpp_error" if name.startswith("llama.cpp") else f"error {name}"] = message
 
     def dtype_of(name):
         return "int8" if "int8" in name else "bf16" if "bf16" in name else "fp32"
@@ -211,9 +218,15 @@ def main() -> None:
         pair = P.compare_runs({llama_name: runs[llama_name], best: runs[best]}, repeats=args.repeats, warmup=1,
                               progress=False)
         torch.set_num_threads(threads)
-        results["llama_cpp_pair"] = {"threads": n_threads, **{k: pair.loc[k, "decode tok/s"] for k in pair.index}}
-        results["llama_cpp_tok_s"] = pair.loc[llama_name, "decode tok/s"]
-        results["best_vs_llama_cpp"] = pair.loc[best, "decode tok/s"] / pair.loc[llama_name, "decode tok/s"]
+        if llama_name in pair.index:
+            results["llama_cpp_pair"] = {"threads": n_threads, **{k: pair.loc[k, "decode tok/s"] for k in pair.index}}
+            results["llama_cpp_tok_s"] = pair.loc[llama_name, "decode tok/s"]
+            results["best_vs_llama_cpp"] = pair.loc[best, "decode tok/s"] / pair.loc[llama_name, "decode tok/s"]
+        else:
+            results["llama_cpp_error"] = pair.attrs["failed"][llama_name]
+            llama_name = None
+    if llm is not None:
+        llm.close()
 
     # where a decode step goes: the best eager (uncompiled) fp32 path, one step under the profiler
     bd_rows = {}
@@ -232,7 +245,7 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("generation_quick.json" if args.quick else "generation.json")
-    out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    atomic_write_text(out, json.dumps(results, indent=1, default=float) + "\n")
 
     print(f"machine: {results['machine']}, load average {results['load_average_start']:.2f} -> "
           f"{results['load_average_end']:.2f}, torch {torch.__version__}")
@@ -259,7 +272,7 @@ def main() -> None:
                            f"{results['llama_cpp_pair'][best]:.1f} tok/s, both with "
                            f"{results['llama_cpp_pair']['threads']} threads in the same rounds; best torch / llama.cpp = "
                            f"{results['best_vs_llama_cpp']:.2f} (goal >= 0.5)" if llama_name
-                           else "llama_cpp not installed, skipped"))
+                           else results.get("llama_cpp_error", "llama_cpp not installed, skipped")))
     for name, bd in bd_rows.items():
         print(f"decode step {name} (profiled): wall {bd['wall']:.1f} ms = matmul {bd['matmul']:.1f} + other ops "
               f"{bd['other ops']:.1f} + outside ops {bd['outside ops']:.1f}; {bd['ops']} ops; weights at the copy "

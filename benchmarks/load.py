@@ -63,7 +63,9 @@ def main() -> None:
     results["repeats"] = args.repeats
     out = Path(__file__).with_name("results") / "load.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    from lmkit.files import atomic_write_text
+
+    atomic_write_text(out, json.dumps(results, indent=1) + "\n")
     print(f"{'measure':<34}{'median':>9}{'min':>9}{'max':>9}")
     for key, label in [("import_s", "import lmkit (torch, transformers)"),
                        ("modeling_import_s", "transformers' lazy Llama import"),

@@ -22,6 +22,7 @@ import torch
 
 import lmkit
 from lmkit import generate as G
+from lmkit.files import atomic_write_text
 
 PROMPT = "The history of the printing press begins"
 MODES = {"greedy": dict(), "sampling": dict(do_sample=True, temperature=0.8, top_k=50, top_p=0.95, seed=0)}
@@ -84,10 +85,7 @@ def main() -> None:
                   cpu_count=os.cpu_count(), platform=platform.platform(terse=True), prompt=PROMPT,
                   load_avg=os.getloadavg()[0], rows=rows, date=time.strftime("%Y-%m-%d %H:%M"))
     out = Path(__file__).parent / "results" / "streaming.json"
-    out.parent.mkdir(exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=1))
     print()
     print(f"| mode | variant | generate tok/s | stream tok/s | stream/generate time (median of {args.repeats}) |")
     print("|---|---|---|---|---|")

@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 from lmkit.files import atomic_folder
+from lmkit.finetune.config import TrainConfig
 
 __all__ = ["count_parameters", "add_lora", "merge", "save"]
 
