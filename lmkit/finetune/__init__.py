@@ -3,11 +3,11 @@
 | module | what it holds |
 |---|---|
 | :mod:`~lmkit.finetune.config` | ``TrainConfig`` (every knob of a run; the CLI's JSON), ``as_config`` |
-| :mod:`~lmkit.finetune.data` | reading, encoding (prompt masked with -100), padding (``DataCollatorForSeq2Seq``), order |
+| :mod:`~lmkit.finetune.data` | reading, encoding (prompt masked), padding (``DataCollatorForSeq2Seq``), order |
 | :mod:`~lmkit.finetune.loss` | ``forward_nll`` (summed NLL of the labelled tokens), ``evaluate_loss`` |
-| :mod:`~lmkit.finetune.lora` | ``add_lora`` (peft), ``merge``, ``save`` (a folder ``lmkit.load`` reads), ``count_parameters`` |
+| :mod:`~lmkit.finetune.lora` | ``add_lora`` (peft), ``merge``, ``save`` (a folder ``lmkit.load`` reads) |
 | :mod:`~lmkit.finetune.checkpoint` | safetensors + JSON checkpoints, written atomically, that resume step for step |
-| :mod:`~lmkit.finetune.plots` | ``plot_history``, ``LivePlot`` |
+| :mod:`~lmkit.finetune.plots` | ``plot_loss_curves`` (also ``plot_history``), ``LivePlot`` |
 | :mod:`~lmkit.finetune.loop` | ``train`` and its phases, ``Result``, ``make_schedule`` |
 | :mod:`~lmkit.finetune.metrics` | ``greedy_exact_match``, ``greedy_answers`` |
 | :mod:`~lmkit.finetune.cli` | ``python -m lmkit.finetune --config c.json`` (also under ``accelerate launch``) |
@@ -27,7 +27,7 @@ from lmkit.finetune.lora import add_lora, count_parameters, merge, save
 from lmkit.finetune.loop import Result, make_schedule, train
 from lmkit.finetune.loss import evaluate_loss, forward_nll
 from lmkit.finetune.metrics import greedy_answers, greedy_exact_match
-from lmkit.finetune.plots import LivePlot, plot_history
+from lmkit.finetune.plots import LivePlot, plot_history, plot_loss_curves
 
 answer = greedy_answers  # the name notebook 06 uses
 
@@ -35,7 +35,7 @@ __all__ = ["DATASET", "DATE_SPLITS", "DEFAULT_LR", "IGNORE", "LORA_TARGETS", "ME
            "LivePlot", "Result", "TrainConfig", "add_lora", "as_config", "collate", "count_parameters",
            "encode_example", "encode_text", "evaluate_loss", "example_order", "format_prompt", "forward_nll",
            "greedy_answers", "greedy_exact_match", "latest_checkpoint", "load_checkpoint", "load_examples",
-           "load_split", "main", "make_schedule", "merge", "plot_history", "read_records", "save", "save_checkpoint",
-           "train", "write_json"]
+           "load_split", "main", "make_schedule", "merge", "plot_history", "plot_loss_curves", "read_records", "save",
+           "save_checkpoint", "train", "write_json"]
 
 

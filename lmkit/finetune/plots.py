@@ -1,11 +1,15 @@
 """Loss curves of a fine-tuning run: a static plot and a live one that redraws in place (notebook 06)."""
 from __future__ import annotations
 
-__all__ = ["plot_history", "LivePlot"]
+__all__ = ["plot_loss_curves", "plot_history", "LivePlot"]
 
 
-def plot_history(history: list[dict], ax=None, title: str = "training and validation loss"):
-    """Train loss per step and validation loss per evaluation, against optimizer steps (notebook 06)."""
+def plot_loss_curves(history: list[dict], ax=None, title: str = "training and validation loss"):
+    """Train loss per step and validation loss per evaluation, against optimizer steps (notebook 06).
+
+    ``history``: :func:`lmkit.finetune.train`'s entries (``step``, ``train_loss``, ``val_loss``). Returns the axes.
+    (``lmkit.tinygpt.plot_history`` draws a different thing: several tiny-model runs side by side.)
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -27,6 +31,9 @@ def plot_history(history: list[dict], ax=None, title: str = "training and valida
     return ax
 
 
+plot_history = plot_loss_curves  # the name notebook 06 uses
+
+
 class LivePlot:
     """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 06)."""
 
@@ -36,12 +43,12 @@ class LivePlot:
 
         self.title = title
         self.fig, self.ax = plt.subplots(figsize=figsize)
-        plot_history([], self.ax, title)
+        plot_loss_curves([], self.ax, title)
         self.handle = display(self.fig, display_id=True)
 
     def update(self, history: list[dict]) -> None:
         self.ax.clear()
-        plot_history(history, self.ax, self.title)
+        plot_loss_curves(history, self.ax, self.title)
         self.fig.tight_layout()
         self.handle.update(self.fig)
 
