@@ -487,10 +487,16 @@ def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int 
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder}: not a model folder (no config.json); run lmkit.load() once to create the cache")
     cfg = harness_task()
+    import datasets
+    from transformers.utils import logging as hf_logging
+
     logger = logging.getLogger("lm_eval")
     old_level, old_tqdm = logger.level, os.environ.get("TQDM_DISABLE")
+    bars = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
     os.environ["TQDM_DISABLE"] = "1"
     logger.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     try:
         with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
             out = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(folder), "dtype": "float32",
@@ -499,6 +505,10 @@ def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int 
                                           bootstrap_iters=0)
     finally:
         logger.setLevel(old_level)
+        if bars[0]:
+            hf_logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
         if old_tqdm is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
