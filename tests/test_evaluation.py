@@ -137,7 +137,7 @@ def test_bad_items_fail_before_any_work(bad, message):
 def test_a_malformed_file_names_its_line(tmp_path, monkeypatch):
     path = tmp_path / "mc.jsonl"
     path.write_text(json.dumps(ITEMS[0]) + "\n{not json\n", encoding="utf-8")
-    monkeypatch.setattr(ev, "data_file", lambda name: path)
+    monkeypatch.setattr("lmkit.evaluation.items.data_file", lambda name: path)
     with pytest.raises(ValueError, match=r"line 2: invalid JSON"):
         ev.load_items()
     path.write_text(json.dumps(ITEMS[0]) + "\n" + json.dumps({**ITEMS[1], "answer": 7}) + "\n", encoding="utf-8")

@@ -1,0 +1,87 @@
+"""Multiple-choice items: the project's set, checks with one-line errors, prompt templates, shuffled choices
+(notebook 14)."""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from lmkit.data import data_file
+from lmkit.files import read_jsonl
+
+__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "render", "shuffle_choices"]
+
+DATA_DIR = "evaluation"
+TEMPLATES = {
+    "qa": "Question: {question}\nAnswer:",
+    "q_a": "Q: {question}\nA:",
+    "bare": "{question}",
+}
+"""Prompt formats: ``{question}`` is replaced by the item's question. ``"qa"`` is the one the harness task uses."""
+LETTERS = "ABCDEFGH"
+NORMALIZE = ("none", "chars", "tokens")
+
+
+class ItemError(ValueError):
+    """A multiple-choice item or bias pair is malformed; the one-line message names it and the fix."""
+
+
+def check_items(items, where: str = "items") -> list[dict]:
+    """Check every item before any work: ``question`` a non-empty string, ``choices`` a list of at least two
+    non-empty strings, ``answer`` an int index into ``choices``. Returns the items as a list; raises :class:`ItemError`.
+    """
+    if isinstance(items, dict) or isinstance(items, str) or not isinstance(items, Sequence):
+        raise ItemError(f"{where}: pass a list of item dicts, not a {type(items).__name__}")
+    if not items:
+        raise ItemError(f"{where}: no items; pass at least one {{'question', 'choices', 'answer'}} dict")
+    for i, item in enumerate(items):
+        name = f"{where}, item {i}" + (f" (id {item['id']!r})" if isinstance(item, dict) and "id" in item else "")
+        if not isinstance(item, dict):
+            raise ItemError(f"{name}: a {type(item).__name__}, not a dict with 'question', 'choices', 'answer'")
+        q, choices, answer = item.get("question"), item.get("choices"), item.get("answer")
+        if not isinstance(q, str) or not q.strip():
+            raise ItemError(f"{name}: 'question' must be a non-empty string, got {q!r:.40}")
+        if not isinstance(choices, (list, tuple)) or not choices:
+            raise ItemError(f"{name}: empty or missing choice list ({choices!r:.40}); give 'choices' as a list of "
+                            "at least two strings")
+        if len(choices) < 2 or not all(isinstance(c, str) and c.strip() for c in choices):
+            raise ItemError(f"{name}: 'choices' must hold at least two non-empty strings, got {choices!r:.60}")
+        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+            raise ItemError(f"{name}: answer index {answer!r} is out of range for {len(choices)} choices; give "
+                            f"'answer' as the 0-based index of the right choice (0 to {len(choices) - 1})")
+    return list(items)
+
+
+def load_items(name: str = "mc.jsonl", categories=None) -> list[dict]:
+    """The project's multiple-choice items (``data/evaluation/mc.jsonl``: 272 items in four categories), checked.
+
+    ``categories``: keep only these (``"knowledge"``, ``"commonsense"``, ``"arithmetic"``, ``"reading"``).
+    """
+    path = data_file(f"{DATA_DIR}/{name}")
+    items = check_items(read_jsonl(path, fields=("question",)), where=str(path))
+    if categories is not None:
+        wanted = {categories} if isinstance(categories, str) else set(categories)
+        known = {it.get("category") for it in items}
+        if not wanted <= known:
+            raise ItemError(f"unknown categories {sorted(wanted - known)}: use some of {sorted(known)}")
+        items = [it for it in items if it.get("category") in wanted]
+    return items
+
+
+def render(template: str | None, item: dict) -> str:
+    """The context for ``item``: ``template`` with ``{question}`` filled in (``None``: the question as is)."""
+    if template is None:
+        return item["question"]
+    if "{question}" not in template:
+        raise ItemError(f"template {template!r:.50} has no {{question}} field: add it where the question goes")
+    return template.replace("{question}", item["question"])
+
+
+def shuffle_choices(items, seed: int = 0) -> list[dict]:
+    """Copies of ``items`` with their choices in a seeded random order and ``answer`` moved with the right one."""
+    rng = random.Random(seed)
+    out = []
+    for item in check_items(items):
+        order = list(range(len(item["choices"])))
+        rng.shuffle(order)
+        out.append({**item, "choices": [item["choices"][k] for k in order], "answer": order.index(item["answer"])})
+    return out

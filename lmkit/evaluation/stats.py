@@ -1,0 +1,86 @@
+"""How far to trust an accuracy: Wilson intervals, paired bootstrap differences, calibration and its plots
+(notebook 14)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["accuracy_interval", "paired_difference", "calibration", "plot_reliability", "plot_accuracies"]
+
+def accuracy_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n`` (Wilson 1927), via ``scipy.stats.binomtest``."""
+    from scipy.stats import binomtest
+
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"k={k}, n={n}: need 0 <= k <= n and n >= 1")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def paired_difference(correct_a, correct_b, *, n_resamples: int = 10_000, confidence: float = 0.95,
+                      seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap interval (items resampled with
+    replacement, both systems together; ``scipy.stats.bootstrap``, percentile method). Returns ``(diff, (lo, hi))``.
+    """
+    from scipy.stats import bootstrap
+
+    a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"got {a.shape} and {b.shape}: pass two equal-length lists of per-item results (>= 2)")
+    res = bootstrap((a - b,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+                    rng=np.random.default_rng(seed))
+    return float((a - b).mean()), (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def calibration(probs, answers, n_bins: int = 10) -> dict:
+    """Reliability-diagram bins and expected calibration error (Guo et al. 2017, equal-width confidence bins).
+
+    ``probs``: per item, the model's probabilities over its choices; confidence = the largest, correct = its
+    argmax is the answer. ``ECE = sum_b (n_b / n) * |acc_b - conf_b|``. Returns ``ece``, and per non-empty bin
+    ``bin_lo``, ``bin_hi``, ``confidence``, ``accuracy``, ``count``.
+    """
+    conf = np.array([max(p) for p in probs])
+    hit = np.array([int(np.argmax(p)) == a for p, a in zip(probs, answers)], dtype=float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    bins = {"bin_lo": [], "bin_hi": [], "confidence": [], "accuracy": [], "count": []}
+    ece = 0.0
+    for b in range(n_bins):
+        sel = which == b
+        if sel.any():
+            for key, v in zip(bins, (edges[b], edges[b + 1], conf[sel].mean(), hit[sel].mean(), int(sel.sum()))):
+                bins[key].append(float(v) if key != "count" else v)
+            ece += sel.mean() * abs(hit[sel].mean() - conf[sel].mean())
+    return {"ece": float(ece), "n": len(conf), **bins}
+
+
+def plot_reliability(cal: dict, ax=None, title: str = "reliability diagram"):
+    """Bars of accuracy per confidence bin against the diagonal of perfect calibration; returns the axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(4.5, 4.5))[1]
+    width = np.array(cal["bin_hi"]) - np.array(cal["bin_lo"])
+    ax.bar(cal["bin_lo"], cal["accuracy"], width=width, align="edge", edgecolor="k", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.plot(cal["confidence"], cal["accuracy"], "o", color="C3", label="mean confidence per bin")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (probability of the chosen answer)", ylabel="accuracy",
+           title=f"{title} (ECE {cal['ece']:.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def plot_accuracies(rows: dict, ax=None, chance: float | None = 0.25, title: str = "accuracy with 95% intervals"):
+    """Horizontal bars: ``rows`` maps a label to ``(acc, (low, high))``; the chance level as a dashed line."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))[1]
+    labels = list(rows)
+    acc = np.array([rows[k][0] for k in labels])
+    lo = np.array([rows[k][1][0] for k in labels])
+    hi = np.array([rows[k][1][1] for k in labels])
+    ax.barh(labels, acc, xerr=[acc - lo, hi - acc], capsize=3, color="C0", alpha=0.8)
+    if chance is not None:
+        ax.axvline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.0%})")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="accuracy", title=title)
+    return ax
