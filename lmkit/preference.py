@@ -18,7 +18,8 @@ assert the two equal.
   :func:`lmkit.finetune.encode_example`).
 - :func:`train`: LoRA adapters (:func:`lmkit.finetune.add_lora`) on a copy of the model; the reference is the same
   model with the adapters switched off, its log-probabilities computed once before training. Checkpoints use the
-  fine-tuning format (:func:`lmkit.finetune.save_checkpoint`); curves plot with :func:`plot_history`.
+  fine-tuning format (:func:`lmkit.finetune.save_checkpoint`); curves plot with
+  :func:`lmkit.finetune.plot_loss_curves` (loss) and :func:`plot_margins` (reward margin).
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit import finetune as ft
-from lmkit.data import DataError, data_file
+from lmkit.data import data_file
+from lmkit.files import DataError, read_jsonl
 
 __all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
-           "pair_logps", "preference_metrics", "train", "Result", "plot_history"]
+           "pair_logps", "preference_metrics", "train", "Result", "plot_margins"]
 
 FIELDS = ("prompt", "chosen", "rejected")
 """The fields every preference line needs, as non-empty strings."""
@@ -97,7 +99,7 @@ def read_pairs(path) -> list[dict]:
     Each line needs ``prompt``, ``chosen`` and ``rejected`` as non-empty strings, with ``chosen`` different from
     ``rejected``. A bad line raises :class:`lmkit.data.DataError` (a ValueError) naming the file, the line and the fix.
     """
-    rows = _read_jsonl(path, FIELDS)
+    rows = read_jsonl(path, FIELDS)
     numbers = [n for n, line in enumerate(Path(path).read_text(encoding="utf-8-sig").split("\n"), 1)
                if line.strip().lstrip("\ufeff")]
     for number, row in zip(numbers, rows):
@@ -105,14 +107,6 @@ def read_pairs(path) -> list[dict]:
             raise DataError(f"{path}, line {number}: 'chosen' and 'rejected' are the same text; a pair needs two "
                             "different completions (fix or remove the line)")
     return rows
-
-
-def _read_jsonl(path, fields):
-    try:
-        from lmkit.files import read_jsonl
-    except ImportError:  # older checkouts: the fine-tuning module's reader
-        from lmkit.finetune import read_jsonl
-    return read_jsonl(path, fields)
 
 
 def load_split(split: str, limit: int | None = None) -> list[dict]:
@@ -129,14 +123,10 @@ def encode_pairs(tokenizer, rows: list[dict], max_length: int = 256) -> list[tup
              ft.encode_example(tokenizer, r["prompt"], r["rejected"], max_length)) for r in rows]
 
 
-def _batch(pairs: list[tuple[dict, dict]], pad_id: int, device) -> dict:
-    """Chosen rows then rejected rows, padded together: ``[2 * len(pairs), T]``."""
-    batch = ft.collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id)
+def _batch(pairs: list[tuple[dict, dict]], tokenizer, device) -> dict:
+    """Chosen rows then rejected rows, right-padded together (:func:`lmkit.finetune.collate`): ``[2 * len(pairs), T]``."""
+    batch = ft.collate([c for c, _ in pairs] + [r for _, r in pairs], tokenizer)
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 @torch.no_grad()
@@ -149,7 +139,7 @@ def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: 
     chosen, rejected = [], []
     for i in range(0, len(pairs), batch_size):
         part = pairs[i:i + batch_size]
-        logps = sequence_logps(model, _batch(part, _pad_id(tokenizer), device)).cpu()
+        logps = sequence_logps(model, _batch(part, tokenizer, device)).cpu()
         chosen.append(logps[:len(part)])
         rejected.append(logps[len(part):])
     model.train(was_training)
@@ -192,7 +182,7 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
       decay (:func:`lmkit.finetune.make_schedule`), gradients clipped at 1.
     - ``history``: one dict per step with ``train_loss`` (DPO loss), ``margin`` and ``accuracy`` of the batch, and
       every ``eval_every`` steps (and at 0 and at the end) ``val_loss``, ``val_margin``, ``val_accuracy`` on
-      ``val_pairs``: the keys that :func:`lmkit.finetune.plot_history` and :func:`plot_history` draw.
+      ``val_pairs``: the keys that :func:`lmkit.finetune.plot_loss_curves` and :func:`plot_margins` draw.
     - ``output_dir`` + ``save_every``: checkpoints in the fine-tuning format; ``resume=True`` continues from the last.
     Raises ValueError for a bad setting before any model work.
     """
@@ -250,12 +240,12 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
         history.append(entry)
     live = ft.LivePlot(f"DPO (beta={beta}): loss") if plot else None
     bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not progress)
-    pad_id, seconds = _pad_id(tok), []
+    seconds = []
     model.train()
     while state["step"] < max_steps:
         t0 = time.perf_counter()
         order = ft.example_order(len(train_ex), seed, state["examples_seen"], batch_size)
-        logps = sequence_logps(model, _batch([train_ex[i] for i in order], pad_id, device))
+        logps = sequence_logps(model, _batch([train_ex[i] for i in order], tok, device))
         idx = torch.tensor(order)
         loss, r_c, r_r = dpo_loss(logps[:len(order)], logps[len(order):], ref_train[0][idx].to(device),
                                   ref_train[1][idx].to(device), beta=beta)
@@ -290,10 +280,10 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
                   seconds_per_step=sum(seconds) / len(seconds) if seconds else float("nan"))
 
 
-def plot_history(history: list[dict], ax=None, title: str = "DPO: reward margin"):
+def plot_margins(history: list[dict], ax=None, title: str = "DPO: reward margin"):
     """Reward margin (train batch per step, held-out every evaluation) against optimizer steps (notebook 15).
 
-    The loss curves draw with :func:`lmkit.finetune.plot_history` (the same history keys).
+    The loss curves draw with :func:`lmkit.finetune.plot_loss_curves` (the same history keys). Returns the axes.
     """
     import matplotlib.pyplot as plt
 
