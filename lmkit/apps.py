@@ -28,7 +28,7 @@ from lmkit.files import read_jsonl
 __all__ = ["DATA_DIR", "LABELS", "SCHEMAS", "INSTRUCTION", "CONTENT_FREE", "sentiment_data", "qa_data", "passages",
            "translation_data", "continuation_logprobs", "SentimentPrompt", "standard_prompts", "label_scores",
            "label_prior", "classify", "evaluate", "plot_confusion", "normalize_answer", "first_line", "exact_match",
-           "contains_answer", "ask", "translate", "summarise", "qa_prompt", "answer_question", "Retriever",
+           "contains_answer", "answer_first", "chrf", "ask", "translate", "summarise", "qa_prompt", "answer_question", "Retriever",
            "recall_at_k", "qa_run"]
 
 DATA_DIR = "apps"
@@ -334,6 +334,48 @@ def contains_answer(prediction: str, answers) -> bool:
     return any(f" {normalize_answer(a)} " in pred for a in answers if normalize_answer(a))
 
 
+_CANDIDATE = re.compile(r"[A-Z][\w'’-]*|\d+(?:[.,]\d+)?")
+
+
+def answer_first(prediction: str, answers, question: str = "") -> bool:
+    """:func:`contains_answer`, audited: the first name or number the reply offers must belong to an answer (notebook 09).
+
+    "Contains" alone credits a reply such as *"The author of Pride and Prejudice is likely Elizabeth Bennet, from Jane
+    Austen's novel"*: it mentions the answer but asserts another. Here the candidates are the reply's capitalised words
+    and numbers that do not open a sentence and are not words of ``question``; the reply counts as right only if it
+    contains an accepted answer and its first candidate (if it has any) is a word of an accepted answer.
+    """
+    if not contains_answer(prediction, answers):
+        return False
+    answers = [answers] if isinstance(answers, str) else list(answers)
+    answer_words = {w for a in answers for w in normalize_answer(a).split()}
+    question_words = set(normalize_answer(question).split())
+    text = str(prediction)
+    for m in _CANDIDATE.finditer(text):
+        before = text[: m.start()].rstrip(" \t\"'“‘*(")
+        if not before or before[-1] in ".:!?\n":  # opens a sentence: capitalised by grammar, not a name
+            continue
+        word = normalize_answer(m.group(0))
+        if not word or word in question_words:
+            continue
+        return word.split()[0] in answer_words
+    return True
+
+
+def chrf(prediction: str, references) -> float:
+    """chrF (character n-gram F-score, Popović 2015), 0-100, of one prediction against its references (notebook 09).
+
+    Computed by sacrebleu's ``sentence_chrf`` with its defaults (character 6-grams, beta = 2): unlike exact match, a
+    near-miss or a partly right translation gets partial credit.
+    """
+    from sacrebleu import sentence_chrf
+
+    references = [references] if isinstance(references, str) else list(references)
+    if not references:
+        raise ValueError("no reference translations given: pass at least one, e.g. ['Bonjour.']")
+    return float(sentence_chrf(str(prediction), references).score)
+
+
 # ----------------------------------------------------------------------------------------------- chat tasks
 def ask(lm, message: str, *, max_new_tokens: int = 48, stop_at_newline: bool = False, system: str | None = None) -> str:
     """Greedy reply of the model to one user message through its chat template (notebook 09).
@@ -457,5 +499,6 @@ def qa_run(lm, questions: list[dict], mode: str = "closed", retriever: Retriever
                      "gold": q["answers"][0], "reply": reply,
                      "passage found": ",".join(d["id"] for d in found) if found else "",
                      "right passage": (q["passage"] in [d["id"] for d in found]) if found else None,
-                     "exact": exact_match(reply, q["answers"]), "contains": contains_answer(reply, q["answers"])})
+                     "exact": exact_match(reply, q["answers"]), "contains": contains_answer(reply, q["answers"]),
+                     "answer first": answer_first(reply, q["answers"], q["question"])})
     return pd.DataFrame(rows)
