@@ -1,12 +1,28 @@
-"""The environment: quick mode, Colab detection and the environment table (notebook 00)."""
+"""The environment: quick mode, Colab detection, progress bars, seeding and the environment table (notebook 00).
+
+Importing this module reads the environment and changes nothing else: no other library's settings, no environment
+variables. Progress bars are lmkit's own choice (:data:`PROGRESS`, :func:`show_progress`), passed to its own
+``tqdm`` calls, so they stay out of notebooks run in quick mode or CI without touching any other library's bars.
+"""
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import platform
-import random
 import sys
+from contextlib import contextmanager
+from numbers import Integral
 
-QUICK: bool = os.environ.get("LMKIT_QUICK", "0").strip().lower() in {"1", "true", "yes", "on"}
+__all__ = ["IN_CI", "IN_COLAB", "PROGRESS", "QUICK", "SEED", "info", "pick", "progress_bars_off", "report",
+           "seed_everything", "show_progress"]
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in {"1", "true", "yes", "on"}
+
+QUICK: bool = _flag("LMKIT_QUICK", False)
 """True when ``LMKIT_QUICK=1``: notebooks shrink their work so that CI runs them in seconds."""
 
 IN_COLAB: bool = "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
@@ -18,9 +34,36 @@ IN_CI: bool = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SEED: int = 0
 """The seed that :func:`seed_everything` sets by default."""
 
-# Keep the GGUF converter's progress bars out of notebook outputs (it ignores transformers' own switch).
-if QUICK or IN_CI:
-    os.environ.setdefault("TQDM_DISABLE", "1")
+PROGRESS: bool = _flag("LMKIT_PROGRESS", not (QUICK or IN_CI))
+"""Whether lmkit shows progress bars: yes, except in quick mode and CI (``LMKIT_PROGRESS=1`` or ``0`` decides)."""
+
+
+def show_progress(progress: bool | None = None) -> bool:
+    """Resolve a ``progress=`` argument of an lmkit function: ``None`` means :data:`PROGRESS` (notebook 00).
+
+    lmkit's long loops call ``tqdm(..., disable=not show_progress(progress))``, so quick-mode and CI runs store no
+    progress-bar leftovers while a learner running the full notebook sees the bar.
+    """
+    return PROGRESS if progress is None else bool(progress)
+
+
+@contextmanager
+def progress_bars_off(module: str):
+    """Inside the block, the ``tqdm`` that the module named ``module`` imported shows nothing; restored after.
+
+    For third-party loops that offer no switch of their own (transformers' GGUF converter:
+    ``progress_bars_off("transformers.modeling_gguf_pytorch_utils")``). Only that module's name is swapped for the
+    duration of the block: no environment variable and no other library's setting changes.
+    """
+    mod = importlib.import_module(module)
+    original = getattr(mod, "tqdm", None)
+    if original is None:
+        raise ValueError(f"module {module!r} has no `tqdm` name to silence: pass the module that imports tqdm")
+    mod.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        mod.tqdm = original
 
 
 def pick(full, quick):
@@ -33,14 +76,18 @@ def pick(full, quick):
 
 
 def seed_everything(seed: int = SEED) -> int:
-    """Seed Python, NumPy and torch (CPU and every GPU) so that a notebook re-runs identically (notebook 00)."""
-    global SEED
-    import numpy as np
-    import torch
+    """Seed Python, NumPy and torch (CPU and every GPU) so that a notebook re-runs identically (notebook 00).
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    Built on ``transformers.set_seed``; adds what it lacks: the seed is checked first (an int in 0..2³²-1, the
+    range NumPy accepts; anything else is a one-line ``ValueError``) and remembered, so :func:`report` shows it.
+    """
+    global SEED
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r}: pass an int from 0 to 2**32 - 1, e.g. seed_everything(0)")
+    from transformers import set_seed
+
+    seed = int(seed)
+    set_seed(seed)
     SEED = seed
     return seed
 

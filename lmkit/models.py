@@ -10,6 +10,7 @@ returns *no* attention weights (silently), and this workbook looks at attention 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from lmkit import env
 from lmkit.files import atomic_folder, package_path
 
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
@@ -221,7 +223,9 @@ def convert_bundled(target: Path | None = None) -> Path:
     try:
         with atomic_folder(target) as tmp:  # an invalid cache at target is replaced, never loaded
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            quiet = env.progress_bars_off("transformers.modeling_gguf_pytorch_utils")  # ignores transformers' switch
+            with quiet if not env.show_progress() else contextlib.nullcontext():
+                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             # The weights are now plain fp32 tensors; forget the GGUF origin so the folder loads as a normal model.
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):

@@ -1,4 +1,5 @@
 """lmkit.embeddings (notebook 02): unit tests on tiny random models, integration tests on the real ones."""
+import numpy as np
 import pytest
 import torch
 
@@ -140,6 +141,112 @@ def test_project_2d_pca_matches_sklearn_and_checks_input():
         E.project_2d(X[:2])
 
 
+DEGENERATE = {  # input -> the start of the one-line message (None: a well-defined map)
+    "identical rows": ("np.ones((3, 16))", "the 3 vectors hold only 1 different"),
+    "all zeros": ("np.zeros((4, 8))", None),
+    "two distinct rows": ("np.array([[1., 0.], [0., 1.], [1., 0.], [0., 1.]])", "the 4 vectors hold only 2 different"),
+    "same direction": ("np.outer([1., 2., 3.], np.arange(1., 9.))", None),
+    "a NaN": ("np.where(np.eye(4, 6) > 0, np.nan, 1.0) + np.arange(4)[:, None]", "rows [0, 1, 2, 3] hold NaN"),
+    "infinity": ("np.vstack([np.eye(3, 5), [np.inf] * 5])", "rows [3] hold NaN or infinite"),
+    "two rows": ("np.eye(2, 5)", "need at least 3 vectors"),
+    "one column": ("np.arange(5.)[:, None]", "the vectors have 1 dimension"),
+    "a vector": ("np.arange(5.)", "need at least 3 vectors"),
+    "text": ("[['a', 'b'], ['c', 'd'], ['e', 'f']]", "cannot read list"),
+}
+
+
+def test_project_2d_degenerate_input_gives_a_message_never_a_crash():
+    """Every case in one child process: scikit-learn's t-SNE ends the process (SIGSEGV) on identical rows if not
+    guarded, which would show here as a non-zero exit code and missing lines."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nimport numpy as np\nfrom lmkit.embeddings import project_2d\n"
+            "for case, method, expr in json.loads(sys.argv[1]):\n"
+            "    try:\n        xy = project_2d(eval(expr), method)\n"
+            "        out = f'OK {xy.shape} {bool(np.isfinite(xy).all())}'\n"
+            "    except ValueError as e:\n        out = f'ValueError {e}'\n"
+            "    print(json.dumps([case, method, out]), flush=True)\n")
+    jobs = [(case, method, expr) for case, (expr, _) in sorted(DEGENERATE.items()) for method in ("pca", "tsne")]
+    run = subprocess.run([sys.executable, "-c", code, json.dumps(jobs)], capture_output=True, text=True,
+                         timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""})
+    assert run.returncode == 0, (run.returncode, run.stdout[-500:], run.stderr[-500:])
+    results = {(case, method): out for case, method, out in map(json.loads, run.stdout.splitlines())}
+    assert len(results) == len(jobs)
+    for (case, method), out in results.items():
+        message = DEGENERATE[case][1]
+        if case == "all zeros":
+            message = "rows [0, 1, 2, 3] are all zeros" if method == "tsne" else "the 4 vectors hold only 1 different"
+        if message is not None:
+            assert out.startswith("ValueError " + message), (case, method, out)
+        else:  # 3 directions that may differ only by rounding: a map, or refused; never a crash
+            assert out.startswith(("OK (3, 2) True", "ValueError the vectors point the same way",
+                                   "ValueError the 3 vectors hold only")), (case, method, out)
+        assert "\n" not in out
+
+
+def test_project_2d_repeated_rows_share_their_point():
+    X = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    rows = [0, 1, 0, 2, 3, 3, 4, 0]
+    for method in ("pca", "tsne"):
+        xy = E.project_2d(X[rows], method)
+        assert xy.shape == (8, 2) and np.isfinite(xy).all()
+        for i, a in enumerate(rows):
+            for j, b in enumerate(rows):
+                assert np.allclose(xy[i], xy[j]) == (a == b), (method, i, j)
+    # without repeats t-SNE sees exactly the rows given, in their order
+    torch.testing.assert_close(torch.as_tensor(E.project_2d(X, "tsne", seed=3)),
+                               torch.as_tensor(E.project_2d(X[[0, 1, 2, 3, 4, 4]], "tsne", seed=3)[:5]))
+    with pytest.raises(ValueError, match="seed="):
+        E.project_2d(X, "pca", seed="1")
+
+
+@pytest.mark.parametrize("words,message", [
+    ("cat, cat, cat", "the 3 vectors hold only 1 different"),      # one word typed several times
+    ("cat, cat, dog, dog", "the 4 vectors hold only 2 different"),
+    ("zebra, lion, tiger", "the 3 vectors hold only 1 different"),  # unknown words: the same <unk> row
+    ("a: cat", "need at least 3 words"),
+    ("", "need at least 3 words"),
+    (",,, : ,", "need at least 3 words"),
+])
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_explorer_degenerate_words_show_a_message(tiny_lm, words, message, method):
+    ex = E.explorer(tiny_lm, groups={"g": ["cat", "dog", "mat"]}, query="")
+    ex.method.value = method
+    assert ex.output_image is not None
+    ex.words.value = words
+    assert ex.status_text.startswith(message), ex.status_text
+    assert "#b00020" in ex.status.value and "Traceback" not in ex.status.value
+    assert ex.output_image is None and "error" not in ex.summary().splitlines()[0]
+    ex.words.value = "cat, dog, mat, cat"  # repeats among enough different words: a map, repeats noted
+    ex.button.click()
+    assert ex.output_image.startswith(b"\x89PNG") and "1 repeated word" in ex.status_text
+
+
+@pytest.mark.parametrize("query,message", [(" ", None), ("x" * 5, None), ("   zebra  ", None)])
+def test_explorer_any_query_gives_a_table_or_nothing(tiny_lm, query, message):
+    ex = E.explorer(tiny_lm, groups={"g": ["cat", "dog", "mat"]}, query=query)
+    assert ex.output_image is not None and "#b00020" not in ex.status.value
+    assert ("nearest tokens" in ex.output_text) == bool(query.strip())
+
+
+def test_explorer_plain_text_fallback_shows_the_map(tiny_lm):
+    ex = E.explorer(tiny_lm, groups={"pets": ["cat", "dog"], "things": ["mat", "house"]}, query="cat")
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    text = bundle["text/plain"]
+    assert "VBox" not in text and text == repr(ex)
+    lines = text.splitlines()
+    assert lines[:3] == ["word map explorer", "4 words in 2 groups, PCA", "map (PCA 1, PCA 2):"]
+    c = ex.coordinates
+    assert lines[3] == f"  pets: cat ({c.x[0]:.2f}, {c.y[0]:.2f}), dog ({c.x[1]:.2f}, {c.y[1]:.2f})"
+    assert lines[5] == "nearest tokens to 'cat' by cosine similarity:"
+    assert lines[6:] == ex.neighbours.to_string().splitlines() and len(ex.neighbours) == 8
+    ex.words.value = "cat"
+    assert ex.summary().splitlines() == ["word map explorer", ex.status_text]
+
+
 def test_plot_map_labels_every_word(tiny_lm):
     import matplotlib.pyplot as plt
 
@@ -160,18 +267,18 @@ def test_explorer_widget_updates_and_reports_errors(tiny_lm):
     import matplotlib.pyplot as plt
 
     ex = E.explorer(tiny_lm, groups={"g": ["cat", "dog", "mat"]}, query="cat")
-    assert any(o["output_type"] == "display_data" for o in ex.out.outputs)
+    assert ex.output_image.startswith(b"\x89PNG") and list(ex.coordinates["word"]) == ["cat", "dog", "mat"]
     ex.query.value = "dog"
     ex.k.value = 3
     ex.button.click()
-    text = "".join(o.get("text", "") for o in ex.out.outputs)
+    text = ex.output_text
     assert "nearest tokens to 'dog'" in text
     assert [line.split()[0] for line in text.splitlines() if line[:1].isdigit()] == ["1", "2", "3"]
     ex.words.value = "only: two"
     ex.button.click()
-    text = "".join(o.get("text", "") for o in ex.out.outputs)
-    assert text.startswith("error: need at least 3 words") and "Traceback" not in text
-    assert not any(o["output_type"] == "display_data" for o in ex.out.outputs)
+    assert ex.status_text.startswith("need at least 3 words") and "Traceback" not in ex.status.value
+    assert ex.output_image is None and ex.output_text == "" and ex.coordinates is None
+    assert not plt.get_fignums()  # nothing drawn outside the widget
     plt.close("all")
 
 
@@ -182,10 +289,12 @@ def test_hidden_states_and_contextual_similarity(tiny_lm):
     assert E.word_span(tiny_lm, "the big cat sat", "big cat") == [1, 2]
     with pytest.raises(ValueError, match="does not occur"):
         E.word_span(tiny_lm, "the cat", "dog")
-    sim = E.contextual_similarity(tiny_lm, ("the cat sat", "cat"), ("a big cat ran", "cat"))
+    cat_a = E.contextual_vectors(tiny_lm, "the cat sat", "cat")
+    cat_b = E.contextual_vectors(tiny_lm, "a big cat ran", "cat")
+    sim = E.layer_cosine(cat_a, cat_b)
     assert sim.shape == (3,) and abs(sim[0] - 1) < 1e-5  # layer 0: the same embedding row
     assert sim[1:].max() < 1 - 1e-4  # the layers mix in different contexts
-    same = E.contextual_similarity(tiny_lm, ("the cat sat", "cat"), ("the cat sat", "cat"))
+    same = E.layer_cosine(cat_a, E.contextual_vectors(tiny_lm, "the cat sat", "cat"))
     assert torch.allclose(same, torch.ones(3), atol=1e-5)
 
 
