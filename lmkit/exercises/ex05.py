@@ -6,8 +6,9 @@ from . import _close, exercise
 
 def _kv_per_token_value(config) -> int:
     """Values the KV cache stores per token: layers x 2 (K and V) x kv_heads x head_dim."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim
+    from lmkit.layers import head_dim
+
+    return config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim(config)
 
 
 @exercise("05.1", hint="layers x 2 (keys and values) x kv_heads x head_dim x tokens x batch x bytes per value; read "

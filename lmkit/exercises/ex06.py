@@ -7,8 +7,9 @@ from . import _close, exercise
 def _linear_shapes(config) -> dict[str, tuple[int, int]]:
     """(d_in, d_out) of each linear layer of one Llama block, from the model's config alone."""
     d, ff = config.hidden_size, config.intermediate_size
-    head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
-    q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    from lmkit.layers import head_dim
+
+    q, kv = config.num_attention_heads * head_dim(config), config.num_key_value_heads * head_dim(config)
     return {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d),
             "gate_proj": (d, ff), "up_proj": (d, ff), "down_proj": (ff, d)}
 
