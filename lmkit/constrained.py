@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["Grammar", "JSON_OPTIONS", "tokenizer_info", "unpack_bitmask"]
+__all__ = ["Grammar", "JSON_OPTIONS", "check_settings", "for_settings", "tokenizer_info", "unpack_bitmask"]
 
 # Whitespace between JSON tokens: spaces and newlines, at most 12 in a row. JSON allows any amount, and a grammar
 # that does lets a model loop on whitespace until max_new_tokens (a random model does it at once).
@@ -28,6 +28,26 @@ def _fail(msg: str):
     from lmkit.generate import SettingsError
 
     raise SettingsError(msg)
+
+
+def check_settings(s) -> None:
+    """Type checks of the ``json_schema`` / ``regex`` fields of :class:`lmkit.generate.Settings` (cheap, no compile)."""
+    if s.json_schema is not None and not isinstance(s.json_schema, (dict, str)):
+        _fail(f"json_schema must be a dict or a JSON string, not {type(s.json_schema).__name__}: "
+              "e.g. {'type': 'object', 'properties': {...}}")
+    if s.regex is not None and not isinstance(s.regex, str):
+        _fail(f"regex={s.regex!r} must be a string (a regular expression the whole output must match)")
+    if s.json_schema is not None and s.regex is not None:
+        _fail("json_schema and regex were both given: constrain the output with one of them")
+    if (s.json_schema is not None or s.regex is not None) and (s.num_beams > 1 or s.num_return_sequences > 1):
+        _fail("json_schema/regex follow one sequence: use num_beams=1 and num_return_sequences=1")
+
+
+def for_settings(lm, s) -> "Grammar | None":
+    """The compiled :class:`Grammar` of ``s.json_schema`` / ``s.regex``, or None without a constraint."""
+    if s.json_schema is None and s.regex is None:
+        return None
+    return Grammar(lm, json_schema=s.json_schema, regex=s.regex)
 
 
 @lru_cache(maxsize=4)

@@ -26,6 +26,8 @@ from typing import Iterator
 
 import torch
 
+from lmkit import constrained
+
 __all__ = ["SETTINGS", "SettingsError", "Settings", "Alternative", "Step", "check_settings", "check_prompt",
            "context_size", "prompt_ids", "eos_ids", "processors", "stream", "generate", "reference",
            "next_token_distribution", "plot_distribution", "speculative", "early_exit_draft", "SpeculativeResult"]
@@ -178,15 +180,7 @@ def check_settings(lm, **settings) -> Settings:
     if s.num_beams == 1 and not s.do_sample and s.num_return_sequences > 1:
         _fail(f"num_return_sequences={s.num_return_sequences} with greedy decoding gives identical copies: "
               "set do_sample=True, or num_beams >= num_return_sequences")
-    if s.json_schema is not None and not isinstance(s.json_schema, (dict, str)):
-        _fail(f"json_schema must be a dict or a JSON string, not {type(s.json_schema).__name__}: "
-              "e.g. {'type': 'object', 'properties': {...}}")
-    if s.regex is not None and not isinstance(s.regex, str):
-        _fail(f"regex={s.regex!r} must be a string (a regular expression the whole output must match)")
-    if s.json_schema is not None and s.regex is not None:
-        _fail("json_schema and regex were both given: constrain the output with one of them")
-    if (s.json_schema is not None or s.regex is not None) and (s.num_beams > 1 or s.num_return_sequences > 1):
-        _fail("json_schema/regex follow one sequence: use num_beams=1 and num_return_sequences=1")
+    constrained.check_settings(s)
     return s
 
 
@@ -328,16 +322,7 @@ def stream(lm, prompt, *, stop=None, n_alternatives: int = 10, **settings) -> It
     if not _is_int(n_alternatives) or n_alternatives < 0:
         _fail(f"n_alternatives={n_alternatives!r} must be an integer >= 0")
     ids = prompt_ids(lm, prompt, s.chat)
-    return _loop(lm, ids, s, stop, n_alternatives, _grammar(lm, s))
-
-
-def _grammar(lm, s: Settings):
-    """The compiled grammar of ``json_schema`` / ``regex`` (None without a constraint); errors are one line."""
-    if s.json_schema is None and s.regex is None:
-        return None
-    from lmkit import constrained
-
-    return constrained.Grammar(lm, json_schema=s.json_schema, regex=s.regex)
+    return _loop(lm, ids, s, stop, n_alternatives, constrained.for_settings(lm, s))
 
 
 def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, grammar=None) -> Iterator[Step]:
@@ -402,7 +387,7 @@ def generate(lm, prompt, *, stop=None, **settings) -> str | list[str]:
     s = check_settings(lm, **settings)
     ids = prompt_ids(lm, prompt, s.chat)
     if s.num_beams == 1 and s.num_return_sequences == 1:
-        new = [step.id for step in _loop(lm, ids, s, stop, 0, _grammar(lm, s))]
+        new = [step.id for step in _loop(lm, ids, s, stop, 0, constrained.for_settings(lm, s))]
         return lm.tokenizer.decode(new, skip_special_tokens=True)
     s = replace(s, max_new_tokens=min(s.max_new_tokens, context_size(lm) - ids.shape[1]))
     if s.seed is not None:
