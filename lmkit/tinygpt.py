@@ -1,6 +1,11 @@
-"""A tiny GPT written from the formulas, and an RNN language model to compare it with (notebook 07).
+"""The code of notebooks 07 and 13 that tests, checkpoints and exercise checkers reuse.
 
-Read it top to bottom, like nanoGPT's ``model.py``: one class per block, plain torch, no framework.
+Notebook 07 writes the tiny GPT and its training loop in cells and asserts that :class:`TinyGPT` here is the same
+code (same weights from the same seed, same logits); notebook 13 does the same for :class:`Llama`, SmolLM2's
+architecture with the real weights loaded. The training loop lives only in notebook 07's cells; this module keeps
+its pieces: batches, the learning-rate schedule, evaluation, sampling, the history record, checkpoints.
+
+Read the GPT top to bottom, like nanoGPT's ``model.py``: one class per block, plain torch, no framework.
 
     tokens -> token embedding + positional encoding -> [LayerNorm -> causal self-attention -> + residual
            -> LayerNorm -> feed-forward -> + residual] x n_layer -> LayerNorm -> tied output head -> logits
@@ -15,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +29,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_base, rope_cos_sin, sinusoidal_encoding
+
+__all__ = ["CharTokenizer", "GPTConfig", "Output", "CausalSelfAttention", "FeedForward", "Block", "TinyGPT",
+           "RNNConfig", "RNNLM", "rnn_like", "n_params", "flops_per_token", "get_batch", "estimate_loss", "History",
+           "num_threads", "lr_at", "generate", "sample", "CharLM", "save", "load", "plot_history", "llama_inv_freq",
+           "RMSNorm", "GroupedQueryAttention", "SwiGLU", "LlamaBlock", "Llama", "greedy"]
 
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -247,13 +255,17 @@ def n_params(model: nn.Module, non_embedding: bool = False) -> int:
     return total
 
 
-def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, training: bool = True) -> float:
-    """nanoGPT/PaLM arithmetic: ``6N + 12·L·d·T`` FLOPs per trained token (forward only: a third) (notebook 07).
+def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, training: bool = True, *,
+                    vocab_size: int = 0) -> float:
+    """nanoGPT/PaLM arithmetic: ``6N + 6·V·d + 12·L·d·T`` FLOPs per trained token (forward only: a third)
+    (notebook 07).
 
-    ``6N``: 2 FLOPs per multiply-add per weight, forward (2N) plus backward (4N); ``12·L·d·T``: the attention
-    scores and the weighted sum, which grow with the context length ``T``.
+    ``6N``: 2 FLOPs per multiply-add per weight of the blocks (``N`` = parameters outside the token embedding),
+    forward (2N) plus backward (4N); ``6·V·d``: the output head, a ``d × V`` product per token (2·V·d forward) that a
+    tied head performs although its matrix is the embedding, left out of ``N``; ``12·L·d·T``: the attention scores
+    and the weighted sum, which grow with the context length ``T``. Kaplan et al. (2020), section 2.1.
     """
-    total = 6 * n_params_ + 12 * n_layer * n_embd * context
+    total = 6 * n_params_ + 6 * vocab_size * n_embd + 12 * n_layer * n_embd * context
     return total if training else total / 3
 
 
@@ -289,7 +301,7 @@ def estimate_loss(model: nn.Module, ids: torch.Tensor, block_size: int, n_window
 
 @dataclass
 class History:
-    """What :func:`train` records: losses at each evaluation, samples, time and throughput (notebook 07)."""
+    """What notebook 07's training loop records: losses at each evaluation, samples, time and throughput."""
 
     step: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
@@ -317,59 +329,6 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, *, steps: int, batch_size: int = 32,
-          lr: float = 3e-3, weight_decay: float = 0.1, warmup: int | None = None, grad_clip: float = 1.0,
-          eval_every: int | None = None, eval_windows: int = 64, tokenizer: CharTokenizer | None = None,
-          sample_prompt: str = "\n", sample_len: int = 120, seed: int = 0, threads: int | None = None,
-          progress: bool = True, desc: str = "train") -> History:
-    """Train ``model`` with AdamW on random windows of ``train_ids``; evaluate on ``val_ids`` (notebook 07).
-
-    Every ``eval_every`` steps (and at the end): the mean training loss since the last evaluation, the validation
-    loss on fixed windows and, when a ``tokenizer`` is given, a sample (temperature 0.8) of the model.
-    ``threads`` sets torch's CPU threads during training (tiny matrices often run faster on one thread).
-    """
-    if steps < 1:
-        raise ValueError(f"steps={steps} must be at least 1")
-    with num_threads(threads):
-        block = model.config.block_size
-        eval_every = eval_every or max(1, steps // 10)
-        warmup = max(1, steps // 20) if warmup is None else warmup
-        decay = [p for p in model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in model.parameters() if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
-        gen = torch.Generator().manual_seed(seed)
-        hist, running, seen, start = History(), [], 0, time.perf_counter()
-        eval_time = 0.0
-        model.train()
-        for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step - 1, steps, lr, warmup)
-            x, y = get_batch(train_ids, block, batch_size, gen)
-            loss = model(x, y).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step()
-            running.append(loss.item())
-            seen += x.numel()
-            if step % eval_every == 0 or step == steps:
-                t0 = time.perf_counter()
-                hist.step.append(step)
-                hist.train_loss.append(sum(running) / len(running))
-                hist.val_loss.append(estimate_loss(model, val_ids, block, eval_windows))
-                hist.seconds.append(t0 - start - eval_time)
-                running = []
-                if tokenizer is not None:
-                    hist.samples[step] = sample(model, tokenizer, sample_prompt, sample_len, seed=seed)
-                model.train()
-                eval_time += time.perf_counter() - t0
-        model.eval()
-        hist.tokens_per_s = seen / max(1e-9, hist.seconds[-1])
-        return hist
 
 
 # ----------------------------------------------------------------------------------------------- generation
@@ -424,6 +383,9 @@ class CharLM:
 def save(model: nn.Module, tokenizer: CharTokenizer, path: str | os.PathLike) -> Path:
     """Write a safetensors checkpoint with the config and vocabulary in its metadata, atomically (notebook 07).
 
+    ``model`` is an :class:`RNNLM` or a GPT with :class:`TinyGPT`'s parameter names (notebook 07's cells write one);
+    :func:`load` rebuilds it as a :class:`TinyGPT`.
+
     The file is written to a temporary name in the same folder and renamed over ``path``: a crash never leaves a
     half-written checkpoint. Tied weights are stored once.
     """
@@ -432,7 +394,7 @@ def save(model: nn.Module, tokenizer: CharTokenizer, path: str | os.PathLike) ->
     from lmkit.files import atomic_file
 
     path = Path(path)
-    kind = "gpt" if isinstance(model, TinyGPT) else "rnn"
+    kind = "rnn" if isinstance(model, RNNLM) else "gpt"  # a GPT written in cells loads back as a TinyGPT
     meta = {"kind": kind, "config": json.dumps(asdict(model.config)), "chars": json.dumps(tokenizer.chars)}
     with atomic_file(path) as tmp:
         save_model(model, str(tmp), metadata=meta)

@@ -42,3 +42,21 @@ def _one_pass(answer, *, model, ids):
     with torch.no_grad():
         losses = [F.cross_entropy(model(x[:, : t + 1]).logits[0, -1], y[t]) for t in range(x.shape[1])]
     return _close(answer, torch.stack(losses).mean().item(), rel=1e-4)
+
+
+@exercise("07.4", hint="answer with the output tensor [2, 10, n_embd] for x = torch.randn(2, 10, cfg.n_embd, "
+                       "generator=torch.Generator().manual_seed(0)): q, k, v = attn.qkv(x).split(C, 2), each viewed "
+                       "as [B, heads, T, d_k]; softmax(q kᵀ/√d_k with -inf where j > i) @ v; heads back side by side; "
+                       "then attn.proj.")
+def _attention(answer, *, attn):
+    """Compared with PyTorch's fused kernel on the module's own weights."""
+    import torch
+    import torch.nn.functional as F
+
+    C = attn.proj.in_features
+    x = torch.randn(2, 10, C, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        q, k, v = (t.view(2, 10, attn.n_head, -1).transpose(1, 2) for t in attn.qkv(x).split(C, dim=2))
+        ref = attn.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 10, C))
+    answer = torch.as_tensor(answer).detach().float()
+    return answer.shape == ref.shape and torch.allclose(answer, ref, atol=1e-5)
