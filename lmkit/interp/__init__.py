@@ -16,14 +16,15 @@ from lmkit.interp.attribution import components, logit_attribution, plot_attribu
 from lmkit.interp.hooks import POINTS, answer_id, check_layer, hooked, layers, run, run_with_cache, token_ids
 from lmkit.interp.induction import (ablate_heads, ablation_edits, head_means, induction_scores, random_heads,
                                     repeat_losses, repeated_tokens)
-from lmkit.interp.patching import (WHERE, check_pair, logit_diff, normalise, patch, replace_heads,
-                                   replace_positions)
+from lmkit.interp.patching import (WHERE, check_pair, layer_list, logit_diff, normalise, patch, plot_patching,
+                                   replace_heads, replace_positions)
 from lmkit.interp.probes import control_labels, noun_verb_data, plot_probes, probe_accuracy, word_activations
 from lmkit.interp.steering import residual_mean, steer, steered_generate, steering_vector
 
 __all__ = ["POINTS", "WHERE", "ablate_heads", "ablation_edits", "answer_id", "check_layer", "check_pair",
-           "components", "control_labels", "head_means", "hooked", "induction_scores", "layers", "logit_attribution",
-           "logit_diff", "noun_verb_data", "normalise", "patch", "plot_attribution", "plot_probes", "probe_accuracy",
+           "components", "control_labels", "head_means", "hooked", "induction_scores", "layer_list", "layers",
+           "logit_attribution",
+           "logit_diff", "noun_verb_data", "normalise", "patch", "plot_attribution", "plot_patching", "plot_probes", "probe_accuracy",
            "random_heads", "repeat_losses", "repeated_tokens", "replace_heads", "replace_positions",
            "residual_mean", "run", "run_with_cache", "steer", "steered_generate", "steering_vector", "token_ids",
            "word_activations"]

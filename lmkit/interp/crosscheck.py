@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from lmkit.interp.hooks import answer_id
-from lmkit.interp.patching import WHERE, check_pair, normalise
+from lmkit.interp.patching import WHERE, check_pair, layer_list, normalise
 from lmkit.layers import head_dim
 
 __all__ = ["nnsight_model", "nnsight_patch"]
@@ -38,20 +38,22 @@ def _value(envoy, attr: str):
     return value[0] if isinstance(value, tuple) else value
 
 
-def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, model=None) -> torch.Tensor:
+def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, layers=None, model=None) -> torch.Tensor:
     """:func:`lmkit.interp.patch`'s tensor (``[layers, positions]``, or ``[layers, heads]`` for ``"head"``), computed
-    with nnsight's tracing instead of hand-written hooks; ``model`` reuses a :func:`nnsight_model` (notebook 11)."""
+    with nnsight's tracing instead of hand-written hooks; ``layers`` as there; ``model`` reuses a
+    :func:`nnsight_model` (notebook 11)."""
     if where not in WHERE:
         raise ValueError(f"where={where!r} is unknown: use one of {', '.join(WHERE)}")
     ids_clean, ids_corrupt = check_pair(lm, clean, corrupt)
     a, f = answer_id(lm, answer), answer_id(lm, foil)
     model = nnsight_model(lm) if model is None else model
     cfg = lm.model.config
-    n_layers, t, n_heads, d_k = cfg.num_hidden_layers, ids_clean.shape[1], cfg.num_attention_heads, head_dim(cfg)
+    layers = layer_list(lm, layers)
+    t, n_heads, d_k = ids_clean.shape[1], cfg.num_attention_heads, head_dim(cfg)
     with torch.inference_mode():
         saved = []  # filled inside the trace: nnsight runs its body itself (no comprehensions there)
         with model.trace(ids_clean):
-            for layer in range(n_layers):
+            for layer in layers:
                 saved.append(_value(*_site(model, where, layer)).save())
             clean_last = model.lm_head.output[0, -1].save()
         with model.trace(ids_corrupt):
@@ -59,8 +61,8 @@ def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, mod
         m_clean = (clean_last[a] - clean_last[f]).item()
         m_corrupt = (corrupt_last[a] - corrupt_last[f]).item()
         rows = []
-        for layer in range(n_layers):
-            source = saved[layer][0]
+        for i, layer in enumerate(layers):
+            source = saved[i][0]
             n_rows = n_heads if where == "head" else t
             with model.trace(ids_corrupt.expand(n_rows, -1).clone()):
                 target = _value(*_site(model, where, layer))

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import torch
 
-from lmkit.interp.hooks import answer_id, run, run_with_cache, token_ids
+from lmkit.interp.hooks import answer_id, check_layer, run, run_with_cache, token_ids
 from lmkit.layers import head_dim
 
-__all__ = ["WHERE", "check_pair", "logit_diff", "normalise", "replace_positions", "replace_heads", "patch"]
+__all__ = ["WHERE", "layer_list", "check_pair", "logit_diff", "normalise", "replace_positions", "replace_heads", "patch",
+           "plot_patching"]
 
 WHERE = ("resid", "attn", "mlp", "head")
+
+
+def layer_list(lm, layers=None) -> list[int]:
+    """``layers`` (an iterable of layer indices, default all) checked and made non-negative."""
+    n = lm.model.config.num_hidden_layers
+    return list(range(n)) if layers is None else [check_layer(lm, l) for l in layers]
 
 
 def check_pair(lm, clean, corrupt) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +73,8 @@ def replace_heads(source: torch.Tensor, rows_heads, d_k: int) -> callable:
     return edit
 
 
-def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_position: bool = True) -> torch.Tensor:
+def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_position: bool = True,
+          layers=None) -> torch.Tensor:
     """The normalised logit difference after patching each component from the clean run into the corrupted one.
 
     - ``where="resid"``: the residual stream at the **output** of each layer (what the next layer reads), one
@@ -77,6 +85,7 @@ def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_positio
     - ``where="head"``: one attention head's output (its slice of the input of ``o_proj``, so the per-head split
       of ``o_proj``) at every position: ``[layers, heads]``.
 
+    ``layers`` (default all) picks the rows to compute, in that order (a quick look at a few layers).
     0 means the patch changed nothing, 1 that it restored the clean logit difference. Each layer is one batched
     forward pass (one row per position or head). Errors (prompts of different lengths, an answer that is not one
     token, an unknown ``where``, clean and corrupted runs that agree) are one-line ValueErrors raised before the
@@ -90,15 +99,16 @@ def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_positio
         raise ValueError(f"answer={answer!r} and foil={foil!r} are the same token: pass two different answers")
     point = {"resid": "resid", "attn": "attn", "mlp": "mlp", "head": "z"}[where]
     cfg = lm.model.config
-    n_layers, t = cfg.num_hidden_layers, ids_clean.shape[1]
-    clean_logits, cache = run_with_cache(lm, ids_clean, [(point, l) for l in range(n_layers)])
+    layers = layer_list(lm, layers)
+    t = ids_clean.shape[1]
+    clean_logits, cache = run_with_cache(lm, ids_clean, [(point, l) for l in layers])
     m_clean = (clean_logits[0, -1, a] - clean_logits[0, -1, f]).item()
     m_corrupt = logit_diff(lm, ids_corrupt, a, f)
     if abs(m_clean - m_corrupt) < 1e-6:
         raise ValueError(f"clean and corrupt prompts give the same logit difference ({m_clean:.4g}): pick prompts "
                          "that the model answers differently")
     rows = []
-    for layer in range(n_layers):
+    for layer in layers:
         source = cache[(point, layer)][0]
         if where == "head":
             n_rows = cfg.num_attention_heads
@@ -113,3 +123,23 @@ def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_positio
         rows.append(normalise((logits[:, a] - logits[:, f]).cpu(), m_corrupt, m_clean))
     out = torch.stack(rows)
     return out[:, 0] if (where != "head" and not per_position) else out
+
+
+def plot_patching(result: torch.Tensor, rows, columns, ax=None, *, title: str = "activation patching",
+                  xlabel: str = "position", ylabel: str = "layer"):
+    """A patching result as a heatmap, 0 (white) to 1 (the clean run), with its row and column labels (notebook 11)."""
+    import matplotlib.pyplot as plt
+
+    r = result.detach().float().cpu().numpy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(12, 0.7 * r.shape[1] + 3), min(9, 0.22 * r.shape[0] + 1.8)))
+    lim = max(1.0, float(abs(r).max()))
+    im = ax.imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(r.shape[1]), list(columns), rotation=60 if r.shape[1] > 4 else 0, fontsize=8)
+    step = 1 if r.shape[0] <= 12 else 2
+    ax.set_yticks(range(0, r.shape[0], step), list(rows)[::step], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.figure.colorbar(im, ax=ax, label="normalised logit difference (0 corrupted, 1 clean)")
+    return ax

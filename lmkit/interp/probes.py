@@ -34,19 +34,27 @@ def noun_verb_data(words=None) -> list[dict]:
     return rows
 
 
-def word_activations(lm, texts, words) -> torch.Tensor:
+def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     """``[layers + 1, N, d]``: the residual stream at the (last) token of ``words[i]`` in ``texts[i]``; row 0 is
-    the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 11)."""
+    the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 11).
+
+    Texts run in batches, padded on the right: in a causal model a position never sees the padding after it.
+    """
     from lmkit.embeddings import word_span
 
     n = lm.model.config.num_hidden_layers
     points = [("embed", 0)] + [("resid", l) for l in range(n)]
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    positions = [word_span(lm, text, " " + word)[-1] for text, word in zip(texts, words)]
     columns = []
-    for text, word in zip(texts, words):
-        pos = word_span(lm, text, " " + word)[-1]
-        _, cache = run_with_cache(lm, token_ids(lm, text), points)
-        columns.append(torch.stack([cache[p][0, pos] for p in points]))
-    return torch.stack(columns, 1)
+    for start in range(0, len(texts), batch_size):
+        ids = [token_ids(lm, t)[0] for t in texts[start:start + batch_size]]
+        batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
+        _, cache = run_with_cache(lm, batch, points)
+        rows = torch.arange(len(ids))
+        pos = torch.tensor(positions[start:start + batch_size])
+        columns.append(torch.stack([cache[p][rows, pos] for p in points]))
+    return torch.cat(columns, 1)
 
 
 def control_labels(types, seed: int = 0) -> dict:
@@ -83,14 +91,17 @@ def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, see
     return np.array(acc)
 
 
-def plot_probes(curves: dict, ax=None, title: str = "linear probe accuracy by layer", chance: float | None = 0.5):
-    """Accuracy per layer for each named curve (``{"task": acc, "control": acc, ...}``) (notebook 11)."""
+def plot_probes(curves: dict, ax=None, title: str = "linear probe accuracy by layer", chance: float | None = 0.5,
+                layers=None):
+    """Accuracy per layer for each named curve (``{"task": acc, "control": acc, ...}``); ``layers`` gives each
+    entry's layer (-1 = the embedding; default -1, 0, 1, ...) (notebook 11)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4))
     for name, acc in curves.items():
-        ax.plot(np.arange(-1, len(acc) - 1), acc, marker="o", markersize=3, label=name)
+        x = np.arange(-1, len(acc) - 1) if layers is None else np.asarray(layers)
+        ax.plot(x, acc, marker="o", markersize=3, label=name)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", label="chance")
     ax.set_xlabel("residual stream after layer (-1 = the embedding)")
