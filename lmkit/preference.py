@@ -123,10 +123,9 @@ def encode_pairs(tokenizer, rows: list[dict], max_length: int = 256) -> list[tup
              ft.encode_example(tokenizer, r["prompt"], r["rejected"], max_length)) for r in rows]
 
 
-def _batch(pairs: list[tuple[dict, dict]], tokenizer, device) -> dict:
-    """Chosen rows then rejected rows, right-padded together (:func:`lmkit.finetune.collate`): ``[2 * len(pairs), T]``."""
-    batch = ft.collate([c for c, _ in pairs] + [r for _, r in pairs], tokenizer)
-    return {k: v.to(device) for k, v in batch.items()}
+def _rows(examples: list[dict], tokenizer, device) -> dict:
+    """Encoded examples right-padded into one batch (:func:`lmkit.finetune.collate`), on ``device``."""
+    return {k: v.to(device) for k, v in ft.collate(examples, tokenizer).items()}
 
 
 @torch.no_grad()
@@ -138,10 +137,9 @@ def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: 
     model.eval()
     chosen, rejected = [], []
     for i in range(0, len(pairs), batch_size):
-        part = pairs[i:i + batch_size]
-        logps = sequence_logps(model, _batch(part, tokenizer, device)).cpu()
-        chosen.append(logps[:len(part)])
-        rejected.append(logps[len(part):])
+        part = pairs[i:i + batch_size]  # chosen and rejected apart: rejected answers are longer, less padding
+        chosen.append(sequence_logps(model, _rows([c for c, _ in part], tokenizer, device)).cpu())
+        rejected.append(sequence_logps(model, _rows([r for _, r in part], tokenizer, device)).cpu())
     model.train(was_training)
     return torch.cat(chosen), torch.cat(rejected)
 
@@ -173,17 +171,21 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
           max_steps: int = 30, batch_size: int = 4, lr: float = 5e-4, lora_r: int = 8, lora_alpha: int = 16,
           warmup_steps: int = 3, max_length: int = 192, eval_every: int = 10, seed: int = 0,
           output_dir=None, save_every: int = 0, resume: bool = False, progress: bool = True,
-          plot: bool = False) -> Result:
+          plot: bool = False, reference_cache: dict | None = None) -> Result:
     """DPO with LoRA on a copy of ``lm``'s model; ``lm`` itself is left unchanged (notebook 15).
 
-    - The reference is the starting model: adapters off. Its log-probabilities of every pair are computed once.
+    - The reference is the starting model: adapters off. Its log-probabilities of a pair are computed once, when the
+      pair is first drawn (and for every held-out pair before the first step).
     - Each step takes ``batch_size`` pairs in a fixed shuffled order (:func:`lmkit.finetune.example_order`), runs
       chosen and rejected in one padded batch, and takes an AdamW step on :func:`dpo_loss`; warm-up then cosine
       decay (:func:`lmkit.finetune.make_schedule`), gradients clipped at 1.
     - ``history``: one dict per step with ``train_loss`` (DPO loss), ``margin`` and ``accuracy`` of the batch, and
-      every ``eval_every`` steps (and at 0 and at the end) ``val_loss``, ``val_margin``, ``val_accuracy`` on
-      ``val_pairs``: the keys that :func:`lmkit.finetune.plot_loss_curves` and :func:`plot_margins` draw.
+      every ``eval_every`` steps and at the end ``val_loss``, ``val_margin``, ``val_accuracy`` on ``val_pairs``
+      (at step 0 the policy is the reference: loss log 2, every margin 0). These are the keys that
+      :func:`lmkit.finetune.plot_loss_curves` and :func:`plot_margins` draw.
     - ``output_dir`` + ``save_every``: checkpoints in the fine-tuning format; ``resume=True`` continues from the last.
+    - ``reference_cache``: a dict to share between runs on the same ``lm``, ``train_pairs`` and ``max_length`` (a
+      beta sweep), so that each reference log-probability is computed once; keys are pair indices.
     Raises ValueError for a bad setting before any model work.
     """
     from accelerate import Accelerator
@@ -210,10 +212,25 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     val_ex = encode_pairs(tok, val_pairs, max_length) if val_pairs else []
 
     lmkit.env.seed_everything(seed)
-    model = ft.add_lora(copy.deepcopy(lm.model), cfg)
-    with model.disable_adapter():  # the reference: the starting model
-        ref_train = pair_logps(model, tok, train_ex, device=device)
-        ref_val = pair_logps(model, tok, val_ex, device=device) if val_ex else None
+    base = copy.deepcopy(lm.model)
+    if getattr(base.config, "_attn_implementation", None) == "eager":
+        base.set_attn_implementation("sdpa")  # faster to train; lmkit.load's eager is for reading attentions
+    model = ft.add_lora(base, cfg)
+    ref_cache = reference_cache if reference_cache is not None else {}
+
+    def reference(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference logps of training pairs, computed once each, when first needed (adapters off)."""
+        todo = sorted({i for i in indices if i not in ref_cache})
+        if todo:
+            with model.disable_adapter():
+                c, r = pair_logps(model, tok, [train_ex[i] for i in todo], device=device)
+            ref_cache.update({i: (a, b) for i, a, b in zip(todo, c.tolist(), r.tolist())})
+        return (torch.tensor([ref_cache[i][0] for i in indices], device=device),
+                torch.tensor([ref_cache[i][1] for i in indices], device=device))
+
+    if val_ex:
+        with model.disable_adapter():  # the reference: the starting model
+            ref_val = pair_logps(model, tok, val_ex, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     scheduler = ft.make_schedule(optimizer, cfg)
@@ -234,10 +251,6 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
             m = preference_metrics(pair_logps(model, tok, val_ex, device=device), ref_val, beta)
             entry.update(val_loss=m["loss"], val_margin=m["margin"], val_accuracy=m["accuracy"])
 
-    if state["step"] == 0 and not history and val_ex and eval_every:
-        entry = {"step": 0, "train_loss": None}
-        evaluate(entry)
-        history.append(entry)
     live = ft.LivePlot(f"DPO (beta={beta}): loss") if plot else None
     bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not progress)
     seconds = []
@@ -245,10 +258,10 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     while state["step"] < max_steps:
         t0 = time.perf_counter()
         order = ft.example_order(len(train_ex), seed, state["examples_seen"], batch_size)
-        logps = sequence_logps(model, _batch([train_ex[i] for i in order], tok, device))
-        idx = torch.tensor(order)
-        loss, r_c, r_r = dpo_loss(logps[:len(order)], logps[len(order):], ref_train[0][idx].to(device),
-                                  ref_train[1][idx].to(device), beta=beta)
+        ref_c, ref_r = reference(order)
+        chosen = sequence_logps(model, _rows([train_ex[i][0] for i in order], tok, device))
+        rejected = sequence_logps(model, _rows([train_ex[i][1] for i in order], tok, device))
+        loss, r_c, r_r = dpo_loss(chosen, rejected, ref_c, ref_r, beta=beta)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

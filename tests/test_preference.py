@@ -133,11 +133,23 @@ def test_short_dpo_raises_the_margin_on_its_training_pairs(tiny_lm):
     result = pf.train(tiny_lm, PAIRS, val_pairs=PAIRS, beta=0.5, max_steps=12, batch_size=4, lr=5e-3,
                       warmup_steps=0, eval_every=12, progress=False)
     first, last = result.history[0], result.history[-1]
-    assert first["step"] == 0 and first["val_margin"] == pytest.approx(0, abs=1e-5)  # policy starts at the reference
-    assert first["val_loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert first["step"] == 1 and first["train_loss"] == pytest.approx(math.log(2), abs=1e-5)  # starts at the reference
+    assert first["margin"] == pytest.approx(0, abs=1e-5) and last["step"] == 12
     assert last["val_margin"] > 0.5 and last["val_accuracy"] == 1.0 and last["val_loss"] < math.log(2) - 0.2
     assert all(torch.equal(p, before[n]) for n, p in tiny_lm.model.named_parameters())  # lm itself untouched
     assert 0 < result.trainable_params < sum(p.numel() for p in tiny_lm.model.parameters())
+
+
+def test_a_shared_reference_cache_changes_nothing_but_the_work(tiny_lm):
+    common = dict(beta=0.2, max_steps=3, batch_size=2, lr=3e-3, warmup_steps=0, eval_every=0, progress=False)
+    cache: dict = {}
+    first = pf.train(tiny_lm, PAIRS, reference_cache=cache, **common)
+    assert sorted(cache) == [0, 1, 2, 3]  # 3 steps x 2 pairs drew every pair
+    again = pf.train(tiny_lm, PAIRS, reference_cache=cache, **common)
+    alone = pf.train(tiny_lm, PAIRS, **common)
+    assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in again.history]
+    assert [h["train_loss"] for h in alone.history] == pytest.approx([h["train_loss"] for h in first.history],
+                                                                     abs=1e-6)
 
 
 def test_checkpoint_and_resume_continue_exactly(tiny_lm, tmp_path):

@@ -5,7 +5,7 @@ Every question, answer and rambling phrase below was written for this project. S
 
 Each item is a short question with one right answer. ``chosen`` is that answer in one short sentence; ``rejected``
 holds the SAME answer wrapped in padding: an opener, a restatement of the question, filler sentences, a summary
-that repeats the answer, and a closing offer of more help. So the two differ in length and padding only, never in
+that repeats the answer or a closing offer of more help. So the two differ in length and padding only, never in
 correctness, and the preference can be measured on generated text (its length, its padding).
 
 The split is by item (each fact is in one split only), and the test's padding phrases are a separate pool that
@@ -396,10 +396,10 @@ PADDING = {
 
 
 def ramble(item: dict, pool: dict, rng: random.Random) -> str:
-    """The right answer, padded: opener, restatement, answer, 1-2 fillers, summary, closer."""
-    fillers = rng.sample(pool["filler"], rng.randint(1, 2))
+    """The right answer, padded: opener, restatement, answer, a filler, and a summary or a closer."""
     parts = [rng.choice(pool["opener"]), rng.choice(pool["restate"]).format(q=item["prompt"]), item["chosen"],
-             *fillers, rng.choice(pool["summary"]).format(a=item["chosen"]), rng.choice(pool["closer"])]
+             rng.choice(pool["filler"]),
+             rng.choice(pool["summary"]).format(a=item["chosen"]) if rng.random() < 0.3 else rng.choice(pool["closer"])]
     return " ".join(parts)
 
 
