@@ -478,3 +478,31 @@ def test_describe_exit():
     assert P.isolated.describe_exit(-4, {4: "rebuild"}) == "SIGILL (exit code 132): rebuild"
     assert P.isolated.describe_exit(-11) == "SIGSEGV (exit code 139)"
     assert P.isolated.describe_exit(3) == "exit code 3"
+
+
+def test_timed_greedy_stamps_every_token_and_checks_its_count():
+    fed = []
+
+    def prefill():
+        return torch.tensor([[7], [8]])
+
+    def step(ids, i):
+        fed.append((ids.tolist(), i))
+        return ids + 1
+
+    s = P.timed_greedy(prefill, step, 4, prompt_shape=(2, 5))
+    assert s.tokens == [[7, 8, 9, 10], [8, 9, 10, 11]] and s.new_tokens == 4 and (s.batch, s.prompt_tokens) == (2, 5)
+    assert [i for _, i in fed] == [0, 1, 2] and fed[0][0] == [[7], [8]]
+    assert s.stamps == sorted(s.stamps) and s.total_s == s.stamps[-1]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="generate at least 1 token"):
+            P.timed_greedy(prefill, step, bad, prompt_shape=(2, 5))
+
+
+def test_peak_memory_release_first_then_measures(tmp_path):
+    with P.PeakMemory(release=True) as m:
+        block = torch.ones(8 * 2**20 // 4)  # 8 MiB, touched
+        block += 1
+    assert m.release and m.peak >= m.start and m.delta >= 0
+    if P.hwm_supported():
+        assert m.delta >= 0.75 * block.nbytes

@@ -37,5 +37,3 @@ __all__ = ["DATASET", "DATE_SPLITS", "DEFAULT_LR", "IGNORE", "LORA_TARGETS", "ME
            "greedy_answers", "greedy_exact_match", "latest_checkpoint", "load_checkpoint", "load_examples",
            "load_split", "main", "make_schedule", "merge", "plot_history", "plot_loss_curves", "read_records", "save",
            "save_checkpoint", "train", "write_json"]
-
-

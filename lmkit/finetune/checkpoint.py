@@ -151,5 +151,3 @@ def load_checkpoint(folder, *, model, optimizer, scheduler, accelerator) -> dict
         rng_tensors = {k: f.get_tensor(k) for k in f.keys()}
     _set_rng_state(rng_tensors, rng_meta)
     return state
-
-

@@ -28,5 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     last = result.history[-1] if result.history else {}
     print(json.dumps({"step": last.get("step"), "train_loss": last.get("train_loss"),
                       "val_loss": last.get("val_loss"), "trainable_params": result.trainable_params,
-                      "total_params": result.total_params, "seconds_per_step": result.seconds_per_step}))
+                      "total_params": result.total_params, "seconds_per_step": result.seconds_per_step,
+                      "steps_run": result.steps_run,
+                      "resumed_from": str(result.resumed_from) if result.resumed_from else None}))
     return 0

@@ -86,7 +86,6 @@ class TrainConfig:
         return float(self.lr) if self.lr is not None else DEFAULT_LR[self.method]
 
 
-
 def as_config(config=None, overrides: dict | None = None) -> TrainConfig:
     """A checked :class:`TrainConfig` from a TrainConfig, a dict or a JSON file path, with ``overrides`` applied."""
     if config is None:
@@ -109,5 +108,3 @@ def as_config(config=None, overrides: dict | None = None) -> TrainConfig:
     if isinstance(values.get("lora_targets"), list):
         values["lora_targets"] = tuple(values["lora_targets"])
     return TrainConfig.from_dict(values)
-
-

@@ -155,7 +155,6 @@ def example_order(n: int, seed: int, position: int, count: int) -> list[int]:
     return out
 
 
-
 def load_split(split: str, limit: int | None = None) -> list[dict]:
     """A split of the project's date data set: ``'train'``, ``'validation'`` or ``'test'`` (notebook 06).
 
@@ -164,5 +163,3 @@ def load_split(split: str, limit: int | None = None) -> list[dict]:
     if split not in DATE_SPLITS:
         raise DataError(f"split={split!r}: use 'train', 'validation' or 'test'")
     return read_records(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
-
-

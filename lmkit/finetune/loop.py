@@ -107,6 +107,12 @@ class _Run:
         return self.accelerator.is_main_process
 
 
+def _has_accelerator() -> bool:
+    """True if torch sees a CUDA GPU or Apple's MPS, where Accelerate picks the device itself."""
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
+
+
 def _load(cfg: TrainConfig, accelerator) -> _Run:
     """The model, then the data: a bad line fails here, before any step."""
     import lmkit
@@ -255,7 +261,10 @@ def train(config=None, *, plot: bool = False, **overrides) -> Result:
     import lmkit
 
     cfg = as_config(config, overrides)
-    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision))
+    # cpu=True where there is no accelerator: without it, processes started by torchrun or `accelerate launch` on a
+    # CPU-only machine each believe they are the only one (rank 0 of 1) and train alone; with it they form one
+    # MULTI_CPU group over gloo (tests/test_distributed.py).
+    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision), cpu=not _has_accelerator())
     run = _load(cfg, accelerator)
     trainable, total = _prepare(run)
     resumed_from = _resume(run)

@@ -51,5 +51,3 @@ def save(lm, folder) -> Path:
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
     return folder
-
-

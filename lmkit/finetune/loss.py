@@ -44,5 +44,3 @@ def evaluate_loss(model, examples: list[dict], pad_id: int, *, batch_size: int =
         total = accelerator.reduce(total, "sum")
     model.train(was_training)
     return (total[0] / total[1].clamp(min=1)).item()
-
-

@@ -51,5 +51,3 @@ def greedy_answers(lm, prompts: list[str], *, max_new_tokens: int = 16, batch_si
     finally:
         tok.padding_side = side
     return out
-
-

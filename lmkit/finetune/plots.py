@@ -56,5 +56,3 @@ class LivePlot:
         import matplotlib.pyplot as plt
 
         plt.close(self.fig)  # the display keeps the last image; the inline backend does not show it twice
-
-

@@ -36,12 +36,12 @@ from lmkit.profile.torch_profiler import op_dispatch_cost, step_breakdown, top_o
 
 __all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "GenerationStats", "LeanDecoder", "LlamaCpp",
            "PeakMemory", "RooflinePoint", "StampStreamer", "Timing", "as_model", "cache_bytes", "compare_generation",
-           "compare_runs", "decode_bound", "decode_bytes", "decode_flops", "decode_step", "hwm_supported",
-           "interleave", "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_throughput",
-           "matvec_bandwidth", "memory_bandwidth", "op_dispatch_cost", "percentile", "plot_against_bound",
-           "plot_roofline", "plot_sweep", "prefill_bound", "prefill_step", "quantize_int8", "release_free_memory",
-           "rss_bytes", "share_of_bound", "step_breakdown", "summary_table", "sync", "time_fn", "time_generation",
-           "time_llama_cpp", "time_steps", "timed_greedy", "top_operators", "weight_bytes"]
+           "compare_runs", "decode_bound", "decode_bytes", "decode_flops", "decode_step", "hwm_supported", "interleave",
+           "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_throughput", "matvec_bandwidth",
+           "memory_bandwidth", "op_dispatch_cost", "percentile", "plot_against_bound", "plot_roofline", "plot_sweep",
+           "prefill_bound", "prefill_step", "quantize_int8", "release_free_memory", "rss_bytes", "share_of_bound",
+           "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp", "time_steps",
+           "timed_greedy", "top_operators", "weight_bytes"]
 
 
 def __getattr__(name: str):

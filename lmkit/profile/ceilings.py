@@ -10,7 +10,7 @@ import torch
 
 from lmkit.profile.timing import Timing, time_fn
 
-__all__ = ['memory_bandwidth', 'matmul_throughput', 'matvec_bandwidth']
+__all__ = ["memory_bandwidth", "matmul_throughput", "matvec_bandwidth"]
 
 
 def memory_bandwidth(n_bytes: int = 512 * 2**20, *, repeats: int = 7, device=None) -> tuple[float, Timing]:
@@ -65,5 +65,3 @@ def matvec_bandwidth(rows: int, cols: int, dtype=torch.float32, *, repeats: int 
     timing = time_fn(lambda: torch.nn.functional.linear(x, w), repeats=repeats, warmup=2, device=device,
                      label=f"{rows}×{cols} {str(dtype).removeprefix('torch.')} matrix-vector")
     return w.nbytes / timing.median, timing
-
-

@@ -115,5 +115,3 @@ def prefill_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
             return model(input_ids, use_cache=True)
 
     return step
-
-

@@ -162,5 +162,3 @@ def time_generation(lm_or_model, input_ids: torch.Tensor, max_new_tokens: int = 
             mem.__exit__(None, None, None)
     return GenerationStats(streamer.stamps, input_ids.shape[0], input_ids.shape[1], total,
                            mem.peak if mem else 0, out[:, input_ids.shape[1]:].tolist())
-
-

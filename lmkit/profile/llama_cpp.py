@@ -17,6 +17,7 @@ from lmkit.profile.isolated import ChildWorker
 
 __all__ = ["PORTABLE_BUILD", "HINTS", "LlamaCpp", "stream_stamps", "time_llama_cpp"]
 
+
 PORTABLE_BUILD = 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir llama-cpp-python'
 """Rebuild llama.cpp for any x86-64 CPU instead of the build machine's own instruction set."""
 HINTS = {

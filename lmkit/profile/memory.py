@@ -147,5 +147,3 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
             self.peak = max(self.peak, rss_bytes())
-
-

@@ -7,7 +7,7 @@ from lmkit.profile.roofline import RooflinePoint
 
 GB = 1e9
 
-__all__ = ['plot_roofline', 'plot_sweep', 'plot_against_bound']
+__all__ = ["plot_roofline", "plot_sweep", "plot_against_bound"]
 
 
 # ----------------------------------------------------------------------------------------------- roofline plot
@@ -84,5 +84,3 @@ def plot_against_bound(table, *, title: str = "Each configuration against its ow
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     return ax
-
-

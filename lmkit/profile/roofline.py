@@ -14,7 +14,8 @@ import torch
 
 from lmkit.layers import head_dim as _head_dim
 
-__all__ = ['weight_bytes', 'kv_cache_bytes', 'cache_bytes', 'matmul_params', 'decode_flops', 'lookup_only_bytes', 'decode_bytes', 'decode_bound', 'prefill_bound', 'share_of_bound', 'RooflinePoint']
+__all__ = ["weight_bytes", "kv_cache_bytes", "cache_bytes", "matmul_params", "decode_flops", "lookup_only_bytes",
+           "decode_bytes", "decode_bound", "prefill_bound", "share_of_bound", "RooflinePoint"]
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -131,8 +132,6 @@ def prefill_bound(flops_per_s: float, bandwidth: float, model: torch.nn.Module, 
 def share_of_bound(tok_s: float, bound_tok_s: float) -> float:
     """The fraction of the roofline a measured speed reaches (1.0 = at the physical limit)."""
     return tok_s / bound_tok_s
-
-
 
 
 @dataclass

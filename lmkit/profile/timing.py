@@ -130,5 +130,3 @@ def interleave(fns: dict[str, Callable[[], object]], *, repeats: int = 5, warmup
             sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: Timing(ts, name) for name, ts in times.items()}
-
-

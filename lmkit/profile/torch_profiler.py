@@ -15,7 +15,7 @@ import torch
 
 from lmkit.profile.timing import sync
 
-__all__ = ['top_operators', 'op_dispatch_cost', 'step_breakdown']
+__all__ = ["top_operators", "op_dispatch_cost", "step_breakdown"]
 
 
 @contextlib.contextmanager
@@ -113,5 +113,3 @@ def step_breakdown(fn: Callable[[], object], *, warmup: int = 1) -> dict[str, fl
             other += self_ms
     return {"wall": wall, "matmul": matmul, "other ops": other, "outside ops": max(wall - matmul - other, 0.0),
             "ops": top_level}
-
-
