@@ -121,6 +121,8 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
     """
     if isinstance(contexts, str) or isinstance(continuations, str):
         raise ValueError("contexts and continuations must be lists of strings: wrap a single string in [...]")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer (rows scored per forward pass)")
     contexts, continuations = list(contexts), list(continuations)
     if not contexts or not continuations:
         raise ValueError(f"got {len(contexts)} context(s) and {len(continuations)} continuation(s): pass at least one "

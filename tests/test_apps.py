@@ -315,3 +315,10 @@ def test_data_sets_are_read_by_the_validating_reader(monkeypatch, tmp_path):
     path.write_text('{"id": "q", "question": "Capital?", "answers": "Paris", "passage": "p"}\n')
     with pytest.raises(DataError, match=r"line 1: field 'answers' must be a non-empty list"):
         apps.qa_data()
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 1.5, None, True])
+def test_scoring_refuses_a_bad_batch_size_before_any_work(tiny_lm, batch_size):
+    with pytest.raises(ValueError, match=f"batch_size={batch_size!r} must be a positive integer") as err:
+        apps.continuation_logprobs(tiny_lm, ["the cat"], [" sat"], batch_size=batch_size)
+    assert "\n" not in str(err.value)
