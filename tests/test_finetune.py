@@ -382,3 +382,31 @@ def test_real_model_lora_steps_lower_the_date_loss():
                  warmup_steps=1, progress=False)
     assert r.val_losses[-1] < r.val_losses[0]
     assert 0 < r.trainable_params < 0.03 * r.total_params
+
+
+@pytest.mark.parametrize("content, match", [
+    (b'{"method": "qlora"', r"cfg\.json, line 1: invalid JSON .* write one JSON object"),
+    (b'["lora"]', r"cfg\.json: a JSON list, not an object"),
+    (b'{"method": "lora", "max_steps": 3}\xff', r"cfg\.json: not UTF-8 text"),
+    (b"\xef\xbb\xbf" + b'{"method": "qlora"}', r"method='qlora'"),  # BOM accepted: the real problem is named
+])
+def test_config_files_are_read_like_data_files(tmp_path, content, match):
+    path = tmp_path / "cfg.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match) as err:
+        ft.as_config(path)
+    assert "\n" not in str(err.value)
+    path.write_bytes(b'\xef\xbb\xbf{"method": "full", "max_steps": 3}')  # Notepad's UTF-8 with a byte-order mark
+    assert ft.as_config(path).method == "full"
+
+
+def test_text_files_accept_a_bom_and_name_bad_encodings(tiny_lm, tmp_path):
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeffthe cat sat on the mat .".encode())
+    plain = tmp_path / "plain.txt"
+    plain.write_text("the cat sat on the mat .")
+    assert ft.load_examples(str(bom), tiny_lm.tokenizer) == ft.load_examples(str(plain), tiny_lm.tokenizer)
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("the caf\xe9 sat".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.txt: not UTF-8 text .* save the file as UTF-8"):
+        ft.load_examples(str(bad), tiny_lm.tokenizer)

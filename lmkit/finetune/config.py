@@ -97,11 +97,17 @@ def as_config(config=None, overrides: dict | None = None) -> TrainConfig:
     elif isinstance(config, (str, os.PathLike)):
         path = Path(config)
         try:
-            values = json.loads(path.read_text())
+            values = json.loads(path.read_text(encoding="utf-8-sig"))  # a UTF-8 byte-order mark is accepted
         except FileNotFoundError:
             raise ValueError(f"config file {path} does not exist: pass the path of a JSON file") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"config file {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"config file {path}, line {exc.lineno}: invalid JSON ({exc.msg})") from None
+            raise ValueError(f"config file {path}, line {exc.lineno}: invalid JSON ({exc.msg}); write one JSON "
+                             'object such as {"method": "lora", "max_steps": 50}') from None
+        if not isinstance(values, dict):
+            raise ValueError(f"config file {path}: a JSON {type(values).__name__}, not an object; write "
+                             '{"method": "lora", "max_steps": 50}')
     else:
         raise ValueError(f"config {config!r:.60}: pass a TrainConfig, a dict or a JSON file path")
     values.update(overrides or {})

@@ -97,7 +97,11 @@ def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 2
         path = Path(spec)
         if not path.is_file():
             raise DataError(f"{path}: no such file; pass the path of a .txt file")
-        examples = encode_text(tokenizer, path.read_text(encoding="utf-8"), block_size)
+        try:
+            text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is accepted, not trained on
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        examples = encode_text(tokenizer, text, block_size)
         if not examples:
             raise DataError(f"{path}: the file is empty (fewer than 2 tokens); give it some text")
     else:
