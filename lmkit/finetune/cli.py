@@ -30,5 +30,5 @@ def main(argv: list[str] | None = None) -> int:
                       "val_loss": last.get("val_loss"), "trainable_params": result.trainable_params,
                       "total_params": result.total_params, "seconds_per_step": result.seconds_per_step,
                       "steps_run": result.steps_run,
-                      "resumed_from": str(result.resumed_from) if result.resumed_from else None}))
+                      "resumed_from": result.resumed_from}))
     return 0
