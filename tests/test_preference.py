@@ -176,7 +176,7 @@ def test_dpo_loss_equals_trl_dpo_trainer(tmp_path):
     tok = make_tokenizer()
     policy, ref = make_model(len(tok), seed=0), make_model(len(tok), seed=1)
     beta = 0.3
-    args = DPOConfig(output_dir=str(tmp_path), beta=beta, report_to=[], use_cpu=True, max_length=None,
+    args = DPOConfig(output_dir=str(tmp_path), beta=beta, report_to=[], use_cpu=True, max_length=None, bf16=False,
                      per_device_train_batch_size=len(PAIRS))
     conversational = [{"prompt": [{"role": "user", "content": r["prompt"]}],
                        "chosen": [{"role": "assistant", "content": r["chosen"]}],
