@@ -7,7 +7,7 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup lab test unit book bench student html clean test-latest gpu-check
+.PHONY: setup lab test unit book bench student html docs clean test-latest gpu-check
 
 # The install runs again only when one of these files changed since the last one.
 $(STAMP): requirements.txt requirements-offline.txt pyproject.toml
@@ -47,6 +47,9 @@ student: setup    ## student copies under student/: solutions blanked, outputs c
 
 html: setup       ## the offline HTML book under html/ (widget renderer served locally, fetched once with npm)
 	$(BIN)/python tools/html_book.py
+
+docs: setup       ## the API reference under html/api (pdoc); fails on a docstring cross-reference that does not resolve
+	$(BIN)/python tools/docs.py --out html/api
 
 bench: setup      ## run the benchmarks (writes benchmarks/results/*.json)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
