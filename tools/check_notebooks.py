@@ -33,8 +33,8 @@ __all__ = ["Problem", "ALLOWED", "ALLOWED_BY_NOTEBOOK", "prose_numbers", "output
 # ------------------------------------------------------------------------------------------ allow-lists (short!)
 ALLOWED: set[float] = {
     # SmolLM2-135M's shape (notebook 00 prints it; other notebooks quote it): layers, query and key/value heads,
-    # hidden size, head size, MLP width, vocabulary, context, parameters (millions), float32 size (MB)
-    30, 9, 3, 576, 64, 1536, 49152, 8192, 134.5, 135, 538,
+    # hidden size, head size, MLP width, vocabulary, context, parameters (millions), float32 size (MB), 30 x 9 heads
+    30, 9, 3, 576, 64, 1536, 49152, 8192, 134.5, 135, 538, 270,
     # formula constants: none, one, halves, doubling; the int8 range and levels; bits of the common dtypes
     0, 1, 2, 0.5, 127, 128, 255, 256, 8, 16, 32, 4,
 }
