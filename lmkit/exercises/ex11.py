@@ -27,9 +27,10 @@ def _layer_heads_sum(answer, *, lm, text, answer_token, foil, layer):
                        "(interp.run_with_cache with the point ('z', layer)), write only that head's d_k columns into "
                        "the corrupted run (interp.replace_heads), take interp.logit_diff with those edits and "
                        "normalise it with interp.normalise(m, corrupted, clean).")
-def _one_head(answer, *, lm, clean, corrupt, answer_token, foil, layer, head):
+def _one_head(answer, *, lm, fact, head):
     from lmkit import interp
 
+    (clean, corrupt, answer_token, foil), (layer, head) = fact, head
     expected = interp.patch(lm, clean, corrupt, answer_token, foil, where="head", layers=[layer])[0, head]
     return _close(answer, expected.item(), rel=1e-3, abs_=1e-4)
 
