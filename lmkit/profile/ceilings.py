@@ -13,16 +13,25 @@ from lmkit.profile.timing import Timing, time_fn
 __all__ = ["memory_bandwidth", "matmul_throughput", "matvec_bandwidth"]
 
 
-def memory_bandwidth(n_bytes: int = 512 * 2**20, *, repeats: int = 7, device=None) -> tuple[float, Timing]:
-    """Measured memory bandwidth in bytes/s: copy a ``n_bytes`` tensor, counting bytes read + written (notebook 05).
+def memory_bandwidth(n_bytes: int = 512 * 2**20, *, repeats: int = 7, device=None,
+                     kind: str = "copy") -> tuple[float, Timing]:
+    """Measured memory bandwidth in bytes/s over a ``n_bytes`` buffer, with the current torch thread count (notebook 05).
 
-    The buffer must be much larger than the CPU caches (a few MB to a few hundred MB on big servers), or the copy
-    measures the cache instead of the RAM. Returns (the median's bandwidth, the timing).
+    ``kind="copy"`` copies the buffer and counts bytes read + written; ``kind="read"`` sums it and counts the bytes
+    read, which is what a decode step does with its weights. The buffer must be much larger than the CPU caches
+    (a few MB to a few hundred MB on big servers), or it measures the cache instead of the RAM. Set the thread
+    count first (``torch.set_num_threads``): one thread reaches less bandwidth than all cores. Returns (the
+    median's bandwidth, the timing).
     """
     if n_bytes < 2**20:
         raise ValueError(f"n_bytes={n_bytes} is too small to leave the caches: use at least 2**20 (256 MiB is good)")
+    if kind not in ("copy", "read"):
+        raise ValueError(f"kind={kind!r}: use 'copy' (bytes read + written) or 'read' (bytes read by a sum)")
     device = torch.device(device) if device is not None else torch.device("cpu")
     src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
+    if kind == "read":
+        timing = time_fn(lambda: src.sum(), repeats=repeats, warmup=1, device=device, label="read (sum)")
+        return src.nbytes / timing.median, timing
     dst = torch.empty_like(src)
     timing = time_fn(lambda: dst.copy_(src), repeats=repeats, warmup=1, device=device, label="copy")
     return 2 * src.nbytes / timing.median, timing
