@@ -18,6 +18,14 @@ import check_notebooks as cn  # noqa: E402
 CHECKED_NOTEBOOKS = [
     "00_running_an_llm",
     "01_language_models",
+    "02_tokens_and_embeddings",
+    "03_attention",
+    "04_generation",
+    "07_gpt_from_scratch",
+    "10_tokenizers_from_scratch",
+    "11_causal_interpretability",
+    "13_smollm2_from_scratch",
+    "14_evaluation",
 ]
 """Notebooks whose committed outputs pass both checks. Add a notebook here once it does."""
 
