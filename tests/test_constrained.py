@@ -136,3 +136,23 @@ def test_real_model_json_and_regex(real_lm):
     assert valid(out, schema)
     assert re.fullmatch(r"[0-9]{4}", G.generate(real_lm, "In which year did the Second World War end?",
                                                 chat=True, regex=r"[0-9]{4}", max_new_tokens=8))
+
+
+def test_playground_json_option_constrains_the_stream(byte_lm):
+    """The playground's JSON toggle passes its json_schema to the stream: the text it shows parses and validates."""
+    from lmkit import widgets
+
+    pg = widgets.playground(byte_lm, prompt="the cat", max_new_tokens=400)
+    pg.sample.value = False
+    assert "json_schema" not in pg.settings()
+    pg.json.value = True
+    assert pg.settings()["json_schema"] == {"type": "object"}  # the default: any JSON object
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8},
+                                               "age": {"type": "integer", "minimum": 0, "maximum": 99}},
+              "required": ["name", "age"], "additionalProperties": False}
+    pg.json_schema = schema  # bounded, so that a random model closes the object within the budget
+    pg.generate_button.click()
+    assert pg.wait(120) and pg.error is None, pg.status_text
+    assert valid(pg.text, schema)
+    assert [s.id for s in pg.steps] == [s.id for s in G.stream(byte_lm, "the cat", json_schema=schema,
+                                                               max_new_tokens=400)]

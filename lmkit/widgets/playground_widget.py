@@ -68,7 +68,9 @@ class Playground(StreamingWidget):
     """The streaming generation playground (notebook 04); build it with :func:`playground`.
 
     Controls (set ``.value``, call ``.click()``): ``prompt, sample, temperature, top_k, top_p, max_new_tokens,
-    repetition_penalty, seed, chat, color_by, generate_button, stop_button, step``. Read what it shows with
+    repetition_penalty, seed, chat, json, color_by, generate_button, stop_button, step``. With ``json`` on, every
+    step is masked to the grammar of ``json_schema`` (any JSON object by default; notebook 12), so the text parses
+    once the object is closed. Read what it shows with
     ``output_text`` (prompt and generated text), ``output_html`` (the coloured tokens), ``output_image`` (the
     chosen step's bar chart, as PNG bytes), ``alternatives_text`` (that step's table) and ``status_text``
     (tokens/s and why it stopped, or the one-line error); ``steps`` holds the stream's steps, ``text`` the
@@ -84,6 +86,8 @@ class Playground(StreamingWidget):
         self.prompt = W.Textarea(prompt, description="prompt", layout=W.Layout(width="98%", height="70px"))
         self.sample = W.ToggleButton(True, description="sample", tooltip="on: sample; off: greedy decoding")
         self.chat = W.ToggleButton(False, description="chat", tooltip="wrap the prompt in the chat template")
+        self.json = W.ToggleButton(False, description="JSON", tooltip="constrain the output to json_schema")
+        self.json_schema: dict = {"type": "object"}
         self.temperature = W.FloatSlider(0.7, min=0.0, max=2.0, step=0.05, description="temperature", **slider)
         self.top_k = W.IntSlider(50, min=0, max=200, description="top_k (0 = off)", **slider)
         self.top_p = W.FloatSlider(0.95, min=0.0, max=1.0, step=0.01, description="top_p (1 = off)", **slider)
@@ -110,7 +114,7 @@ class Playground(StreamingWidget):
         self._sync_sampling()
         controls = W.HBox([W.VBox([self.temperature, self.top_k, self.top_p]),
                            W.VBox([self.max_new_tokens, self.repetition_penalty, self.seed])])
-        buttons = W.HBox([self.generate_button, self.stop_button, self.sample, self.chat, self.color_by])
+        buttons = W.HBox([self.generate_button, self.stop_button, self.sample, self.chat, self.json, self.color_by])
         self.widget = W.VBox([self.prompt, controls, buttons, self.status, self.output,
                               W.HTML("<b>Alternatives at one step</b> (move the slider):"), self.step,
                               self.alternatives])
@@ -119,6 +123,8 @@ class Playground(StreamingWidget):
         """The controls' values as :func:`lmkit.generate.stream` settings."""
         s = dict(max_new_tokens=self.max_new_tokens.value, do_sample=self.sample.value,
                  repetition_penalty=self.repetition_penalty.value, chat=self.chat.value)
+        if self.json.value:
+            s["json_schema"] = self.json_schema
         if self.sample.value:
             s.update(temperature=self.temperature.value, top_k=self.top_k.value, top_p=self.top_p.value,
                      seed=self.seed.value)
