@@ -303,7 +303,7 @@ def test_data_sets_are_read_by_the_validating_reader(monkeypatch, tmp_path):
     from lmkit.data import DataError
 
     path = tmp_path / "sentiment.jsonl"
-    monkeypatch.setattr(apps, "data_file", lambda name: path)
+    monkeypatch.setattr(apps.data, "data_file", lambda name: path)
     path.write_bytes('\ufeff{"id": "a", "split": "test", "text": "Great.", "label": "positive"}\n'.encode())
     assert [r["label"] for r in apps.sentiment_data("test")] == ["positive"]
     path.write_text('{"id": "a", "split": "test", "text": "Great.", "label": "positive"}\n{"id": "b", "split"\n')
