@@ -230,7 +230,10 @@ WRONG_PROMPTS = [(42, False), (42, True), (None, True), (3.5, False), (b"bytes",
                  ([{"role": "user", "content": "the cat"}], False), ({"the", "cat"}, True)]
 
 
-@pytest.mark.parametrize("prompt,chat", WRONG_PROMPTS, ids=[f"{p!r}-chat={c}" for p, c in WRONG_PROMPTS])
+# ids must not depend on a set's iteration order (hash seeds differ between xdist workers)
+@pytest.mark.parametrize("prompt,chat", WRONG_PROMPTS,
+                         ids=[f"{sorted(p)!r}-set-chat={c}" if isinstance(p, set) else f"{p!r}-chat={c}"
+                              for p, c in WRONG_PROMPTS])
 def test_wrong_prompt_types_name_the_accepted_types(tiny_lm, monkeypatch, prompt, chat):
     monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **kw: pytest.fail("the model ran"))
     for fn in (G.stream, G.generate, G.reference, G.next_token_distribution):
