@@ -21,6 +21,8 @@ CHECKED_NOTEBOOKS = [
     "02_tokens_and_embeddings",
     "03_attention",
     "04_generation",
+    "05_inference_profiling",
+    "06_fine_tuning",
     "07_gpt_from_scratch",
     "10_tokenizers_from_scratch",
     "11_causal_interpretability",
