@@ -41,12 +41,13 @@ def check_window(window, stride) -> int:
 
 
 def _text_ids(lm, text) -> torch.Tensor:
-    """The 1-D ids of ``text`` (a string, or ids as a 1-D or ``[1, T]`` tensor / list), checked against the vocabulary."""
+    """The 1-D ids of ``text`` (a string, or ids as a 1-D or ``[1, T]`` tensor, NumPy array or list), checked against
+    the vocabulary."""
     if isinstance(text, str):
         if not text:
             raise ValueError("text is empty: pass at least two tokens of text")
         return lm.encode(text)[0]
-    if isinstance(text, (torch.Tensor, list, tuple)):
+    if isinstance(text, (torch.Tensor, list, tuple)) or type(text).__name__ == "ndarray":
         ids = torch.as_tensor(text)
         if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.dim() > 2 or ids.dim() == 2 and ids.shape[0] != 1:
             raise ValueError(f"ids of dtype {ids.dtype} and shape {tuple(ids.shape)}: pass one sequence of integer "
@@ -57,7 +58,7 @@ def _text_ids(lm, text) -> torch.Tensor:
             raise ValueError(f"token ids range from {int(ids.min())} to {int(ids.max())}: the model's vocabulary has "
                              f"ids 0..{vocab - 1}; encode the text with this model's tokenizer")
         return ids
-    raise ValueError(f"text of type {type(text).__name__}: pass a string or a tensor of token ids")
+    raise ValueError(f"text of type {type(text).__name__}: pass a string, or token ids as a tensor, array or list")
 
 
 def window_starts(n: int, window: int, stride: int) -> range:

@@ -154,8 +154,8 @@ def test_one_jsonl_reader_for_the_package(tmp_path):
     assert data.DataError is files.DataError
     good = _jsonl(tmp_path, '\ufeff{"prompt": "é", "completion": "b"}\n'.encode(), "good.jsonl")
     assert finetune.read_records(good) == [{"prompt": "é", "completion": "b"}]
-    assert apps.read_jsonl is files.read_jsonl
+    assert apps.data.read_jsonl is files.read_jsonl
     bad = _jsonl(tmp_path, b'{"prompt": "a", "completion": "b"}\n{"prompt": "a" "completion": "b"}\n', "bad.jsonl")
-    for reader in (apps.read_jsonl, finetune.read_records):
+    for reader in (apps.data.read_jsonl, finetune.read_records):
         with pytest.raises(data.DataError, match=r"bad\.jsonl, line 2: invalid JSON"):
             reader(bad)
