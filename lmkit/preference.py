@@ -298,21 +298,9 @@ def plot_margins(history: list[dict], ax=None, title: str = "DPO: reward margin"
 
     The loss curves draw with :func:`lmkit.finetune.plot_loss_curves` (the same history keys). Returns the axes.
     """
-    import matplotlib.pyplot as plt
+    from lmkit.finetune.plots import plot_step_curves
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    train = [(h["step"], h["margin"]) for h in history if h.get("margin") is not None]
-    val = [(h["step"], h["val_margin"]) for h in history if h.get("val_margin") is not None]
-    if train:
-        ax.plot(*zip(*train), color="#4C72B0", alpha=0.8, label="train batch")
-    if val:
-        ax.plot(*zip(*val), "o-", color="#DD8452", label="held-out pairs")
+    ax = plot_step_curves(history, "margin", "val_margin", ylabel="reward margin r_chosen - r_rejected (nats)",
+                          title=title, labels=("train batch", "held-out pairs"), ax=ax)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("reward margin r_chosen - r_rejected (nats)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if train or val:
-        ax.legend(loc="upper left")
     return ax

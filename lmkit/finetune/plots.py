@@ -1,7 +1,32 @@
 """Loss curves of a fine-tuning run: a static plot and a live one that redraws in place (notebook 06)."""
 from __future__ import annotations
 
-__all__ = ["plot_loss_curves", "plot_history", "LivePlot"]
+__all__ = ["plot_step_curves", "plot_loss_curves", "plot_history", "LivePlot"]
+
+
+def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabel: str, title: str,
+                     labels=("train (per step)", "validation"), ax=None, mark_best: bool = False):
+    """Two per-step curves of a run's history (``step`` plus ``train_key`` / ``val_key``, None where absent) against
+    optimizer steps; used for the loss curves (notebook 06) and DPO's reward margin (notebook 15). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    train = [(h["step"], h[train_key]) for h in history if h.get(train_key) is not None]
+    val = [(h["step"], h[val_key]) for h in history if h.get(val_key) is not None]
+    if train:
+        ax.plot(*zip(*train), color="#4C72B0", alpha=0.8, label=labels[0])
+    if val:
+        ax.plot(*zip(*val), "o-", color="#DD8452", label=labels[1])
+        if mark_best:
+            ax.axvline(min(val, key=lambda sv: sv[1])[0], color="#DD8452", ls=":", lw=1)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if train or val:
+        ax.legend(loc="upper right")
+    return ax
 
 
 def plot_loss_curves(history: list[dict], ax=None, title: str = "training and validation loss"):
@@ -10,25 +35,8 @@ def plot_loss_curves(history: list[dict], ax=None, title: str = "training and va
     ``history``: :func:`lmkit.finetune.train`'s entries (``step``, ``train_loss``, ``val_loss``). Returns the axes.
     (``lmkit.tinygpt.plot_history`` draws a different thing: several tiny-model runs side by side.)
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    train = [(h["step"], h["train_loss"]) for h in history if h.get("train_loss") is not None]
-    val = [(h["step"], h["val_loss"]) for h in history if h.get("val_loss") is not None]
-    if train:
-        ax.plot(*zip(*train), color="#4C72B0", alpha=0.8, label="train (per step)")
-    if val:
-        ax.plot(*zip(*val), "o-", color="#DD8452", label="validation")
-        best = min(val, key=lambda sv: sv[1])
-        ax.axvline(best[0], color="#DD8452", ls=":", lw=1)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (nats per label token)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if train or val:
-        ax.legend(loc="upper right")
-    return ax
+    return plot_step_curves(history, "train_loss", "val_loss", ylabel="loss (nats per label token)", title=title,
+                            ax=ax, mark_best=True)
 
 
 plot_history = plot_loss_curves  # the name notebook 06 uses
