@@ -136,7 +136,8 @@ def run_all(page, timeout_s: float = 600) -> None:
     """Run > Run All Cells, then wait until every code cell of the notebook on screen has an execution number.
 
     The notebook is focused first, and the menu command is given again if no cell started within 30 s: on a slow
-    machine a click can land before the notebook is the current widget, and then Run All does nothing.
+    machine a click can land before the notebook is the current widget, and then Run All does nothing. A cell that
+    raises stops Run All (as it does for a learner): that fails at once with the error's text.
     """
     prompts_js = """(sel) => [...document.querySelectorAll(sel)].map(c =>
         c.querySelector('.jp-InputArea-prompt').textContent + ' ' +
@@ -159,6 +160,9 @@ def run_all(page, timeout_s: float = 600) -> None:
         prompts = page.evaluate(prompts_js, cells)
         if prompts and all(re.match(r"\[\d+\]", p) for p in prompts):
             return
+        if prompts and not any(p.startswith("[*]") for p in prompts) and errors_on_page(page):
+            shot(page, "failed_run_all")  # Run All stops at the first error: report it now, not at the timeout
+            raise AssertionError(f"Run All stopped at an error: {errors_on_page(page)[0][-500:]}")
         page.wait_for_timeout(500)
     stuck = next((p for p in prompts if not re.match(r"\[\d+\]", p)), "")
     shot(page, "failed_run_all")
