@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit.profile.roofline import weight_bytes
+from .env import show_progress
 
 __all__ = ["quantize_int8", "dynamic_int8", "fake_quant_activations", "FakeQuantLinear", "fake_quantize",
            "activation_outliers", "QuantLinear", "quantize_weights", "TiedWeightError", "tied_names", "untie",
@@ -359,7 +360,7 @@ def token_batches(ids: torch.Tensor, seq_len: int, batch_size: int, steps: int, 
 
 def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *, steps: int, seq_len: int = 128,
             batch_size: int = 4, lr: float = 5e-4, alpha: float = 0.5, temperature: float = 2.0,
-            train_embeddings: bool = False, seed: int = 0, progress: bool = True, desc: str = "distill") -> list:
+            train_embeddings: bool = False, seed: int = 0, progress: bool | None = None, desc: str = "distill") -> list:
     """Train ``student`` on windows of ``ids`` with :func:`distill_loss`; returns the loss of each step (notebook 08).
 
     ``alpha=0`` trains on the data alone (the teacher is not run). The same ``seed`` gives the same batches, so two
@@ -374,7 +375,7 @@ def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
     losses = []
     for batch in tqdm(token_batches(ids, seq_len, batch_size, steps, seed), total=steps, desc=desc,
-                      disable=not progress):
+                      disable=not show_progress(progress)):
         x, y = batch[:, :-1], batch[:, 1:]
         teacher_logits = None
         if alpha > 0:

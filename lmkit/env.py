@@ -35,7 +35,9 @@ SEED: int = 0
 """The seed that :func:`seed_everything` sets by default."""
 
 PROGRESS: bool = _flag("LMKIT_PROGRESS", not (QUICK or IN_CI))
-"""Whether lmkit shows progress bars: yes, except in quick mode and CI (``LMKIT_PROGRESS=1`` or ``0`` decides)."""
+"""Whether lmkit shows progress bars: yes, except in quick mode and CI (``LMKIT_PROGRESS=1`` or ``0`` decides).
+
+``make book`` sets ``LMKIT_PROGRESS=0``: a bar is for a person watching, and the committed notebooks store none."""
 
 
 def show_progress(progress: bool | None = None) -> bool:

@@ -12,6 +12,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from .env import show_progress
 
 __all__ = ["DEFAULT_WINDOW", "HELDOUT_WINDOW", "check_window", "window_starts", "token_nll", "perplexity",
            "heldout_perplexity"]
@@ -67,7 +68,7 @@ def window_starts(n: int, window: int, stride: int) -> range:
 
 
 def token_nll(lm, text: str | torch.Tensor, *, window: int = DEFAULT_WINDOW, stride: int | None = None,
-              progress: bool = True) -> torch.Tensor:
+              progress: bool | None = None) -> torch.Tensor:
     """Negative log-likelihood (nats) of tokens 1..n-1 of ``text``, a float32 tensor of length n-1 (notebook 01).
 
     Windows of ``window`` tokens start every ``stride`` tokens (default ``window // 2``); each token after the first
@@ -87,7 +88,8 @@ def token_nll(lm, text: str | torch.Tensor, *, window: int = DEFAULT_WINDOW, str
     scored = 1  # token 0 has no context and is never scored
     starts = window_starts(n, window, stride)
     with torch.inference_mode():
-        for begin in tqdm(starts, desc="perplexity", disable=not progress or len(starts) < 4, leave=False):
+        quiet = not show_progress(progress) or len(starts) < 4
+        for begin in tqdm(starts, desc="perplexity", disable=quiet, leave=False):
             end = min(begin + window, n)
             if end <= scored:
                 continue
@@ -102,7 +104,7 @@ def token_nll(lm, text: str | torch.Tensor, *, window: int = DEFAULT_WINDOW, str
 
 
 def perplexity(lm, text: str | torch.Tensor, *, window: int = DEFAULT_WINDOW, stride: int | None = None,
-               progress: bool = True) -> float:
+               progress: bool | None = None) -> float:
     """Perplexity ``exp(mean NLL)`` of ``text`` under ``lm``, with a sliding window (notebook 01)."""
     return math.exp(token_nll(lm, text, window=window, stride=stride, progress=progress).mean().item())
 
@@ -111,7 +113,7 @@ HELDOUT_WINDOW = DEFAULT_WINDOW
 """The one window used for held-out perplexity: the whole of :func:`lmkit.data.heldout_text` fits in it."""
 
 
-def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool = False) -> float:
+def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool | None = None) -> float:
     """Perplexity of ``lm`` on the project's one held-out text, in one fixed window (notebooks 00, 01, 05, 06, 08).
 
     The text is :func:`lmkit.data.heldout_text` (*Hamlet* from ``ACT I.``, 3,000 characters; ``max_chars`` takes a

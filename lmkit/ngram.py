@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from .env import show_progress
 
 MIN_DISCOUNT = 0.05
 """Estimated discounts are clipped into ``[MIN_DISCOUNT, j - MIN_DISCOUNT]``: every id keeps a positive probability
@@ -261,7 +262,7 @@ class NGramLM:
         """
         return np.concatenate([np.zeros(max(self.order - 2, 0), bool), self._seen_grams(ids)])
 
-def neural_nll_with_context(lm, ids, context: int, *, batch_size: int = 64, progress: bool = True):
+def neural_nll_with_context(lm, ids, context: int, *, batch_size: int = 64, progress: bool | None = None):
     """NLL (nats) of ids 1..n-1 under the neural ``lm``, each token seeing only its last ``context`` ids (notebook 01).
 
     The neural model on an n-gram's diet: with ``context = n - 1`` it sees exactly what an n-gram sees. Equal to
@@ -284,8 +285,8 @@ def neural_nll_with_context(lm, ids, context: int, *, batch_size: int = 64, prog
         nll[: head] = F.cross_entropy(logits, x[1: head + 1], reduction="none").cpu()
         rows = torch.arange(head + 1, n)  # token i is predicted from x[i - context: i]
         chunks = range(0, len(rows), batch_size)
-        for s in tqdm(chunks, desc=f"neural, {context}-token context", disable=not progress or len(chunks) < 4,
-                      leave=False):
+        quiet = not show_progress(progress) or len(chunks) < 4
+        for s in tqdm(chunks, desc=f"neural, {context}-token context", disable=quiet, leave=False):
             idx = rows[s: s + batch_size]
             batch = x[idx.unsqueeze(1) + torch.arange(-context, 0)]
             last = lm.model(batch, logits_to_keep=1).logits[:, -1].float()

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from lmkit import finetune as ft
 from lmkit.data import data_file
 from lmkit.files import DataError, read_jsonl
+from .env import show_progress
 
 __all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
            "pair_logps", "preference_metrics", "train", "Result", "plot_margins"]
@@ -170,7 +171,7 @@ class Result:
 def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, beta: float = 0.1,
           max_steps: int = 30, batch_size: int = 4, lr: float = 5e-4, lora_r: int = 8, lora_alpha: int = 16,
           warmup_steps: int = 3, max_length: int = 192, eval_every: int = 10, seed: int = 0,
-          output_dir=None, save_every: int = 0, resume: bool = False, progress: bool = True,
+          output_dir=None, save_every: int = 0, resume: bool = False, progress: bool | None = None,
           plot: bool = False, reference_cache: dict | None = None) -> Result:
     """DPO with LoRA on a copy of ``lm``'s model; ``lm`` itself is left unchanged (notebook 15).
 
@@ -252,7 +253,7 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
             entry.update(val_loss=m["loss"], val_margin=m["margin"], val_accuracy=m["accuracy"])
 
     live = ft.LivePlot(f"DPO (beta={beta}): loss") if plot else None
-    bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not progress)
+    bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not show_progress(progress))
     seconds = []
     model.train()
     while state["step"] < max_steps:

@@ -81,3 +81,42 @@ def test_seed_everything_is_transformers_set_seed_plus_a_check():
             lmkit.env.seed_everything(bad)
     assert lmkit.env.SEED == 7
     lmkit.env.seed_everything(0)
+
+
+def _progress_parameters():
+    """(qualified name, default) of every lmkit function that takes ``progress=``."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    found = {}
+    for info in pkgutil.walk_packages(lmkit.__path__, "lmkit."):
+        if info.name.startswith("lmkit.exercises") or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if inspect.isfunction(obj) and obj.__module__ == info.name and "progress" in inspect.signature(obj).parameters:
+                found[f"{info.name}.{name}"] = inspect.signature(obj).parameters["progress"].default
+    return found
+
+
+def test_every_progress_argument_follows_the_switch_by_default():
+    """``progress=None`` everywhere: LMKIT_PROGRESS (off in quick mode and CI) decides, so no bar is stored by a run
+    that turned them off; a caller's True or False still wins."""
+    found = _progress_parameters()
+    assert len(found) >= 10, found
+    assert {name: d for name, d in found.items() if d is not None} == {}
+    assert lmkit.finetune.TrainConfig().progress is None
+
+
+def test_a_loop_shows_its_bar_only_when_the_switch_says_so(monkeypatch, capsys, tiny_lm):
+    from lmkit import metrics
+
+    text = " ".join(["the cat sat on the mat"] * 40)
+    for switch, shown in [(False, False), (True, True)]:
+        monkeypatch.setattr(lmkit.env, "PROGRESS", switch)
+        metrics.token_nll(tiny_lm, text, window=16, stride=8)
+        assert ("perplexity" in capsys.readouterr().err) is shown
+    monkeypatch.setattr(lmkit.env, "PROGRESS", False)
+    metrics.token_nll(tiny_lm, text, window=16, stride=8, progress=True)
+    assert "perplexity" in capsys.readouterr().err

@@ -91,8 +91,10 @@ def test_constants_references_names_and_settings_are_allowed():
                   md("## 2. Loading\n\nThe model has 30 layers, hidden size 576 and 49,152 ids (notebook 05 and 08; "
                      "see section 3). We train 150 steps with a window of 2,048 and 4-bit groups (`Q4_1`, "
                      "`max_new_tokens=24`), as Bengio et al. 2003 did, on SmolLM2-135M. "
-                     "[link](https://example.com/7/91)\n\n1. A list item."))
+                     "[link](https://example.com/7/91)\n\n1. A list item.\n\n**12.4 (open)** Build it with "
+                     "xgrammar 0.2.9 or torch 2.13.0."))
     assert cn.prose_problems(nb) == []
+    assert len(cn.prose_problems(notebook(md("It ran 12.4 times faster than 0.2 of it.")))) == 2  # not a label
 
 
 def test_per_notebook_allow_list_and_extra_allowed():

@@ -66,9 +66,14 @@ def test_interleave_runs_round_robin():
 
 # ----------------------------------------------------------------------------------------------- memory
 def test_peak_memory_sees_an_allocation():
-    def grow():
-        x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched, freed on return: no sleep, no sampler to wait for
-        return x.sum()
+    def grow():  # 64 MiB of fresh pages, touched, freed on return: no sleep, no sampler to wait for
+        import mmap  # mmap, not torch: an allocator may hand back pages that earlier tests freed but kept resident
+
+        n = 64 * 2**20
+        buf = mmap.mmap(-1, n)
+        for i in range(0, n, mmap.PAGESIZE):
+            buf[i] = 1
+        buf.close()
 
     with P.PeakMemory() as mem:
         grow()

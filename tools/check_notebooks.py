@@ -119,6 +119,8 @@ def _strip_markdown(md: str) -> str:
     md = re.sub(r"^\s{0,3}#+\s*\d+(\.\d+)*\.?", " ", md, flags=re.M)          # "## 2. Loading" headings
     md = re.sub(r"^\s*(\d+)\.\s", " ", md, flags=re.M)                        # "1. It uses" list markers
     md = re.sub(r"\*\*\d+\.(?=\*\*|\s)", " ", md)                                        # "**2.** exercise labels"
+    md = re.sub(r"^\*\*\d+\.\d+\b", " ", md, flags=re.M)                     # "**12.4 (open)**" exercise labels
+    md = re.sub(r"\b\d+\.\d+\.\d+\w*\b", " ", md)                                # versions: "xgrammar 0.2.9"
     return md
 
 

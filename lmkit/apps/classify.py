@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit.apps.data import LABELS, sentiment_data
+from ..env import show_progress
 
 __all__ = ['continuation_logprobs', 'SentimentPrompt', 'INSTRUCTION', 'standard_prompts', 'CONTENT_FREE', 'label_scores', 'label_prior', 'classify']
 
@@ -52,7 +53,7 @@ def _rows_logprobs(lm, prefix_cache, n_prefix: int, seqs: list[list[int]], keep:
 
 
 def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, batch_size: int = 8,
-                          progress: bool = True) -> torch.Tensor:
+                          progress: bool | None = None) -> torch.Tensor:
     """``log P(continuation | context)``, summed over the continuation's tokens, ``[len(contexts), len(continuations)]``.
 
     Context and continuation are tokenized separately and joined as ids, so each label is scored as the same
@@ -94,7 +95,7 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
     rows.sort(key=lambda r: -len(r[1]))  # similar lengths together: little padding inside a batch
     out = torch.empty(len(contexts), len(continuations))
     starts = range(0, len(rows), batch_size)
-    for start in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 2, leave=False):
+    for start in tqdm(starts, desc="scoring", disable=not show_progress(progress) or len(starts) < 2, leave=False):
         batch = rows[start:start + batch_size]
         # the logits at position t predict token t + 1: for a row of length L ending with an m-token continuation,
         # positions L-m-1 .. L-2 predict it (m = 0 in the single-token case: only position L-1 is needed)
@@ -181,7 +182,8 @@ def standard_prompts(shots=None) -> dict[str, SentimentPrompt]:
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
-def label_scores(lm, prompt: SentimentPrompt, texts, *, batch_size: int = 8, progress: bool = True) -> torch.Tensor:
+def label_scores(lm, prompt: SentimentPrompt, texts, *, batch_size: int = 8,
+                 progress: bool | None = None) -> torch.Tensor:
     """Log-likelihood of each label word after ``prompt`` for each text, ``[len(texts), len(prompt.labels)]``."""
     if isinstance(texts, str):
         texts = [texts]
@@ -201,7 +203,7 @@ def label_prior(lm, prompt: SentimentPrompt, content_free=CONTENT_FREE) -> torch
 
 
 def classify(lm, prompt: SentimentPrompt, texts, *, calibrate: bool = False, batch_size: int = 8,
-             progress: bool = True) -> list[str]:
+             progress: bool | None = None) -> list[str]:
     """The most likely label for each text (notebook 09).
 
     ``calibrate=True`` first divides each label's probability by the prompt's :func:`label_prior`, so a prompt

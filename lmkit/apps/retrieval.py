@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 from lmkit.apps.chat import answer_question, ask
 from lmkit.apps.data import passages, qa_data
 from lmkit.apps.metrics import answer_first, contains_answer, exact_match
+from ..env import show_progress
 
 __all__ = ['Retriever', 'recall_at_k', 'qa_run']
 
@@ -55,7 +56,7 @@ def recall_at_k(retriever: Retriever, questions: list[dict], k: int = 1) -> floa
 
 
 def qa_run(lm, questions: list[dict], mode: str = "closed", retriever: Retriever | None = None, *, k: int = 1,
-           progress: bool = True):
+           progress: bool | None = None):
     """Answer every question and score it; a pandas DataFrame, one row per question (notebook 09).
 
     ``mode``: ``"closed"`` (the question alone), ``"retrieved"`` (the top-``k`` passages found by ``retriever``)
@@ -69,7 +70,7 @@ def qa_run(lm, questions: list[dict], mode: str = "closed", retriever: Retriever
         raise ValueError("mode='retrieved' needs a retriever: pass retriever=Retriever(passages())")
     by_id = {d["id"]: d for d in passages()} if mode == "oracle" else {}
     rows = []
-    for q in tqdm(questions, desc=f"Q&A ({mode})", disable=not progress, leave=False):
+    for q in tqdm(questions, desc=f"Q&A ({mode})", disable=not show_progress(progress), leave=False):
         found, context = [], None
         if mode == "retrieved":
             found = [d for d, _ in retriever.search(q["question"], k)]

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from .items import LETTERS, NORMALIZE, ItemError, check_items, render
 from .stats import accuracy_interval
+from ..env import show_progress
 
 __all__ = ["encode_pair", "loglikelihoods", "multiple_choice", "by_category", "letter_prompt", "parse_letter",
            "letter_choice"]
@@ -57,7 +58,7 @@ def _packed_mask(n_ctx: int, spans, width: int, dtype) -> torch.Tensor:
 
 
 @torch.no_grad()
-def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool = False) -> list[tuple[float, int, bool]]:
+def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = None) -> list[tuple[float, int, bool]]:
     """``log P(continuation | context)`` for each ``(context, continuation)`` pair, with its token count and
     whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)``, nats (notebook 14).
 
@@ -85,7 +86,7 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool = False) ->
     dtype = dtype if dtype.is_floating_point else torch.float32
     out: list = [None] * len(encoded)
     starts = range(0, len(rows), batch_size)
-    for start in tqdm(starts, desc="scoring", disable=not progress, leave=False):
+    for start in tqdm(starts, desc="scoring", disable=not show_progress(progress), leave=False):
         batch = rows[start:start + batch_size]
         width = max(len(r[1]) for r in batch)
         ids = torch.tensor([r[1] + [pad] * (width - len(r[1])) for r in batch], device=lm.device)
@@ -111,7 +112,7 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool = False) ->
 
 
 def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None = None, batch_size: int = 16,
-                    progress: bool = False) -> dict:
+                    progress: bool | None = None) -> dict:
     """Score multiple-choice ``items`` by log-likelihood (notebook 14).
 
     Each choice, exactly as written (items carry their own leading space), is scored as the continuation of the
@@ -179,7 +180,7 @@ def parse_letter(reply: str, n_choices: int) -> int:
 
 @torch.no_grad()
 def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batch_size: int = 16,
-                  progress: bool = False) -> dict:
+                  progress: bool | None = None) -> dict:
     """Let the model generate the answer letter (greedy) after :func:`letter_prompt`; the first letter A-H it writes
     (as a word of its own) is its choice, anything else counts as wrong (notebook 14).
 
@@ -196,7 +197,8 @@ def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batc
         texts = [t + "\nAnswer:" for t in texts]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     replies = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="generating", disable=not progress, leave=False):
+    starts = range(0, len(texts), batch_size)
+    for start in tqdm(starts, desc="generating", disable=not show_progress(progress), leave=False):
         rows = [tok(t, add_special_tokens=False).input_ids for t in texts[start:start + batch_size]]
         width = max(map(len, rows))
         ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)  # left padding

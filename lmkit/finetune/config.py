@@ -50,7 +50,7 @@ class TrainConfig:
     lora_targets: tuple = LORA_TARGETS
     mixed_precision: str = "auto"            # "auto": bf16 (or fp16) on a GPU, none on a CPU
     attn_implementation: str = "sdpa"        # faster for training than the "eager" that lmkit.load uses
-    progress: bool = True
+    progress: bool | None = None             # progress bar: None follows lmkit.env.PROGRESS; False also silences prints
     save_model: bool = False                 # at the end: merge and save to output_dir/"model"
 
     @classmethod

@@ -24,6 +24,7 @@ from lmkit.finetune.data import IGNORE, collate, example_order, load_examples
 from lmkit.finetune.lora import add_lora, count_parameters, save
 from lmkit.finetune.loss import evaluate_loss, forward_nll
 from lmkit.finetune.plots import LivePlot
+from lmkit.env import show_progress
 from lmkit.profile.memory import PeakMemory
 
 __all__ = ["Result", "make_schedule", "train"]
@@ -136,7 +137,7 @@ def _prepare(run: _Run) -> tuple[int, int]:
     model = add_lora(run.lm.model, cfg) if cfg.method == "lora" else run.lm.model
     model.train()
     trainable, total = count_parameters(model)
-    if run.main and cfg.progress:
+    if run.main and cfg.progress is not False:
         print(f"{cfg.method}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.2f}%)")
     run.params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in run.params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
@@ -215,7 +216,7 @@ def _loop(run: _Run, plot: bool) -> tuple[list[float], list[float], PeakMemory]:
     if run.state["step"] == 0 and not history and cfg.eval_every and run.val_ex:
         history.append({"step": 0, "train_loss": None, "lr": 0.0, "val_loss": _val_loss(run)})
     bar = tqdm(total=cfg.max_steps, initial=run.state["step"], desc=f"{cfg.method} fine-tuning",
-               disable=not cfg.progress or not run.accelerator.is_local_main_process)
+               disable=not show_progress(cfg.progress) or not run.accelerator.is_local_main_process)
     seconds, tokens = [], []
     if live:
         live.update(history)
@@ -280,7 +281,7 @@ def train(config=None, *, plot: bool = False, **overrides) -> Result:
     if cfg.save_model and run.main:
         folder = save(lm, Path(cfg.output_dir) / "model")
         result.lm = lmkit.load(folder, device=accelerator.device)
-        if cfg.progress:
+        if cfg.progress is not False:
             print(f"merged model saved to {folder}")
     if cfg.output_dir and run.main:
         write_json(Path(cfg.output_dir) / "history.json", run.state["history"])

@@ -16,6 +16,7 @@ from lmkit.profile.generation import GenerationStats, as_model, time_generation
 from lmkit.profile.isolated import ChildCrashed
 from lmkit.profile.roofline import weight_bytes
 from lmkit.profile.timing import check_counts, percentile
+from ..env import show_progress
 
 __all__ = ["compare_runs", "compare_generation", "summary_table"]
 
@@ -40,7 +41,7 @@ def summary_table(runs: dict[str, list[GenerationStats]]):
 
 
 def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int = 3, warmup: int = 1,
-                 progress: bool = True):
+                 progress: bool | None = None):
     """Time several generation functions round-robin (A B C A B C ...) and tabulate them (notebook 05).
 
     Each function takes no argument and returns a :class:`GenerationStats` (``lmkit.profile.LeanDecoder``, a lambda
@@ -68,7 +69,7 @@ def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int
         for _ in range(warmup):
             if name not in failed:
                 attempt(name, fn)
-    for _ in tqdm(range(repeats), desc="rounds", disable=not progress, leave=False):
+    for _ in tqdm(range(repeats), desc="rounds", disable=not show_progress(progress), leave=False):
         for name, fn in runs.items():
             if name not in failed and (result := attempt(name, fn)) is not None:
                 stats[name].append(result)
@@ -78,7 +79,7 @@ def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int
 
 
 def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_new_tokens: int = 32, *,
-                       repeats: int = 3, warmup: int = 1, progress: bool = True):
+                       repeats: int = 3, warmup: int = 1, progress: bool | None = None):
     """Time ``model.generate`` for several configurations, interleaved round by round (notebook 05).
 
     ``configs`` maps a name to ``(model, generate_kwargs)``. Returns :func:`summary_table`'s DataFrame plus the

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
+from ..env import show_progress
 
 __all__ = ["sync", "percentile", "Timing", "format_seconds", "check_counts", "time_fn", "interleave"]
 
@@ -107,7 +108,7 @@ def time_fn(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, devi
 
 
 def interleave(fns: dict[str, Callable[[], object]], *, repeats: int = 5, warmup: int = 1, device=None,
-               progress: bool = True) -> dict[str, Timing]:
+               progress: bool | None = None) -> dict[str, Timing]:
     """Time several configurations round-robin: A B C A B C ... so that a load spike hits all alike (notebook 05).
 
     Timing A five times, then B five times, compares A under one load with B under another; interleaving makes
@@ -123,7 +124,7 @@ def interleave(fns: dict[str, Callable[[], object]], *, repeats: int = 5, warmup
             fn()
     sync(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in tqdm(range(repeats), desc="rounds", disable=not progress, leave=False):
+    for _ in tqdm(range(repeats), desc="rounds", disable=not show_progress(progress), leave=False):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
