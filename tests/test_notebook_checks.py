@@ -27,6 +27,7 @@ CHECKED_NOTEBOOKS = [
     "09_applications",
     "10_tokenizers_from_scratch",
     "11_causal_interpretability",
+    "12_decoding_fast_and_constrained",
     "13_smollm2_from_scratch",
     "14_evaluation",
 ]
