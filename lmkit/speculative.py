@@ -36,7 +36,9 @@ class SpeculativeResult:
 
     ``ids``: the new token ids (prompt excluded); ``text``: their decode without special tokens;
     ``target_passes``: forward passes of the target (the prefill included); ``draft_passes``: the draft's;
-    ``proposed`` / ``accepted``: draft tokens proposed and accepted; ``seconds``: wall time of the call.
+    ``proposed``: draft tokens proposed (what the draft paid for); ``verified``: proposals the target judged, the
+    first rejection included (a round stops at its first rejection, so the proposals after it are never judged);
+    ``accepted``: proposals kept; ``seconds``: wall time of the call.
     """
 
     ids: list[int]
@@ -44,13 +46,18 @@ class SpeculativeResult:
     target_passes: int
     draft_passes: int
     proposed: int
+    verified: int
     accepted: int
     seconds: float
 
     @property
     def acceptance_rate(self) -> float:
-        """Accepted / proposed draft tokens (NaN when nothing was proposed)."""
-        return self.accepted / self.proposed if self.proposed else float("nan")
+        """Accepted / verified proposals: the per-proposal acceptance probability alpha of Leviathan et al. (2023),
+        which :func:`expected_tokens_per_pass` takes (NaN when nothing was verified).
+
+        Dividing by ``proposed`` instead would count the proposals after a round's first rejection, which the
+        target never judged, and would make alpha look smaller the larger ``k`` is."""
+        return self.accepted / self.verified if self.verified else float("nan")
 
     @property
     def tokens_per_pass(self) -> float:
@@ -178,7 +185,7 @@ def speculative(lm, prompt, draft, num_draft_tokens: int = 4, **settings):
     n_prompt, procs, eos = seq.shape[1], G.processors(s), G.eos_ids(lm)
     max_new = min(s.max_new_tokens, G.context_size(lm) - n_prompt)
     t_cache, d_cache = DynamicCache(config=lm.model.config), DynamicCache(config=dmodel.config)
-    counts = dict(target_passes=0, draft_passes=0, proposed=0, accepted=0)
+    counts = dict(target_passes=0, draft_passes=0, proposed=0, verified=0, accepted=0)
     start = time.perf_counter()
     if s.seed is not None:
         torch.manual_seed(s.seed)
@@ -209,6 +216,7 @@ def speculative(lm, prompt, draft, num_draft_tokens: int = 4, **settings):
                 if not ok:
                     break
             counts["accepted"] += len(kept) - 1
+            counts["verified"] += min(len(kept), k)  # the accepted ones, plus the first rejected one if any
             if any(t in eos for t in kept):
                 kept = kept[:next(j for j, t in enumerate(kept) if t in eos) + 1]
             seq = torch.cat([seq, seq.new_tensor([kept])], 1)

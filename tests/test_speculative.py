@@ -52,7 +52,10 @@ def test_greedy_speculative_is_token_identical_to_greedy(target, name, k):
     result = G.speculative(target, PROMPT, drafts(target)[name], num_draft_tokens=k, max_new_tokens=N)
     assert result.ids == G.reference(target, PROMPT, max_new_tokens=N)
     assert len(result.ids) == N and result.text == target.tokenizer.decode(result.ids, skip_special_tokens=True)
-    assert 0 <= result.accepted <= result.proposed
+    assert 0 <= result.accepted <= result.verified <= result.proposed
+    # a round judges its proposals up to the first rejection: every round that did not keep all k judged one more
+    rounds_with_a_rejection = result.verified - result.accepted
+    assert 0 <= rounds_with_a_rejection <= result.target_passes
     # every pass makes 1 token plus the accepted proposals
     assert result.target_passes + result.accepted == N
 
@@ -63,8 +66,13 @@ def test_draft_always_right_and_always_wrong_pass_counts(target, k, n):
     right = G.speculative(target, PROMPT, target, num_draft_tokens=k, max_new_tokens=n)
     assert right.acceptance_rate == 1.0 or right.proposed == 0
     assert right.target_passes == math.ceil(n / (k + 1))  # each pass: k accepted proposals + the target's own
+    assert right.verified == right.proposed  # nothing rejected: every proposal was judged
     wrong = G.speculative(target, PROMPT, Wrong(target.model), num_draft_tokens=k, max_new_tokens=n)
     assert wrong.accepted == 0 and wrong.target_passes == n  # each pass: the target's own token only
+    # every round but the last (which has no room left to propose) judges one proposal, rejects it, and never
+    # looks at the other k - 1, so alpha is 0 whatever k is
+    assert wrong.proposed == sum(min(k, n - 1 - i) for i in range(n)) and wrong.verified == n - 1
+    assert n == 1 or wrong.acceptance_rate == 0.0
     assert right.ids == wrong.ids == G.reference(target, PROMPT, max_new_tokens=n)
 
 
