@@ -24,6 +24,7 @@ CHECKED_NOTEBOOKS = [
     "05_inference_profiling",
     "06_fine_tuning",
     "07_gpt_from_scratch",
+    "08_compression",
     "09_applications",
     "10_tokenizers_from_scratch",
     "11_causal_interpretability",
