@@ -130,6 +130,15 @@ def test_memory_bandwidth_counts_read_and_write():
         P.memory_bandwidth(1000)
 
 
+def test_memory_bandwidth_read_counts_the_bytes_read_once():
+    bw, t = P.memory_bandwidth(8 * 2**20, repeats=3, kind="read")
+    assert t.label == "read (sum)" and len(t.times) == 3
+    assert bw == pytest.approx(8 * 2**20 / t.median)  # read only: one pass over the buffer, nothing written
+    assert bw > 1e8
+    with pytest.raises(ValueError, match="kind='write'"):
+        P.memory_bandwidth(8 * 2**20, kind="write")
+
+
 def test_matmul_throughput_counts_2n3():
     flops, t = P.matmul_throughput(torch.float32, n=128, repeats=3)
     assert flops == pytest.approx(2 * 128**3 / t.median)
