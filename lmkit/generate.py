@@ -27,6 +27,7 @@ from typing import Iterator
 import torch
 
 from lmkit import constrained
+from lmkit.kvcache import cache_arg, returned_cache, with_cache
 
 __all__ = ["SETTINGS", "SettingsError", "Settings", "Alternative", "Step", "check_settings", "check_prompt",
            "context_size", "prompt_ids", "eos_ids", "processors", "stream", "generate", "reference",
@@ -335,8 +336,8 @@ def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, grammar
     if s.seed is not None:
         torch.manual_seed(s.seed)
     n_prompt, late, emitted_all = ids.shape[1], 0, True
-    kwargs = dict(attention_mask=torch.ones_like(ids), past_key_values=DynamicCache(config=model.config),
-                  use_cache=True, logits_to_keep=1)
+    kwargs = dict(attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1,
+                  **with_cache(model, DynamicCache(config=model.config)))
     step_ids, emitted = ids, ""
     with torch.inference_mode():
         for index in range(max_new):
@@ -346,7 +347,7 @@ def _loop(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, grammar
                 else:
                     return
             out = model(input_ids=step_ids, position_ids=None, return_dict=True, **kwargs)
-            kwargs["past_key_values"] = out.past_key_values
+            kwargs[cache_arg(model)] = returned_cache(out)
             logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)  # [1, vocab], as generate takes them
             raw = torch.softmax(logits[0], dim=-1)
             if grammar is not None:

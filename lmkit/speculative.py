@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from .kvcache import with_cache
 
 __all__ = ["SpeculativeResult", "speculative", "early_exit_draft", "accept_or_resample", "expected_tokens_per_pass"]
 
@@ -138,7 +139,7 @@ def _forward(model, cache, ids: torch.Tensor, n_keep: int) -> torch.Tensor:
     """Run ``ids`` [1, t] after what ``cache`` holds; the float32 logits of the last ``n_keep`` positions [n, V]."""
     length = cache.get_seq_length() + ids.shape[1]
     out = model(input_ids=ids, attention_mask=torch.ones(1, length, dtype=torch.long, device=ids.device),
-                past_key_values=cache, use_cache=True, logits_to_keep=n_keep)
+                use_cache=True, logits_to_keep=n_keep, **with_cache(model, cache))
     return out.logits[0, -n_keep:].float()
 
 

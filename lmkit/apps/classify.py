@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from lmkit.apps.data import LABELS, sentiment_data
 from ..env import show_progress
+from ..kvcache import returned_cache, with_cache
 
 __all__ = ['continuation_logprobs', 'SentimentPrompt', 'INSTRUCTION', 'standard_prompts', 'CONTENT_FREE', 'label_scores', 'label_prior', 'classify']
 
@@ -45,7 +46,7 @@ def _rows_logprobs(lm, prefix_cache, n_prefix: int, seqs: list[list[int]], keep:
     if n_prefix:
         cache = copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(len(seqs))
-        kwargs = {"past_key_values": cache, "use_cache": True}
+        kwargs = {**with_cache(lm.model, cache), "use_cache": True}
         mask = torch.cat([torch.ones(len(seqs), n_prefix, dtype=mask.dtype, device=lm.device), mask], dim=1)
     logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                       logits_to_keep=torch.tensor(keep, device=lm.device), **kwargs).logits  # the head only where needed
@@ -84,8 +85,8 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
     prefix_cache = None
     if n_prefix:
         with torch.no_grad():
-            prefix_cache = lm.model(torch.tensor([ctx_ids[0][:n_prefix]], device=lm.device),
-                                    use_cache=True).past_key_values
+            out = lm.model(torch.tensor([ctx_ids[0][:n_prefix]], device=lm.device), use_cache=True)
+            prefix_cache = returned_cache(out)
     single = all(len(ids) == 1 for ids in cont_ids)
     if single:
         firsts = torch.tensor([ids[0] for ids in cont_ids])

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from lmkit.profile.generation import GenerationStats, as_model, timed_greedy
+from ..kvcache import returned_cache, with_cache
 
 __all__ = ["LeanDecoder", "decode_step", "prefill_step"]
 
@@ -65,14 +66,15 @@ class LeanDecoder:
         cache = self._new_cache(t + max(max_new_tokens, 1))
 
         def prefill():
-            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1,
+            out = self.model(input_ids=input_ids, **with_cache(self.model, cache), use_cache=True, logits_to_keep=1,
                              cache_position=torch.arange(t, device=self.device))
             return out.logits[:, -1].argmax(-1, keepdim=True)
 
         def step(ids, i):
             position = torch.tensor([t + i], device=self.device)
-            return self._forward(input_ids=ids, past_key_values=cache, cache_position=position, use_cache=True,
-                                 logits_to_keep=1).logits[:, -1].argmax(-1, keepdim=True)
+            out = self._forward(input_ids=ids, **with_cache(self.model, cache), cache_position=position,
+                                use_cache=True, logits_to_keep=1)
+            return out.logits[:, -1].argmax(-1, keepdim=True)
 
         stats = timed_greedy(prefill, step, max_new_tokens, prompt_shape=(b, t), device=self.device)
         if first_call:
@@ -91,7 +93,7 @@ def decode_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
         input_ids = input_ids.unsqueeze(0)
     with torch.inference_mode():
         out = model(input_ids, use_cache=True)
-    cache, n = out.past_key_values, input_ids.shape[1]
+    cache, n = returned_cache(out), input_ids.shape[1]
     next_ids = out.logits[:, -1:].argmax(-1)
 
     def step():
@@ -99,7 +101,7 @@ def decode_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
             extra = cache.get_seq_length() - n
             if extra:
                 cache.crop(-extra)  # transformers 5: a negative count removes that many tokens
-            return model(next_ids, past_key_values=cache, use_cache=True)
+            return model(next_ids, use_cache=True, **with_cache(model, cache))
 
     return step
 
