@@ -264,9 +264,10 @@ class Scripted(torch.nn.Module):
         self.inner, self.script, self.n_prompt = inner, script, n_prompt
         self.config, self.generation_config = inner.config, inner.generation_config
 
-    def forward(self, input_ids, past_key_values=None, **kw):
-        seen = past_key_values.get_seq_length() if past_key_values is not None else 0
-        out = self.inner(input_ids=input_ids, past_key_values=past_key_values, **kw)
+    def forward(self, input_ids, **kw):  # the cache arrives under the installed transformers' name (lmkit.kvcache)
+        cache = kw.get("cache", kw.get("past_key_values"))
+        seen = cache.get_seq_length() if cache is not None else 0
+        out = self.inner(input_ids=input_ids, **kw)
         step = seen + input_ids.shape[1] - self.n_prompt
         if step < len(self.script):
             out.logits[..., self.script[step]] += 1e4

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lmkit import profile as P
+from lmkit.kvcache import returned_cache, with_cache
 
 
 # ----------------------------------------------------------------------------------------------- statistics
@@ -189,7 +190,7 @@ def test_kv_formula_matches_a_real_cache(tiny_lm):
     for batch, T in [(1, 1), (1, 7), (3, 12)]:
         ids = torch.randint(0, c.vocab_size, (batch, T))
         with torch.inference_mode():
-            cache = m(ids, use_cache=True).past_key_values
+            cache = returned_cache(m(ids, use_cache=True))
         head_dim = c.hidden_size // c.num_attention_heads
         expected = c.num_hidden_layers * 2 * c.num_key_value_heads * head_dim * T * batch * 4
         assert P.cache_bytes(cache) == P.kv_cache_bytes(c, T, batch=batch) == expected
@@ -200,10 +201,10 @@ def test_kv_cache_grows_by_the_formula_per_generated_token(tiny_lm):
     ids = torch.randint(3, c.vocab_size, (1, 5))
     with torch.inference_mode():
         out = m(ids, use_cache=True)
-        sizes = [P.cache_bytes(out.past_key_values)]
+        sizes = [P.cache_bytes(returned_cache(out))]
         for _ in range(4):
-            out = m(out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
-            sizes.append(P.cache_bytes(out.past_key_values))
+            out = m(out.logits[:, -1:].argmax(-1), **with_cache(m, returned_cache(out)), use_cache=True)
+            sizes.append(P.cache_bytes(returned_cache(out)))
     steps = np.diff(sizes)
     assert (steps == P.kv_cache_bytes(c, 1)).all()
 
@@ -283,7 +284,7 @@ def test_decode_step_does_the_same_work_each_call(tiny_lm):
     step = P.decode_step(tiny_lm, ids)
     first = step()
     second = step()
-    assert first.past_key_values.get_seq_length() == second.past_key_values.get_seq_length() == 5
+    assert returned_cache(first).get_seq_length() == returned_cache(second).get_seq_length() == 5
     assert torch.allclose(first.logits, second.logits)
     with torch.inference_mode():
         full = tiny_lm.model(torch.cat([ids, tiny_lm.model(ids).logits[:, -1:].argmax(-1)], 1)).logits[:, -1]
@@ -309,7 +310,7 @@ def test_real_model_kv_and_weights(real_lm):
     assert P.weight_bytes(m) == 4 * sum(p.numel() for p in m.parameters())  # ≈ 538 MB in fp32
     assert P.kv_cache_bytes(c, 1) == 30 * 2 * 3 * 64 * 4  # 46,080 bytes per token
     with torch.inference_mode():
-        cache = m(real_lm.encode("To be, or not to be"), use_cache=True).past_key_values
+        cache = returned_cache(m(real_lm.encode("To be, or not to be"), use_cache=True))
     assert P.cache_bytes(cache) == P.kv_cache_bytes(c, cache.get_seq_length())
 
 
