@@ -93,6 +93,7 @@ def main() -> None:
     draft = G.early_exit_draft(lm, args.depth)
     draft.model.generation_config.num_assistant_tokens = args.k
     draft.model.generation_config.num_assistant_tokens_schedule = "constant"
+    draft.model.generation_config.assistant_confidence_threshold = 0  # no early stop below a confidence (0.4)
     ids = G.prompt_ids(lm, PROMPT, chat=True)
     greedy(lm, ids, 4)  # warm-up
     spec = G.speculative(lm, PROMPT, draft, num_draft_tokens=args.k, chat=True, max_new_tokens=args.tokens)
@@ -118,7 +119,8 @@ def main() -> None:
                   attn=lm.model.config._attn_implementation, torch=torch.__version__, threads=torch.get_num_threads(),
                   cpu_count=os.cpu_count(), platform=platform.platform(terse=True), prompt=PROMPT,
                   tokens=args.tokens, rounds=args.rounds, depth=args.depth, k=args.k,
-                  acceptance_rate=spec.acceptance_rate, tokens_per_pass=spec.tokens_per_pass,
+                  acceptance_rate=spec.acceptance_rate, proposed=spec.proposed, verified=spec.verified,
+                  accepted=spec.accepted, tokens_per_pass=spec.tokens_per_pass,
                   grammar_ms_per_token=mask_ms, grammar_tokens=mask_tokens, plain_ms_per_token=decode_ms,
                   load_avg=os.getloadavg()[0], rows=rows, date=time.strftime("%Y-%m-%d %H:%M"))
     out = Path(__file__).parent / "results" / "speculative.json"
