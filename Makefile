@@ -39,7 +39,8 @@ unit: setup       ## unit tests only
 book: setup       ## execute every notebook in full mode, in place, so the committed copies show real outputs
 	for nb in $(NOTEBOOKS); do \
 	  LMKIT_QUICK=0 LMKIT_PROGRESS=0 HF_HUB_OFFLINE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.store_widget_state=True $$nb || exit 1; done
+	    --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.store_widget_state=True $$nb || exit 1; \
+	  $(BIN)/python tools/check_notebooks.py --prune-widgets --outputs $$nb || exit 1; done
 	$(MAKE) student
 
 student: setup    ## student copies under student/: solutions blanked, outputs cleared (CI checks they are in sync)

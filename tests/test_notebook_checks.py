@@ -153,3 +153,21 @@ def test_every_cell_runs_offline_under_run_all(name):
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if {"nbval-skip", "skip-execution"} & set(c.metadata.get("tags", []))]
     assert tagged == [], f"{name}: cells {tagged} are skipped by tag; guard them with a check instead"
+
+
+def test_stale_widget_state_is_reported_and_pruned(tmp_path):
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "aa", "version_major": 2, "version_minor": 0}}
+    nb = notebook(code("w", {"output_type": "display_data", "data": view, "metadata": {}}))
+    nb["metadata"]["widgets"] = {cn.WIDGET_STATE: {"version_major": 2, "version_minor": 0, "state": {
+        "aa": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_bb"], "layout": "IPY_MODEL_cc"}},
+        "bb": {"model_name": "HTMLModel", "state": {"value": "shown"}},
+        "cc": {"model_name": "LayoutModel", "state": {}},
+        "dd": {"model_name": "HTMLModel", "state": {"value": "lora fine-tuning: 100%|##########| 30/30"}},
+        "ee": {"model_name": "LayoutModel", "state": {}}}}}
+    assert cn.stale_widget_models(nb) == ["dd", "ee"]  # shown: aa and what it references, bb and cc
+    assert any("widget model" in p.message for p in cn.output_problems(nb))
+    assert cn.prune_widget_state(nb) == 2
+    assert sorted(nb["metadata"]["widgets"][cn.WIDGET_STATE]["state"]) == ["aa", "bb", "cc"]
+    assert cn.output_problems(nb) == []
+    nb["cells"] = []  # nothing shown: the whole widgets entry goes
+    assert cn.prune_widget_state(nb) == 3 and "widgets" not in nb["metadata"]

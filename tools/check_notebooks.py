@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Problem", "ALLOWED", "ALLOWED_BY_NOTEBOOK", "prose_numbers", "output_numbers", "prose_problems",
-           "output_problems", "check", "main"]
+           "output_problems", "stale_widget_models", "prune_widget_state", "check", "main"]
 
 # ------------------------------------------------------------------------------------------ allow-lists (short!)
 ALLOWED: set[float] = {
@@ -256,7 +256,46 @@ def output_problems(nb) -> list[Problem]:
                     if hit:
                         where = hit.group(0) if isinstance(hit, re.Match) else "Traceback"
                         problems.append(Problem(name, i, f"{what}: {where!r}"))
+    stale = stale_widget_models(nb)
+    if stale:
+        problems.append(Problem(name, -1, f"{len(stale)} stored widget model(s) that no output shows (an earlier run's "
+                                          f"state): run tools/check_notebooks.py --prune-widgets"))
     return problems
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]+)")
+
+
+def stale_widget_models(nb) -> list[str]:
+    """Ids of widget models stored in the notebook's metadata that no output shows, directly or through another
+    model (``IPY_MODEL_<id>`` references): state left by an earlier run, e.g. a progress bar that this run no
+    longer draws. The HTML export would still carry it."""
+    _, nb = _load(nb)
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    todo = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.get("cells", []) for o in c.get("outputs", [])
+            if WIDGET_VIEW in o.get("data", {})]
+    seen = set()
+    while todo:
+        model = todo.pop()
+        if model in seen or model not in state:
+            continue
+        seen.add(model)
+        todo += MODEL_REF.findall(json.dumps(state[model]))
+    return sorted(set(state) - seen)
+
+
+def prune_widget_state(nb: dict) -> int:
+    """Drop the stale widget models (:func:`stale_widget_models`) from ``nb`` in place; returns how many."""
+    stale = stale_widget_models(nb)
+    widgets = nb.get("metadata", {}).get("widgets", {})
+    state = widgets.get(WIDGET_STATE, {}).get("state", {})
+    for model in stale:
+        del state[model]
+    if widgets and not state:
+        del nb["metadata"]["widgets"]
+    return len(stale)
 
 
 def check(paths, *, prose: bool = True, outputs: bool = True) -> list[Problem]:
@@ -275,8 +314,15 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--prose", action="store_true", help="only the prose-figures check")
     parser.add_argument("--outputs", action="store_true", help="only the stored-outputs check")
+    parser.add_argument("--prune-widgets", action="store_true",
+                        help="first drop stored widget state that no output shows, rewriting the files")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(Path(__file__).resolve().parent.parent.joinpath("notebooks").glob("*.ipynb"))
+    if args.prune_widgets:
+        for path in paths:
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            if prune_widget_state(nb):
+                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     both = not (args.prose or args.outputs)
     problems = check(paths, prose=both or args.prose, outputs=both or args.outputs)
     for p in problems:
