@@ -178,7 +178,8 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     - The reference is the starting model: adapters off. Its log-probabilities of a pair are computed once, when the
       pair is first drawn (and for every held-out pair before the first step).
     - Each step takes ``batch_size`` pairs in a fixed shuffled order (:func:`lmkit.finetune.example_order`), runs
-      chosen and rejected in one padded batch, and takes an AdamW step on :func:`dpo_loss`; warm-up then cosine
+      their chosen completions in one padded batch and their rejected ones in another, and takes an AdamW step on
+      :func:`dpo_loss`; warm-up then cosine
       decay (:func:`lmkit.finetune.make_schedule`), gradients clipped at 1.
     - ``history``: one dict per step with ``train_loss`` (DPO loss), ``margin`` and ``accuracy`` of the batch, and
       every ``eval_every`` steps and at the end ``val_loss``, ``val_margin``, ``val_accuracy`` on ``val_pairs``
@@ -252,7 +253,8 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
             m = preference_metrics(pair_logps(model, tok, val_ex, device=device), ref_val, beta)
             entry.update(val_loss=m["loss"], val_margin=m["margin"], val_accuracy=m["accuracy"])
 
-    live = ft.LivePlot(f"DPO (beta={beta}): loss") if plot else None
+    live = ft.LivePlot(f"DPO (beta={beta}): loss", ylabel="DPO loss (nats per pair)",
+                       mark_best=False) if plot else None
     bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not show_progress(progress))
     seconds = []
     model.train()

@@ -43,20 +43,28 @@ plot_history = plot_loss_curves  # the name notebook 06 uses
 
 
 class LivePlot:
-    """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 06)."""
+    """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 06).
 
-    def __init__(self, title: str = "training and validation loss", figsize=(7, 3.5)):
+    ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line at the step with the
+    lowest validation loss."""
+
+    def __init__(self, title: str = "training and validation loss", figsize=(7, 3.5), *,
+                 ylabel: str = "loss (nats per label token)", mark_best: bool = True):
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        self.title = title
+        self.title, self.ylabel, self.mark_best = title, ylabel, mark_best
         self.fig, self.ax = plt.subplots(figsize=figsize)
-        plot_loss_curves([], self.ax, title)
+        self._draw([])
         self.handle = display(self.fig, display_id=True)
+
+    def _draw(self, history: list[dict]) -> None:
+        plot_step_curves(history, "train_loss", "val_loss", ylabel=self.ylabel, title=self.title, ax=self.ax,
+                         mark_best=self.mark_best)
 
     def update(self, history: list[dict]) -> None:
         self.ax.clear()
-        plot_loss_curves(history, self.ax, self.title)
+        self._draw(history)
         self.fig.tight_layout()
         self.handle.update(self.fig)
 
