@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit.profile.roofline import weight_bytes
-from .env import show_progress
+from lmkit.env import show_progress
 
 __all__ = ["quantize_int8", "dynamic_int8", "fake_quant_activations", "FakeQuantLinear", "fake_quantize",
            "activation_outliers", "QuantLinear", "quantize_weights", "TiedWeightError", "tied_names", "untie",

@@ -12,7 +12,8 @@ import numbers
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .env import show_progress
+
+from lmkit.env import show_progress
 
 __all__ = ["DEFAULT_WINDOW", "HELDOUT_WINDOW", "check_window", "window_starts", "token_nll", "perplexity",
            "heldout_perplexity"]

@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from .env import show_progress
+
+from lmkit.env import show_progress
 
 MIN_DISCOUNT = 0.05
 """Estimated discounts are clipped into ``[MIN_DISCOUNT, j - MIN_DISCOUNT]``: every id keeps a positive probability

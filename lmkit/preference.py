@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from lmkit import finetune as ft
 from lmkit.data import data_file
 from lmkit.files import DataError, read_jsonl
-from .env import show_progress
+from lmkit.env import show_progress
 
 __all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
            "pair_logps", "preference_metrics", "train", "Result", "plot_margins"]

@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-from .kvcache import with_cache
+
+from lmkit.kvcache import with_cache
 
 __all__ = ["SpeculativeResult", "speculative", "early_exit_draft", "accept_or_resample", "expected_tokens_per_pass"]
 

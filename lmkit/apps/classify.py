@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lmkit.apps.data import LABELS, sentiment_data
-from ..env import show_progress
-from ..kvcache import returned_cache, with_cache
+from lmkit.env import show_progress
+from lmkit.kvcache import returned_cache, with_cache
 
 __all__ = ['continuation_logprobs', 'SentimentPrompt', 'INSTRUCTION', 'standard_prompts', 'CONTENT_FREE', 'label_scores', 'label_prior', 'classify']
 

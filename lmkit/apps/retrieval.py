@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 from lmkit.apps.chat import answer_question, ask
 from lmkit.apps.data import passages, qa_data
 from lmkit.apps.metrics import answer_first, contains_answer, exact_match
-from ..env import show_progress
+from lmkit.env import show_progress
 
 __all__ = ['Retriever', 'recall_at_k', 'qa_run']
 

@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 from .items import LETTERS, NORMALIZE, ItemError, check_items, render
 from .stats import accuracy_interval
-from ..env import show_progress
+
+from lmkit.env import show_progress
 
 __all__ = ["encode_pair", "loglikelihoods", "multiple_choice", "by_category", "letter_prompt", "parse_letter",
            "letter_choice"]

@@ -16,7 +16,7 @@ from lmkit.profile.generation import GenerationStats, as_model, time_generation
 from lmkit.profile.isolated import ChildCrashed
 from lmkit.profile.roofline import weight_bytes
 from lmkit.profile.timing import check_counts, percentile
-from ..env import show_progress
+from lmkit.env import show_progress
 
 __all__ = ["compare_runs", "compare_generation", "summary_table"]
 

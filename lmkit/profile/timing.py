@@ -13,7 +13,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-from ..env import show_progress
+
+from lmkit.env import show_progress
 
 __all__ = ["sync", "percentile", "Timing", "format_seconds", "check_counts", "time_fn", "interleave"]
 
