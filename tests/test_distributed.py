@@ -46,11 +46,22 @@ def _config(tmp: Path, model: Path, name: str, micro: int, **extra) -> Path:
     return path
 
 
+def _summaries(stdout: str) -> list[dict]:
+    """Every summary object the processes printed. They share one stdout, so a summary is looked for anywhere in the
+    text, not only at the start of a line: another process's line may have been written just before it."""
+    decoder, found, at = json.JSONDecoder(), [], stdout.find('{"step"')
+    while at != -1:
+        obj, end = decoder.raw_decode(stdout, at)
+        found.append(obj)
+        at = stdout.find('{"step"', end)
+    return found
+
+
 def _run(cmd: list[str], cwd: Path, processes: int = 1) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
     assert out.returncode == 0, f"{' '.join(cmd[:6])} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
-    results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    results = _summaries(out.stdout)
     assert len(results) == processes, f"expected {processes} process(es) to report, got {len(results)}"
     same = ("step", "train_loss", "val_loss", "trainable_params")
     assert all({k: r[k] for k in same} == {k: results[0][k] for k in same} for r in results), results
@@ -116,3 +127,10 @@ def test_a_two_process_checkpoint_resumes_in_one_process(runs, tiny_folder):
     assert abs(result["train_loss"] - one["train_loss"]) < 1e-5
     a, b = _weights(tmp / "one" / "model"), _weights(resumed / "model")
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-5
+
+
+def test_summaries_are_found_when_two_processes_write_into_one_line():
+    a = '{"step": 4, "train_loss": 1.5}'
+    b = '{"step": 4, "train_loss": 1.5, "resumed_from": null}'
+    assert _summaries(f"full: 10 trainable\n{a}{b}\n\nresumed from x {a}\n") == [json.loads(a), json.loads(b),
+                                                                                json.loads(a)]

@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     last = result.history[-1] if result.history else {}
-    print(json.dumps({"step": last.get("step"), "train_loss": last.get("train_loss"),
-                      "val_loss": last.get("val_loss"), "trainable_params": result.trainable_params,
-                      "total_params": result.total_params, "seconds_per_step": result.seconds_per_step,
-                      "steps_run": result.steps_run,
-                      "resumed_from": result.resumed_from}))
+    summary = json.dumps({"step": last.get("step"), "train_loss": last.get("train_loss"),
+                          "val_loss": last.get("val_loss"), "trainable_params": result.trainable_params,
+                          "total_params": result.total_params, "seconds_per_step": result.seconds_per_step,
+                          "steps_run": result.steps_run, "resumed_from": result.resumed_from})
+    # One write of the whole line, flushed: under ``accelerate launch`` every process shares one stdout, often
+    # unbuffered, where print() issues the text and its newline as two writes that another process can split.
+    sys.stdout.write(summary + "\n")
+    sys.stdout.flush()
     return 0
