@@ -410,3 +410,19 @@ def test_text_files_accept_a_bom_and_name_bad_encodings(tiny_lm, tmp_path):
     bad.write_bytes("the caf\xe9 sat".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin1\.txt: not UTF-8 text .* save the file as UTF-8"):
         ft.load_examples(str(bad), tiny_lm.tokenizer)
+
+
+def test_loss_plot_marks_the_best_step_in_its_legend_and_ticks_whole_steps():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = [{"step": s, "train_loss": 1.0 / (s + 1), "val_loss": None} for s in range(1, 21)]
+    history += [{"step": s, "train_loss": None, "val_loss": v} for s, v in ((0, 3.0), (5, 1.0), (10, 0.5), (20, 2.0))]
+    ax = ft.plot_loss_curves(history)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "lowest validation (step 10)" in labels, labels
+    ticks = [t for t in ax.get_xticks() if 0 <= t <= 20]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    plt.close(ax.figure)

@@ -212,7 +212,7 @@ def _loop(run: _Run, plot: bool) -> tuple[list[float], list[float], PeakMemory]:
     """Steps until ``max_steps``: validation, progress bar, live plot, checkpoints; (seconds, tokens) per step."""
     cfg, history = run.cfg, run.state["history"]
     per_step = cfg.micro_batch_size * cfg.grad_accum * run.accelerator.num_processes
-    live = LivePlot(f"{cfg.method} fine-tuning: loss") if plot and run.main else None
+    live = LivePlot(f"{'LoRA' if cfg.method == 'lora' else 'full'} fine-tuning: loss") if plot and run.main else None
     if run.state["step"] == 0 and not history and cfg.eval_every and run.val_ex:
         history.append({"step": 0, "train_loss": None, "lr": 0.0, "val_loss": _val_loss(run)})
     bar = tqdm(total=cfg.max_steps, initial=run.state["step"], desc=f"{cfg.method} fine-tuning",

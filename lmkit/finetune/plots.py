@@ -9,6 +9,7 @@ def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabe
     """Two per-step curves of a run's history (``step`` plus ``train_key`` / ``val_key``, None where absent) against
     optimizer steps; used for the loss curves (notebook 06) and DPO's reward margin (notebook 15). Returns the axes."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
@@ -19,13 +20,15 @@ def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabe
     if val:
         ax.plot(*zip(*val), "o-", color="#DD8452", label=labels[1])
         if mark_best:
-            ax.axvline(min(val, key=lambda sv: sv[1])[0], color="#DD8452", ls=":", lw=1)
+            best = min(val, key=lambda sv: sv[1])[0]
+            ax.axvline(best, color="#DD8452", ls=":", lw=1, label=f"lowest {labels[1]} (step {best})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if train or val:
-        ax.legend(loc="upper right")
+        ax.legend(loc="best", fontsize=8)  # "best": the corner with the fewest points under it
     return ax
 
 
@@ -45,8 +48,8 @@ plot_history = plot_loss_curves  # the name notebook 06 uses
 class LivePlot:
     """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 06).
 
-    ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line at the step with the
-    lowest validation loss."""
+    ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line, in the legend, at the step
+    with the lowest validation loss."""
 
     def __init__(self, title: str = "training and validation loss", figsize=(7, 3.5), *,
                  ylabel: str = "loss (nats per label token)", mark_best: bool = True):
