@@ -218,16 +218,20 @@ class FastDecoder:
         return total
 
     def decode_bytes(self, context: int) -> int:
-        """Bytes read per decode step: every weight once + the fp32 KV cache of ``context`` tokens.
+        """Bytes read per decode step with ``context`` tokens cached: every weight once + the whole fp32 KV buffer.
 
-        An embedding table that is not also the output head (the quantized head is a copy) is only looked up:
-        one row counts.
+        Attention reads all ``max_len`` slots of the buffer at every step, the empty ones masked (fixed shapes are
+        what lets ``torch.compile`` make one graph), so the cache counts ``max_len`` tokens whatever ``context`` is;
+        ``context`` is checked against it. An embedding table that is not also the output head (the quantized head
+        is a copy) is only looked up: one row counts. Raises ``ValueError`` if ``context`` is outside 0..max_len.
         """
+        if not 0 <= context <= self.max_len:
+            raise ValueError(f"context={context}: use 0..max_len={self.max_len} (the tokens the cache holds)")
         net = self.net
         lookup = 0
         if getattr(net.head, "w", net.embed[:0]).data_ptr() != net.embed.data_ptr():
             lookup = (net.embed.shape[0] - 1) * net.embed.shape[1] * net.embed.element_size()
-        kv = len(net.caches) * 2 * net.kv_heads * net.head_dim * context * 4
+        kv = len(net.caches) * 2 * net.kv_heads * net.head_dim * self.max_len * 4
         return self.weight_bytes() - lookup + kv
 
     def matmul_bandwidth(self, *, repeats: int = 5) -> tuple[float, Timing]:

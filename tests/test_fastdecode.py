@@ -48,7 +48,14 @@ def test_quantized_weights_stay_close_and_read_fewer_bytes(wide_lm):
         assert kl < 0.02, (weights, kl)
         sizes[weights] = dec.weight_bytes()
         assert dec(ids, 4).new_tokens == 4
-        assert dec.decode_bytes(10) < dec.weight_bytes() + 2 * 2 * 2 * 16 * 10 * 4 + 1  # the lookup table: 1 row
+        # every weight, the lookup-only table as one row, and the whole 32-slot KV buffer that attention reads
+        c = wide_lm.model.config
+        embed = dec.net.embed  # looked up only, one row read, when the head is a quantized copy of it
+        lookup = 0 if weights is None else (embed.shape[0] - 1) * embed.shape[1] * embed.element_size()
+        kv = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 32 * 4
+        assert dec.decode_bytes(10) == dec.decode_bytes(0) == dec.decode_bytes(32) == dec.weight_bytes() - lookup + kv
+        with pytest.raises(ValueError, match="context=33"):
+            dec.decode_bytes(33)
     fp32 = sum(p.numel() * 4 for p in wide_lm.model.parameters())
     assert sizes[None] == fp32
     assert sizes["int4"] < sizes["int8"] < fp32 / 2

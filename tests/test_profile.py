@@ -185,6 +185,26 @@ def test_matmul_params_and_decode_flops(tiny_lm):
     assert P.decode_flops(m, 10) - P.decode_flops(m, 0) == 4 * c.num_hidden_layers * c.num_attention_heads * head_dim * 10
 
 
+def test_prefill_flops_count_the_output_head_once_as_generate_runs_it(tiny_lm):
+    m, c = tiny_lm.model, tiny_lm.model.config
+    head = c.vocab_size * c.hidden_size
+    layers_only = P.decode_flops(m, 8) - 2 * head  # one token through every layer, attention over 8 keys
+    assert P.prefill_flops(m, 16) == 16 * layers_only + 2 * head
+    assert P.prefill_flops(m, 16, all_logits=True) == 16 * P.decode_flops(m, 8)
+    assert P.prefill_flops(m, 0) == 0
+    with pytest.raises(ValueError, match="prompt_tokens=-1"):
+        P.prefill_flops(m, -1)
+    # generate() really computes the logits of the last position only, during the prefill too
+    ids = torch.randint(3, c.vocab_size, (1, 6))
+    shapes = []
+    hook = m.lm_head.register_forward_hook(lambda mod, args, out: shapes.append(tuple(out.shape)))
+    try:
+        m.generate(ids, max_new_tokens=1, do_sample=False)
+    finally:
+        hook.remove()
+    assert shapes == [(1, 1, c.vocab_size)], shapes
+
+
 def test_kv_formula_matches_a_real_cache(tiny_lm):
     m, c = tiny_lm.model, tiny_lm.model.config
     for batch, T in [(1, 1), (1, 7), (3, 12)]:

@@ -29,8 +29,8 @@ from lmkit.profile.llama_cpp import LlamaCpp, time_llama_cpp
 from lmkit.profile.memory import PeakMemory, hwm_supported, release_free_memory, rss_bytes
 from lmkit.profile.plots import GB, plot_against_bound, plot_roofline, plot_sweep
 from lmkit.profile.roofline import (RooflinePoint, cache_bytes, decode_bound, decode_bytes, decode_flops,
-                                    kv_cache_bytes, lookup_only_bytes, matmul_params, prefill_bound, share_of_bound,
-                                    weight_bytes)
+                                    kv_cache_bytes, lookup_only_bytes, matmul_params, prefill_bound, prefill_flops,
+                                    share_of_bound, weight_bytes)
 from lmkit.profile.timing import Timing, interleave, percentile, sync, time_fn
 from lmkit.profile.torch_profiler import op_dispatch_cost, step_breakdown, top_operators
 
@@ -39,8 +39,8 @@ __all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "GenerationStats",
            "compare_runs", "decode_bound", "decode_bytes", "decode_flops", "decode_step", "hwm_supported", "interleave",
            "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_throughput", "matvec_bandwidth",
            "memory_bandwidth", "op_dispatch_cost", "percentile", "plot_against_bound", "plot_roofline", "plot_sweep",
-           "prefill_bound", "prefill_step", "quantize_int8", "release_free_memory", "rss_bytes", "share_of_bound",
-           "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp", "time_steps",
+           "prefill_bound", "prefill_flops", "prefill_step", "quantize_int8", "release_free_memory", "rss_bytes",
+           "share_of_bound", "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp", "time_steps",
            "timed_greedy", "top_operators", "weight_bytes"]
 
 

@@ -2,7 +2,7 @@
 
 - Bytes: the weights as stored (:func:`weight_bytes`), the KV-cache formula (:func:`kv_cache_bytes`) and the
   bytes a real cache holds (:func:`cache_bytes`), the bytes one decode step reads (:func:`decode_bytes`).
-- FLOPs: :func:`matmul_params`, :func:`decode_flops`.
+- FLOPs: :func:`matmul_params`, :func:`decode_flops`, :func:`prefill_flops`.
 - Bounds: :func:`decode_bound` (tokens/s at the memory bandwidth), :func:`prefill_bound`, :func:`share_of_bound`,
   and :class:`RooflinePoint` for one measured configuration on the roofline (Williams et al., 2009).
 """
@@ -14,7 +14,8 @@ import torch
 
 from lmkit.layers import head_dim as _head_dim
 
-__all__ = ["weight_bytes", "kv_cache_bytes", "cache_bytes", "matmul_params", "decode_flops", "lookup_only_bytes",
+__all__ = ["weight_bytes", "kv_cache_bytes", "cache_bytes", "matmul_params", "decode_flops", "prefill_flops",
+           "lookup_only_bytes",
            "decode_bytes", "decode_bound", "prefill_bound", "share_of_bound", "RooflinePoint"]
 
 
@@ -87,6 +88,29 @@ def decode_flops(model: torch.nn.Module, context: int) -> int:
     return 2 * matmul_params(model) + 4 * layers * heads * head_dim * context
 
 
+def _head_params(model: torch.nn.Module) -> int:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None or not hasattr(head, "in_features"):
+        return 0
+    return head.in_features * head.out_features
+
+
+def prefill_flops(model: torch.nn.Module, prompt_tokens: int, *, all_logits: bool = False) -> int:
+    """FLOPs to prefill a prompt of ``prompt_tokens`` tokens (notebook 05).
+
+    Every token goes through every layer: 2 × (matmul params − head params) each, plus attention over its own
+    prefix, counted as ``prompt_tokens`` queries over ``prompt_tokens // 2`` keys on average (the causal mask halves
+    the square). The output head runs once, for the last position only, as in ``model.generate``, which passes
+    ``logits_to_keep=1`` (transformers' generation utilities); ``all_logits=True`` counts it for every position, as a
+    plain forward pass that returns all logits does. Raises ``ValueError`` for a negative count.
+    """
+    if prompt_tokens < 0:
+        raise ValueError(f"prompt_tokens={prompt_tokens}: use a count >= 0")
+    head = _head_params(model)
+    per_token = decode_flops(model, prompt_tokens // 2) - 2 * head
+    return prompt_tokens * per_token + 2 * head * (prompt_tokens if all_logits else min(prompt_tokens, 1))
+
+
 def lookup_only_bytes(model: torch.nn.Module) -> int:
     """Bytes of embedding tables that a decode step does NOT read: all but one row of each lookup-only table.
 
@@ -122,10 +146,10 @@ def decode_bound(bandwidth: float, model: torch.nn.Module, context: int, *, batc
 def prefill_bound(flops_per_s: float, bandwidth: float, model: torch.nn.Module, prompt_tokens: int) -> float:
     """The prefill bound in seconds: the larger of compute time (FLOPs / peak) and memory time (bytes / bandwidth).
 
-    A prompt of T tokens costs about T × decode FLOPs (attention over T/2 keys on average) but reads the weights
-    only once, so prefill is compute-bound and decode memory-bound (notebook 05).
+    A prompt of T tokens costs :func:`prefill_flops` (about T × a decode step's FLOPs, the output head once) but
+    reads the weights only once, so prefill is compute-bound and decode memory-bound (notebook 05).
     """
-    flops = prompt_tokens * decode_flops(model, prompt_tokens // 2)
+    flops = prefill_flops(model, prompt_tokens)
     return max(flops / flops_per_s, weight_bytes(model) / bandwidth)
 
 
