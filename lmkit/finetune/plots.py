@@ -48,8 +48,8 @@ plot_history = plot_loss_curves  # the name notebook 06 uses
 class LivePlot:
     """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 06).
 
-    ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line, in the legend, at the step
-    with the lowest validation loss."""
+    ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line, in the legend, at
+    the step with the lowest validation loss."""
 
     def __init__(self, title: str = "training and validation loss", figsize=(7, 3.5), *,
                  ylabel: str = "loss (nats per label token)", mark_best: bool = True):

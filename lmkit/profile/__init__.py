@@ -40,8 +40,8 @@ __all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "GenerationStats",
            "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_throughput", "matvec_bandwidth",
            "memory_bandwidth", "op_dispatch_cost", "percentile", "plot_against_bound", "plot_roofline", "plot_sweep",
            "prefill_bound", "prefill_flops", "prefill_step", "quantize_int8", "release_free_memory", "rss_bytes",
-           "share_of_bound", "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp", "time_steps",
-           "timed_greedy", "top_operators", "weight_bytes"]
+           "share_of_bound", "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp",
+           "time_steps", "timed_greedy", "top_operators", "weight_bytes"]
 
 
 def __getattr__(name: str):

@@ -15,8 +15,7 @@ import torch
 from lmkit.layers import head_dim as _head_dim
 
 __all__ = ["weight_bytes", "kv_cache_bytes", "cache_bytes", "matmul_params", "decode_flops", "prefill_flops",
-           "lookup_only_bytes",
-           "decode_bytes", "decode_bound", "prefill_bound", "share_of_bound", "RooflinePoint"]
+           "lookup_only_bytes", "decode_bytes", "decode_bound", "prefill_bound", "share_of_bound", "RooflinePoint"]
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
