@@ -1,0 +1,135 @@
+"""Argument checks, written once for the whole package: integer, real, probability, one-of, layer index, text.
+
+Every public lmkit function checks its arguments with these before any model work, so a bad value always fails the
+same way: a :class:`CheckError` (a ``ValueError``) whose one line names the argument, the value and the fix, e.g.::
+
+    max_new_tokens=2.7 must be an integer >= 1: ask for at least one new token
+
+Rules that hold everywhere:
+
+- ``bool`` is never a number (``True`` is not ``1`` here), although Python's ``int`` subclasses it;
+- numpy integers and floats count as integers and reals;
+- reals must be finite unless ``finite=False`` (NaN is always refused);
+- a check returns the value converted (``int`` / ``float``), so callers store plain Python numbers.
+
+A module whose errors have their own class (:class:`lmkit.generate.SettingsError`, ...) passes it as ``error=``;
+it must subclass ``ValueError``. This module imports nothing from lmkit: every other module may import it.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterable
+
+__all__ = ["CheckError", "fail", "is_integer", "is_real", "integer", "real", "probability", "one_of", "boolean",
+           "layer_index", "text"]
+
+
+class CheckError(ValueError):
+    """A bad argument: the one-line message names the argument, its value and the fix."""
+
+
+def fail(message: str, error: type[ValueError] = CheckError):
+    """Raise ``error(message)``; ``message`` is one line naming the value and the fix."""
+    raise error(message)
+
+
+def is_integer(value) -> bool:
+    """True for ``int`` and numpy integers, False for ``bool`` (and everything else)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value, finite: bool = True) -> bool:
+    """True for a real number that is not ``bool`` nor NaN (nor infinite when ``finite``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return not math.isnan(value) and (not finite or math.isfinite(value))
+
+
+def _range(low, high, low_open: bool = False, high_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high}"
+    return ""
+
+
+def _message(name: str, value, kind: str, where: str, fix: str) -> str:
+    head = f"{name}={value!r} must be {kind}" + (f" {where}" if where else "")
+    return f"{head}: {fix}" if fix else head
+
+
+def integer(name: str, value, *, low: int | None = None, high: int | None = None, fix: str = "",
+            error: type[ValueError] = CheckError) -> int:
+    """``value`` as an ``int`` if it is an integer (not ``bool``) with ``low <= value <= high``; else raise.
+
+    ``low`` / ``high`` are inclusive and optional. ``fix`` ends the message (what to pass instead).
+    """
+    if not is_integer(value) or (low is not None and value < low) or (high is not None and value > high):
+        fail(_message(name, value, "an integer", _range(low, high), fix), error)
+    return int(value)
+
+
+def real(name: str, value, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+         high_open: bool = False, finite: bool = True, fix: str = "", error: type[ValueError] = CheckError) -> float:
+    """``value`` as a ``float`` if it is a real number (not ``bool``, not NaN, finite unless ``finite=False``) in the
+    interval from ``low`` to ``high``; ``low_open`` / ``high_open`` exclude the bounds. Else raise."""
+    ok = is_real(value, finite)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        kind = "a finite number" if finite else "a number (not NaN)"
+        fail(_message(name, value, kind, _range(low, high, low_open, high_open), fix), error)
+    return float(value)
+
+
+def probability(name: str, value, *, open_low: bool = False, open_high: bool = False, fix: str = "",
+                error: type[ValueError] = CheckError) -> float:
+    """``value`` as a ``float`` in ``[0, 1]`` (each end excluded when ``open_low`` / ``open_high``); else raise."""
+    return real(name, value, low=0.0, high=1.0, low_open=open_low, high_open=open_high, fix=fix, error=error)
+
+
+def one_of(name: str, value, choices: Iterable, *, error: type[ValueError] = CheckError):
+    """``value`` if it is one of ``choices`` (compared with ``==``, ``bool`` never standing for a number); else
+    raise, listing the choices and the closest spelling when ``value`` is a string."""
+    choices = tuple(choices)
+    if any(isinstance(value, bool) == isinstance(c, bool) and value == c for c in choices):
+        return value
+    hint = ""
+    if isinstance(value, str):
+        import difflib
+
+        close = difflib.get_close_matches(value, [c for c in choices if isinstance(c, str)], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    fail(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}{hint}: pass one of them", error)
+
+
+def boolean(name: str, value, *, fix: str = "", error: type[ValueError] = CheckError) -> bool:
+    """``value`` if it is ``True`` or ``False`` (not ``0`` / ``1``, not a string); else raise."""
+    if not isinstance(value, bool):
+        fail(_message(name, value, "True or False", "", fix), error)
+    return value
+
+
+def layer_index(name: str, value, n_layers: int, *, error: type[ValueError] = CheckError) -> int:
+    """``value`` as a layer index ``0..n_layers-1``; negative values count from the end (``-1`` is the last).
+
+    ``bool`` is refused. The message gives both accepted ranges.
+    """
+    if not is_integer(value) or not -n_layers <= value < n_layers:
+        fail(f"{name}={value!r} is out of range: the model has {n_layers} layers, pass 0..{n_layers - 1} "
+             f"(or -{n_layers}..-1)", error)
+    return int(value) % n_layers
+
+
+def text(name: str, value, *, fix: str = "pass a non-empty string", error: type[ValueError] = CheckError) -> str:
+    """``value`` if it is a string with at least one non-space character; else raise."""
+    if not isinstance(value, str):
+        fail(f"{name} must be a string, not {type(value).__name__}: {fix}", error)
+    if not value.strip():
+        fail(f"{name}={value!r} is empty: {fix}", error)
+    return value
