@@ -57,7 +57,7 @@ def _range(low, high, low_open: bool = False, high_open: bool = False) -> str:
 
 
 def _message(name: str, value, kind: str, where: str, fix: str) -> str:
-    head = f"{name}={value!r} must be {kind}" + (f" {where}" if where else "")
+    head = f"{name}={value!r} must be " + " ".join(part for part in (kind, where) if part)
     return f"{head}: {fix}" if fix else head
 
 
@@ -82,8 +82,10 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        kind = "a finite number" if finite else "a number (not NaN)"
-        fail(_message(name, value, kind, _range(low, high, low_open, high_open), fix), error)
+        where = _range(low, high, low_open, high_open)
+        # an interval says "a number" by itself: "top_p=0.0 must be in (0, 1]"
+        kind = "" if low is not None and high is not None else "a finite number" if finite else "a number (not NaN)"
+        fail(_message(name, value, kind, where, fix), error)
     return float(value)
 
 
