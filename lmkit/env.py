@@ -12,7 +12,8 @@ import os
 import platform
 import sys
 from contextlib import contextmanager
-from numbers import Integral
+
+from lmkit import checks
 
 __all__ = ["IN_CI", "IN_COLAB", "PROGRESS", "QUICK", "SEED", "info", "pick", "progress_bars_off", "report",
            "seed_everything", "show_progress"]
@@ -46,7 +47,8 @@ def show_progress(progress: bool | None = None) -> bool:
     lmkit's long loops call ``tqdm(..., disable=not show_progress(progress))``, so quick-mode and CI runs store no
     progress-bar leftovers while a learner running the full notebook sees the bar.
     """
-    return PROGRESS if progress is None else bool(progress)
+    return PROGRESS if progress is None else checks.boolean("progress", progress, fix="pass True, False or None "
+                                                             "(None: lmkit's default, PROGRESS)")
 
 
 @contextmanager
@@ -84,11 +86,9 @@ def seed_everything(seed: int = SEED) -> int:
     range NumPy accepts; anything else is a one-line ``ValueError``) and remembered, so :func:`report` shows it.
     """
     global SEED
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed={seed!r}: pass an int from 0 to 2**32 - 1, e.g. seed_everything(0)")
+    seed = checks.seed("seed", seed, fix="pass e.g. seed_everything(0)")
     from transformers import set_seed
 
-    seed = int(seed)
     set_seed(seed)
     SEED = seed
     return seed

@@ -12,9 +12,9 @@ positional encodings of notebook 02, the hand-written decoder of notebook 05 and
 """
 from __future__ import annotations
 
-from numbers import Integral
-
 import torch
+
+from lmkit import checks
 
 __all__ = ["head_dim", "rms_norm", "rope_base", "rope_frequencies", "rope_cos_sin", "apply_rotary", "apply_rope",
            "sinusoidal_encoding"]
@@ -68,9 +68,9 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
 
     Su et al. (2021), "RoFormer: Enhanced Transformer with Rotary Position Embedding", eq. 15 (notebook 02).
     """
-    if isinstance(head_dim, bool) or not isinstance(head_dim, Integral) or head_dim < 2 or head_dim % 2:
-        raise ValueError(f"head_dim={head_dim!r}: RoPE needs an even head dimension (an int >= 2)")
-    head_dim = int(head_dim)
+    head_dim = checks.integer("head_dim", head_dim, low=2, multiple_of=2, must="an even head dimension (an int >= 2)",
+                              fix="RoPE turns the dimensions in pairs")
+    base = checks.real("base", base, low=0.0, low_open=True, fix="pass the model's rope_theta, e.g. 10000.0")
     return 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
 
 
@@ -127,11 +127,10 @@ def sinusoidal_encoding(n_positions: int, d_model: int, base: float = 10000.0) -
     2017, "Attention Is All You Need", section 3.5). Computed in float64. Taught in notebook 02; the tiny GPT of
     notebook 07 adds it to its token embeddings.
     """
-    for name, value, least in (("n_positions", n_positions, 1), ("d_model", d_model, 2)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
-            raise ValueError(f"{name}={value!r}: need an int >= {least} (and an even d_model)")
-    if d_model % 2:
-        raise ValueError(f"n_positions={n_positions}, d_model={d_model}: need an even d_model >= 2")
+    n_positions = checks.integer("n_positions", n_positions, low=1, fix="ask for at least one position")
+    d_model = checks.integer("d_model", d_model, low=2, multiple_of=2, must="an even integer >= 2",
+                             fix="sin and cos fill the dimensions in pairs")
+    base = checks.real("base", base, low=0.0, low_open=True, fix="pass e.g. 10000.0 (the paper's)")
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)
     angle = pos / base ** (two_i / d_model)

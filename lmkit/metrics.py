@@ -7,22 +7,18 @@ them (no special tokens added). For a text that fits in one window this equals `
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lmkit import checks
 from lmkit.env import show_progress
 
 __all__ = ["DEFAULT_WINDOW", "HELDOUT_WINDOW", "check_window", "window_starts", "token_nll", "perplexity",
            "heldout_perplexity"]
 
 DEFAULT_WINDOW = 1024
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def check_window(window, stride) -> int:
@@ -32,14 +28,13 @@ def check_window(window, stride) -> int:
     ``1 <= stride <= window - 1``, so that the first token each window scores has at least one earlier token of
     the same window as context. Anything else is a one-line ValueError; nothing is silently replaced by a default.
     """
-    if not _is_int(window) or window < 2:
-        raise ValueError(f"window={window!r} must be an integer of at least 2 tokens (default {DEFAULT_WINDOW})")
+    window = checks.integer("window", window, low=2, must="an integer of at least 2 tokens",
+                            fix=f"one of context and one to score (default {DEFAULT_WINDOW})")
     if stride is None:
         return max(1, window // 2)
-    if not _is_int(stride) or not 1 <= stride <= window - 1:
-        raise ValueError(f"stride={stride!r} must be an integer from 1 to window-1={window - 1}: each window keeps "
-                         "at least one earlier token as context (or leave stride=None for window//2)")
-    return int(stride)
+    return checks.integer("stride", stride, low=1, high=window - 1, must=f"an integer from 1 to window-1={window - 1}",
+                          fix="each window keeps at least one earlier token as context (or leave stride=None for "
+                              "window//2)")
 
 
 def _text_ids(lm, text) -> torch.Tensor:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-__all__ = ["MAX_TOKENS", "Trace", "attentions", "eager_attention", "token_labels", "trace"]
+from lmkit import checks
+
+__all__ = ["MAX_TOKENS", "Trace", "attentions", "check_layer", "eager_attention", "token_labels", "trace"]
 
 MAX_TOKENS = 256
 """Longest text :func:`attentions` accepts: 30 layers × 9 heads × T² floats is 71 MB at T=256, 1.1 GB at T=1024."""
@@ -23,8 +24,9 @@ MAX_TOKENS = 256
 # ----------------------------------------------------------------------------------------------- inputs
 def _ids(lm, text: str, max_tokens: int | None) -> torch.Tensor:
     """``[1, T]`` ids of ``text``; empty or too long texts raise a one-line ValueError."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"text={text!r} is empty: pass a non-empty string")
+    checks.text("text", text)
+    if max_tokens is not None:
+        checks.integer("max_tokens", max_tokens, low=1, fix=f"pass e.g. max_tokens={MAX_TOKENS}, or None for no limit")
     ids = lm.encode(text)
     n = ids.shape[1]
     if max_tokens is not None and n > max_tokens:
@@ -48,11 +50,13 @@ def _layers(model):
                          "(LlamaForCausalLM and relatives)") from None
 
 
-def _check_layer(lm, layer: int) -> int:
-    n = lm.model.config.num_hidden_layers
-    if not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
-        raise ValueError(f"layer={layer!r} is out of range: the model has {n} layers, use 0..{n - 1}")
-    return int(layer) % n
+def check_layer(lm, layer) -> int:
+    """``layer`` as an index ``0..L-1`` of ``lm``'s decoder layers (negative counts from the end); ``bool``, floats
+    and out-of-range values are a one-line :class:`lmkit.checks.CheckError` (a ``ValueError``).
+
+    The one layer check of lmkit (:func:`lmkit.checks.layer_index` on the model's ``num_hidden_layers``);
+    ``lmkit.interp.check_layer`` is this function."""
+    return checks.layer_index("layer", layer, lm.model.config.num_hidden_layers)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lmkit.attention.capture import _check_layer, _layers, trace
+from lmkit.attention.capture import _layers, check_layer, trace
 from lmkit.layers import apply_rope, head_dim, rms_norm, rope_base
 
 __all__ = ["Steps", "attention_steps", "recompute", "rms_norm", "rope", "verify"]
@@ -52,7 +52,7 @@ def attention_steps(lm, hidden: torch.Tensor, layer: int) -> Steps:
     Only the layer's weights and the config are read: RMSNorm, Q/K/V projections, RoPE, grouped-query sharing,
     causal mask, scaling by 1/√d_k, softmax, the weighted sum of values and the output projection (notebook 03).
     """
-    layer = _check_layer(lm, layer)
+    layer = check_layer(lm, layer)
     cfg = lm.model.config
     theta = rope_base(cfg)  # refuses scaled RoPE types, which this formula does not cover
     block = _layers(lm.model)[layer]
@@ -93,7 +93,7 @@ def recompute(lm, text: str, layer: int) -> torch.Tensor:
     The model runs once only to record the layer's *input* hidden states; the probabilities are then computed by
     :func:`attention_steps`, never read from the model. :func:`verify` compares them with the model's own.
     """
-    layer = _check_layer(lm, layer)
+    layer = check_layer(lm, layer)
     return attention_steps(lm, trace(lm, text).inputs[layer], layer).probs
 
 

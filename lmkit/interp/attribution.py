@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from lmkit import checks
 from lmkit.interp.hooks import answer_id, run_with_cache, token_ids
 from lmkit.layers import head_dim
 
@@ -74,6 +75,8 @@ def plot_attribution(series: pd.Series, n_layers: int, n_heads: int, ax=None, ti
     import matplotlib.pyplot as plt
     import numpy as np
 
+    n_layers = checks.integer("n_layers", n_layers, low=1, fix="pass the model's num_hidden_layers")
+    n_heads = checks.integer("n_heads", n_heads, low=1, fix="pass the model's num_attention_heads")
     heads = np.array([[series[f"L{l}H{h}"] for h in range(n_heads)] for l in range(n_layers)])
     mlps = np.array([[series[f"L{l}.mlp"]] for l in range(n_layers)])
     grid = np.concatenate([heads, np.full((n_layers, 1), np.nan), mlps], axis=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from lmkit import checks
 from lmkit.interp.hooks import answer_id
 from lmkit.interp.patching import WHERE, check_pair, layer_list, normalise
 from lmkit.layers import head_dim
@@ -42,8 +43,7 @@ def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, lay
     """:func:`lmkit.interp.patch`'s tensor (``[layers, positions]``, or ``[layers, heads]`` for ``"head"``), computed
     with nnsight's tracing instead of hand-written hooks; ``layers`` as there; ``model`` reuses a
     :func:`nnsight_model` (notebook 11)."""
-    if where not in WHERE:
-        raise ValueError(f"where={where!r} is unknown: use one of {', '.join(WHERE)}")
+    checks.one_of("where", where, WHERE)
     ids_clean, ids_corrupt = check_pair(lm, clean, corrupt)
     a, f = answer_id(lm, answer), answer_id(lm, foil)
     model = nnsight_model(lm) if model is None else model

@@ -22,8 +22,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable
 
-import numpy as np
 import torch
+
+from lmkit import checks
+from lmkit.attention.capture import check_layer
 
 __all__ = ["POINTS", "hooked", "run", "run_with_cache", "layers", "check_layer", "token_ids", "answer_id"]
 
@@ -41,33 +43,21 @@ def layers(lm):
                          "decoders (LlamaForCausalLM and relatives)") from None
 
 
-def check_layer(lm, layer) -> int:
-    """``layer`` as an index ``0..L-1`` (negative counts from the end); a one-line ValueError otherwise."""
-    n = lm.model.config.num_hidden_layers
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
-        raise ValueError(f"layer={layer!r} is out of range: the model has {n} layers, pass 0..{n - 1} "
-                         f"(or -{n}..-1)")
-    return int(layer) % n
-
-
 def token_ids(lm, text) -> torch.Tensor:
     """``[1, T]`` token ids of ``text`` (a string, or ids already) on the model's device; empty text is refused."""
     if isinstance(text, str):
-        if not text.strip():
-            raise ValueError(f"text={text!r} is empty: pass a non-empty prompt")
-        return lm.encode(text)
+        return lm.encode(checks.text("text", text, fix="pass a non-empty prompt"))
     ids = torch.as_tensor(text)
     return (ids[None] if ids.dim() == 1 else ids).to(lm.device)
 
 
 def answer_id(lm, answer) -> int:
     """The id of ``answer``, which must be exactly one token (mind the leading space: ``" Paris"``)."""
-    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool):
-        if not 0 <= answer < lm.model.config.vocab_size:
-            raise ValueError(f"answer id {answer} is outside the vocabulary 0..{lm.model.config.vocab_size - 1}")
-        return int(answer)
+    if checks.is_integer(answer):
+        vocab = lm.model.config.vocab_size
+        return checks.index("answer", answer, vocab, what=f"the vocabulary has {vocab} ids", negative=False)
     if not isinstance(answer, str) or not answer:
-        raise ValueError(f"answer={answer!r} is not a token: pass a one-token string such as ' Paris', or an id")
+        checks.fail(f"answer={checks.show(answer)} is not a token: pass a one-token string such as ' Paris', or an id")
     ids = lm.tokenizer.encode(answer, add_special_tokens=False)
     if len(ids) != 1:
         pieces = lm.tokenizer.convert_ids_to_tokens(ids)
@@ -115,8 +105,7 @@ def hooked(lm, edits: dict):
     handles = []
     try:
         for (name, layer), fn in edits.items():
-            if name not in POINTS:
-                raise ValueError(f"hook point {name!r} is unknown: use one of {', '.join(POINTS)}")
+            checks.one_of("hook point", name, POINTS)
             handles.append(_register(*_module(lm, name, layer), fn))
         yield lm
     finally:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from lmkit import checks
 from lmkit.interp.hooks import check_layer, hooked, run, run_with_cache
 from lmkit.layers import head_dim
 
@@ -23,9 +24,9 @@ __all__ = ["repeated_tokens", "induction_scores", "repeat_losses", "head_means",
 def repeated_tokens(lm, seq_len: int = 50, n_seqs: int = 8, seed: int = 0) -> torch.Tensor:
     """``[n_seqs, 1 + 2·seq_len]`` ids: a start token (the tokenizer's BOS, else EOS), then ``seq_len`` random
     non-special tokens, then the same tokens again. Seeded with its own generator (notebook 11)."""
-    for name, value in (("seq_len", seq_len), ("n_seqs", n_seqs)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-            raise ValueError(f"{name}={value!r} is too small or not an integer: pass an integer of at least 2")
+    seq_len = checks.integer("seq_len", seq_len, low=2, fix="pass e.g. seq_len=50")
+    n_seqs = checks.integer("n_seqs", n_seqs, low=2, fix="pass e.g. n_seqs=8")
+    seed = checks.seed("seed", seed)
     tok = lm.tokenizer
     start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
     special = set(tok.all_special_ids)
@@ -71,17 +72,15 @@ def head_means(lm, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
 def ablation_edits(lm, heads, how: str = "zero", means: dict | None = None) -> dict:
     """The edits that zero (``how="zero"``) or mean-ablate (``how="mean"``, values from ``means``) ``heads``,
     a list of ``(layer, head)`` pairs (notebook 11)."""
-    if how not in ("zero", "mean"):
-        raise ValueError(f"how={how!r} is unknown: use 'zero' or 'mean'")
+    checks.one_of("how", how, ("zero", "mean"))
     if how == "mean" and means is None:
         raise ValueError("how='mean' needs means=head_means(lm, tokens): pass the data's mean head outputs")
     cfg = lm.model.config
     d_k, by_layer = head_dim(cfg), {}
     for layer, head in heads:
-        if not 0 <= head < cfg.num_attention_heads:
-            raise ValueError(f"head={head!r} is out of range: layers have {cfg.num_attention_heads} heads, pass "
-                             f"0..{cfg.num_attention_heads - 1}")
-        by_layer.setdefault(check_layer(lm, layer), []).append(int(head))
+        head = checks.index("head", head, cfg.num_attention_heads, negative=False,
+                            what=f"layers have {cfg.num_attention_heads} heads")
+        by_layer.setdefault(check_layer(lm, layer), []).append(head)
 
     def edit_for(layer, hs):
         def edit(x):
@@ -106,7 +105,7 @@ def random_heads(lm, k: int, seed: int = 0, exclude=()) -> list[tuple[int, int]]
     cfg = lm.model.config
     pool = [(l, h) for l in range(cfg.num_hidden_layers) for h in range(cfg.num_attention_heads)
             if (l, h) not in set(map(tuple, exclude))]
-    if not 0 <= k <= len(pool):
-        raise ValueError(f"k={k!r} heads asked for, but {len(pool)} are available: pass 0..{len(pool)}")
+    k = checks.integer("k", k, low=0, high=len(pool), fix=f"{len(pool)} heads are available")
+    seed = checks.seed("seed", seed)
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:k]
     return [pool[i] for i in order.tolist()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from lmkit import checks
 from lmkit.interp.hooks import answer_id, check_layer, run, run_with_cache, token_ids
 from lmkit.layers import head_dim
 
@@ -91,8 +92,8 @@ def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_positio
     token, an unknown ``where``, clean and corrupted runs that agree) are one-line ValueErrors raised before the
     patched runs (notebook 11).
     """
-    if where not in WHERE:
-        raise ValueError(f"where={where!r} is unknown: use one of {', '.join(WHERE)}")
+    checks.one_of("where", where, WHERE)
+    checks.boolean("per_position", per_position)
     ids_clean, ids_corrupt = check_pair(lm, clean, corrupt)
     a, f = answer_id(lm, answer), answer_id(lm, foil)
     if a == f:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lmkit import checks
 from lmkit.interp.hooks import run_with_cache, token_ids
 
 __all__ = ["noun_verb_data", "word_activations", "control_labels", "probe_accuracy", "plot_probes"]
@@ -26,6 +27,7 @@ def noun_verb_data(words=None) -> list[dict]:
     rows = read_jsonl(data_file("interp/noun_verb.jsonl"),
                       {"text": str, "word": str, "label": str, "frame": str, "split": str})
     if words is not None:
+        words = checks.texts("words", words)
         unknown = set(words) - {r["word"] for r in rows}
         if unknown:
             raise ValueError(f"words {sorted(unknown)} are not in the set: pick from "
@@ -42,6 +44,10 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     """
     from lmkit.embeddings import word_span
 
+    texts, words = checks.texts("texts", texts), checks.texts("words", words)
+    if len(texts) != len(words):
+        checks.fail(f"{len(texts)} texts and {len(words)} words: pass one word for each text")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="pass e.g. batch_size=64")
     n = lm.model.config.num_hidden_layers
     points = [("embed", 0)] + [("resid", l) for l in range(n)]
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
@@ -61,7 +67,7 @@ def control_labels(types, seed: int = 0) -> dict:
     """A random binary label for each distinct type in ``types``, half of them 1 (Hewitt & Liang 2019's control
     task: a label fixed per word type, unrelated to the property) (notebook 11)."""
     uniq = sorted(set(types))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(checks.seed("seed", seed))
     flips = rng.permutation(len(uniq)) < len(uniq) // 2
     return {t: int(f) for t, f in zip(uniq, flips)}
 
@@ -77,6 +83,8 @@ def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, see
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    c = checks.real("c", c, low=0.0, low_open=True, fix="pass the inverse L2 strength, e.g. c=0.1")
+    seed = checks.seed("seed", seed)
     y, train = np.asarray(labels), np.asarray(train, bool)
     if features.shape[1] != len(y) or len(y) != len(train):
         raise ValueError(f"features have {features.shape[1]} rows, labels {len(y)}, train {len(train)}: pass one "
@@ -97,6 +105,8 @@ def plot_probes(curves: dict, ax=None, title: str = "linear probe accuracy by la
     entry's layer (-1 = the embedding; default -1, 0, 1, ...) (notebook 11)."""
     import matplotlib.pyplot as plt
 
+    if chance is not None:
+        chance = checks.probability("chance", chance, fix="pass the accuracy of guessing, e.g. 0.5, or None")
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4))
     for name, acc in curves.items():

@@ -11,16 +11,10 @@ from contextlib import contextmanager
 
 import torch
 
+from lmkit import checks
 from lmkit.interp.hooks import check_layer, hooked, run_with_cache, token_ids
 
 __all__ = ["residual_mean", "steering_vector", "steer", "steered_generate"]
-
-
-def _prompts(name: str, texts) -> list[str]:
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise ValueError(f"{name} must be a non-empty list of non-empty prompts; got {texts!r:.80}")
-    return texts
 
 
 def residual_mean(lm, texts, layer: int) -> torch.Tensor:
@@ -28,7 +22,7 @@ def residual_mean(lm, texts, layer: int) -> torch.Tensor:
     the texts (float32, CPU) (notebook 11)."""
     layer = check_layer(lm, layer)
     means = [run_with_cache(lm, token_ids(lm, t), [("resid", layer)])[1][("resid", layer)][0].mean(0)
-             for t in _prompts("texts", texts)]
+             for t in checks.texts("texts", texts, what="prompts")]
     return torch.stack(means).mean(0)
 
 
@@ -39,7 +33,8 @@ def steering_vector(lm, positive, negative, layer: int) -> torch.Tensor:
     is a one-line ValueError raised before any forward pass.
     """
     layer = check_layer(lm, layer)
-    positive, negative = _prompts("positive", positive), _prompts("negative", negative)
+    positive = checks.texts("positive", positive, what="prompts")
+    negative = checks.texts("negative", negative, what="prompts")
     return residual_mean(lm, positive, layer) - residual_mean(lm, negative, layer)
 
 
@@ -50,6 +45,7 @@ def steer(lm, vector: torch.Tensor, layer: int, coeff: float = 1.0):
     With a KV cache the prompt's positions are steered once, at prefill, and each new token as it is made.
     """
     layer = check_layer(lm, layer)
+    coeff = checks.real("coeff", coeff, fix="pass e.g. coeff=4.0 (negative steers away)")
     d = lm.model.config.hidden_size
     if vector.shape != (d,):
         raise ValueError(f"vector has shape {tuple(vector.shape)}: pass a [{d}] tensor, as from steering_vector")
