@@ -109,13 +109,14 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
 def probability(name: str, value, *, open_low: bool = False, open_high: bool = False, must: str | None = None,
                 fix: str = "", error: type[ValueError] = CheckError) -> float:
     """``value`` as a ``float`` in ``[0, 1]`` (each end excluded when ``open_low`` / ``open_high``); else raise."""
-    return real(name, value, low=0.0, high=1.0, low_open=open_low, high_open=open_high, must=must, fix=fix,
+    return real(name, value, low=0, high=1, low_open=open_low, high_open=open_high, must=must, fix=fix,
                 error=error)
 
 
-def one_of(name: str, value, choices: Iterable, *, error: type[ValueError] = CheckError):
+def one_of(name: str, value, choices: Iterable, *, fix: str = "", error: type[ValueError] = CheckError):
     """``value`` if it is one of ``choices`` (compared with ``==``, ``bool`` never standing for a number); else
-    raise, listing the choices and the closest spelling when ``value`` is a string."""
+    raise, listing the choices and the closest spelling when ``value`` is a string. ``fix`` ends the message
+    (default: ``pass one of them``)."""
     choices = tuple(choices)
     if any(isinstance(value, bool) == isinstance(c, bool) and value == c for c in choices):
         return value
@@ -125,7 +126,7 @@ def one_of(name: str, value, choices: Iterable, *, error: type[ValueError] = Che
 
         close = difflib.get_close_matches(value, [c for c in choices if isinstance(c, str)], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-    fail(f"{name}={show(value)} is not one of {', '.join(map(repr, choices))}{hint}: pass one of them", error)
+    fail(f"{name}={show(value)} is not one of {', '.join(map(repr, choices))}{hint}: {fix or 'pass one of them'}", error)
 
 
 def boolean(name: str, value, *, fix: str = "", error: type[ValueError] = CheckError) -> bool:
@@ -164,11 +165,13 @@ def layer_index(name: str, value, n_layers: int, *, error: type[ValueError] = Ch
     return index(name, value, n_layers, what=f"the model has {n_layers} layers", error=error)
 
 
-def text(name: str, value, *, fix: str = "pass a non-empty string", error: type[ValueError] = CheckError) -> str:
-    """``value`` if it is a string with at least one non-space character; else raise."""
+def text(name: str, value, *, blank_ok: bool = False, fix: str = "pass a non-empty string",
+         error: type[ValueError] = CheckError) -> str:
+    """``value`` if it is a string with at least one non-space character (any non-empty string when
+    ``blank_ok``: a tokenizer has tokens for spaces); else raise."""
     if not isinstance(value, str):
         fail(f"{name}={show(value)} must be a string, not {type(value).__name__}: {fix}", error)
-    if not value.strip():
+    if not (value if blank_ok else value.strip()):
         fail(f"{name}={value!r} is empty: {fix}", error)
     return value
 
@@ -178,12 +181,12 @@ def texts(name: str, value, *, what: str = "strings", fix: str = "", error: type
     """``value`` as a list of strings, each with a non-space character: one string becomes a list of one; an
     empty list, or a list with an empty string or a non-string, raises.
 
-    The message reads ``name must be a non-empty list of non-empty <what>, got <value>: <fix>``.
+    The message reads ``name must be a non-empty list of <what>, none of them blank, got <value>: <fix>``.
     """
     items = [value] if isinstance(value, str) else value
     ok = not isinstance(items, (dict, bytes, bytearray)) and hasattr(items, "__iter__")
     items = list(items) if ok else []
     if not ok or not items or not all(isinstance(t, str) and t.strip() for t in items):
-        head = f"{name} must be a non-empty list of non-empty {what}, got {show(value)}"
+        head = f"{name} must be a non-empty list of {what}, none of them blank, got {show(value)}"
         fail(f"{head}: {fix}" if fix else head, error)
     return items
