@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lmkit.profile.quantize import quantize_int8
 from lmkit.profile.roofline import weight_bytes
 from lmkit.env import show_progress
 
@@ -41,22 +42,6 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- int8 (dynamic)
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations quantized per call) (notebook 05).
-
-    Uses ``torch.ao.quantization.quantize_dynamic`` (its deprecation notice about torchao is silenced: it still
-    works in this torch and needs nothing else). Changes ``model`` in place and returns it; CPU only. The modules
-    are replaced, no weight tensor is written: a tied embedding keeps its float32 values beside the int8 head.
-    Also ``lmkit.profile.quantize_int8``.
-    """
-    if any(p.device.type != "cpu" for p in model.parameters()):
-        raise ValueError("dynamic int8 quantization runs on the CPU only: pass a model on device='cpu'")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
-
-
 def dynamic_int8(model: nn.Module, skip: tuple[str, ...] = (), per_channel: bool = False) -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` layers in dynamic int8: int8 weights, activations quantized per
     call, int8 matmuls (notebook 08).

@@ -36,11 +36,19 @@ def test_timing_statistics():
     assert "median 300.0 ms" in repr(t) and "n=5" in repr(t)
 
 
-def test_time_fn_warms_up_and_repeats():
+def test_time_fn_warms_up_and_repeats(monkeypatch):
+    clock = [100.0]  # a clock that only the timed function moves: each call takes a known time
+    durations = iter([50.0, 60.0, 1.0, 2.0, 3.0, 4.0])  # two warm-up calls, then four repeats
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
     calls = []
-    t = P.time_fn(lambda: calls.append(time.perf_counter()), repeats=4, warmup=2)
-    assert len(calls) == 6 and len(t.times) == 4
-    assert all(x >= 0 for x in t.times)
+
+    def fn():
+        calls.append(clock[0])
+        clock[0] += next(durations)
+
+    t = P.time_fn(fn, repeats=4, warmup=2)
+    assert len(calls) == 6
+    assert t.times == [1.0, 2.0, 3.0, 4.0]  # each repeat's own duration; the warm-ups are not timed
 
 
 def test_time_fn_measures_sleep():
@@ -344,6 +352,27 @@ def test_lean_decoder_matches_generate(tiny_lm, static):
     assert s.tokens == ref and s.new_tokens == 6 and s.prompt_tokens == 4 and dec.compile_s == 0
     assert s.decode_tok_s > 0 and all(b >= a for a, b in zip(s.stamps, s.stamps[1:]))
     assert dec(ids, 6).tokens == ref  # a fresh cache every call
+
+
+def test_lean_decoder_freezes_only_its_own_compile(tiny_lm, monkeypatch):
+    import torch._inductor.config as inductor_config
+    import torch._inductor.freezing as freezing
+
+    frozen, freeze = [], freezing.freeze
+    monkeypatch.setattr(freezing, "freeze", lambda *a, **k: frozen.append(1) or freeze(*a, **k))
+    before = inductor_config.freezing
+    ids = torch.tensor([[5, 6, 7, 8]])
+    ref = tiny_lm.model.generate(ids, max_new_tokens=3, min_new_tokens=3, do_sample=False)[:, 4:].tolist()
+    torch._dynamo.reset()
+    try:
+        dec = P.LeanDecoder(tiny_lm, compile=True, freeze=True)
+        assert inductor_config.freezing == before  # building it changes no process-wide setting
+        with torch.inference_mode():
+            assert dec(ids, 3).tokens == ref
+    finally:
+        torch._dynamo.reset()
+    assert frozen, "freeze=True did not freeze the compiled step"
+    assert inductor_config.freezing == before  # nor does compiling and running it
 
 
 def test_lean_decoder_rejects_bad_input(tiny_lm):

@@ -10,12 +10,13 @@
 | :mod:`~lmkit.profile.roofline` | bytes and FLOPs per step, the KV-cache formula, decode/prefill bounds, ``RooflinePoint`` |
 | :mod:`~lmkit.profile.plots` | the roofline plot, sweeps, configurations against their bound |
 | :mod:`~lmkit.profile.torch_profiler` | ``top_operators``, ``step_breakdown``, ``op_dispatch_cost`` |
+| :mod:`~lmkit.profile.quantize` | ``quantize_int8``: dynamic int8, a configuration timed here (also in ``lmkit.compress``) |
 | :mod:`~lmkit.profile.compare` | ``compare_runs``, ``compare_generation``: configurations timed in the same rounds |
 | :mod:`~lmkit.profile.isolated` | ``ChildWorker``: third-party native code in a child process, crashes as one line |
 | :mod:`~lmkit.profile.llama_cpp` | ``LlamaCpp`` (in its own process) and ``time_llama_cpp`` |
 
-Every public name is also here: ``from lmkit import profile as P; P.time_fn(...)``. ``quantize_int8`` lives in
-:mod:`lmkit.compress` and is reachable here too, as notebook 05 uses it.
+Every public name is also here: ``from lmkit import profile as P; P.time_fn(...)``. Imports point down:
+:mod:`lmkit.compress` (notebook 08) builds on this package, which imports nothing of ``compress``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from lmkit.profile.isolated import ChildCrashed, ChildError, ChildWorker
 from lmkit.profile.llama_cpp import LlamaCpp, time_llama_cpp
 from lmkit.profile.memory import PeakMemory, hwm_supported, release_free_memory, rss_bytes
 from lmkit.profile.plots import GB, plot_against_bound, plot_roofline, plot_sweep
+from lmkit.profile.quantize import quantize_int8
 from lmkit.profile.roofline import (RooflinePoint, cache_bytes, decode_bound, decode_bytes, decode_flops,
                                     kv_cache_bytes, lookup_only_bytes, matmul_params, prefill_bound, prefill_flops,
                                     share_of_bound, weight_bytes)
@@ -43,10 +45,3 @@ __all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "GenerationStats",
            "share_of_bound", "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp",
            "time_steps", "timed_greedy", "top_operators", "weight_bytes"]
 
-
-def __getattr__(name: str):
-    if name == "quantize_int8":  # imported on first use: lmkit.compress itself imports lmkit.profile.roofline
-        from lmkit.compress import quantize_int8
-
-        return quantize_int8
-    raise AttributeError(f"module 'lmkit.profile' has no attribute {name!r}")

@@ -26,8 +26,10 @@ class LeanDecoder:
     ``transformers.StaticCache`` allocated once for ``max_len`` tokens and written in place (no concatenation), so
     every decode step has the same shapes (``max_len=None``: sized to each call, prompt + new tokens, so that
     attention reads no empty slots): that is what lets ``compile=True`` (``torch.compile`` of the decode
-    step only; the prefill stays eager) build one graph and reuse it. ``freeze=True`` also sets inductor's
-    ``freezing``, which folds the weights into the graph as constants and pre-packs them for the CPU kernels.
+    step only; the prefill stays eager) build one graph and reuse it. ``freeze=True`` also turns on inductor's
+    ``freezing`` for this compile only (``torch.compile(..., options={"freezing": True})``; the process-wide
+    ``torch._inductor.config`` is left as it was), which folds the weights into the graph as constants and
+    pre-packs them for the CPU kernels.
 
     ``decoder(input_ids, n)`` returns a :class:`GenerationStats` whose tokens equal greedy ``model.generate``'s.
     ``compile_s`` is the time of the first call after building (compilation included), 0 without compile.
@@ -47,11 +49,9 @@ class LeanDecoder:
         if compile:
             if not static:
                 raise ValueError("compile=True needs static=True: a growing cache changes shapes at every step")
-            if freeze:
-                import torch._inductor.config as inductor_config
-
-                inductor_config.freezing = True
-            self._forward = torch.compile(self.model.forward, dynamic=False, fullgraph=False)
+            # Inductor's `freezing` for this compile only (an option of the call, not the process-wide config)
+            self._forward = torch.compile(self.model.forward, dynamic=False, fullgraph=False,
+                                          options={"freezing": True} if freeze else None)
         self._compiled = compile
 
     def __call__(self, input_ids: torch.Tensor, max_new_tokens: int = 32) -> GenerationStats:
