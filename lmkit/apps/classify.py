@@ -2,116 +2,51 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import copy
-import string
 
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from lmkit import checks
 from lmkit.apps.data import LABELS, sentiment_data
-from lmkit.env import show_progress
-from lmkit.kvcache import returned_cache, with_cache
+from lmkit.logprobs import common_prefix, encode_completion, pair_logprobs
 
 __all__ = ['continuation_logprobs', 'SentimentPrompt', 'INSTRUCTION', 'standard_prompts', 'CONTENT_FREE', 'label_scores', 'label_prior', 'classify']
 
 # ----------------------------------------------------------------------------------------------- likelihood scoring
-def _ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False).input_ids
-
-
-def _common_prefix(seqs: list[list[int]]) -> int:
-    """Length of the longest run of ids that every sequence starts with."""
-    n = min(map(len, seqs))
-    for i in range(n):
-        if any(s[i] != seqs[0][i] for s in seqs):
-            return i
-    return n
-
-
-@torch.no_grad()
-def _rows_logprobs(lm, prefix_cache, n_prefix: int, seqs: list[list[int]], keep: list[int]) -> torch.Tensor:
-    """Log-softmax at positions ``keep`` of each row, ``[B, len(keep), vocab]``; rows continue a cached prefix.
-
-    Rows are padded on the right: with a causal mask a real token never sees the padding after it, and positions
-    are simply ``n_prefix + 0, 1, 2, ...`` for every row (with left padding they would have to be shifted per row).
-    The prefix's keys and values are computed once and copied for each batch (the KV cache of notebook 05).
-    """
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    width = max(map(len, seqs))
-    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=lm.device)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=lm.device)
-    positions = torch.arange(n_prefix, n_prefix + width, device=lm.device).expand(len(seqs), width)
-    kwargs = {"use_cache": False}
-    if n_prefix:
-        cache = copy.deepcopy(prefix_cache)
-        cache.batch_repeat_interleave(len(seqs))
-        kwargs = {**with_cache(lm.model, cache), "use_cache": True}
-        mask = torch.cat([torch.ones(len(seqs), n_prefix, dtype=mask.dtype, device=lm.device), mask], dim=1)
-    logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                      logits_to_keep=torch.tensor(keep, device=lm.device), **kwargs).logits  # the head only where needed
-    return F.log_softmax(logits.float(), dim=-1).cpu()
+_common_prefix = common_prefix  # the name the tests use
 
 
 def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, batch_size: int = 8,
                           progress: bool | None = None) -> torch.Tensor:
-    """``log P(continuation | context)``, summed over the continuation's tokens, ``[len(contexts), len(continuations)]``.
+    """``log P(continuation | context)`` in nats, summed over the continuation's tokens, for every context and every
+    continuation: a float32 tensor ``[len(contexts), len(continuations)]`` (notebook 09).
 
-    Context and continuation are tokenized separately and joined as ids, so each label is scored as the same
-    tokens whatever precedes it. When every continuation is one token, one forward pass per context gives all of
-    them (the next-token distribution at the last position); otherwise each (context, continuation) pair is a row
-    and the log-probabilities of its last tokens are added up. The ids that all contexts share at the start (an
-    instruction, few-shot examples, a system prompt) go through the model once (notebook 09).
+    Context and continuation are tokenized apart and joined as ids (:func:`lmkit.logprobs.encode_completion` with
+    ``rule="apart"``), so each label is scored as the same tokens whatever precedes it. Scored by
+    :func:`lmkit.logprobs.pair_logprobs`: the labels of one context share one row (the context runs once; for
+    one-token labels that is the next-token distribution at its last position), and the ids that all contexts
+    share at the start (an instruction, few-shot examples, a system prompt) go through the model once, as a KV
+    cache. ``batch_size``: contexts per forward pass.
+
+    Raises ValueError before any work for a single string instead of a list, an empty list, a bad ``batch_size``,
+    or a context or continuation with no tokens.
     """
     if isinstance(contexts, str) or isinstance(continuations, str):
-        raise ValueError("contexts and continuations must be lists of strings: wrap a single string in [...]")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be a positive integer (rows scored per forward pass)")
+        checks.fail("contexts and continuations must be lists of strings: wrap a single string in [...]")
+    if not checks.is_integer(batch_size) or batch_size < 1:
+        checks.fail(f"batch_size={batch_size!r} must be a positive integer (rows scored per forward pass)")
     contexts, continuations = list(contexts), list(continuations)
     if not contexts or not continuations:
-        raise ValueError(f"got {len(contexts)} context(s) and {len(continuations)} continuation(s): pass at least one "
-                         "of each")
-    tok = lm.tokenizer
-    ctx_ids = [_ids(tok, c) for c in contexts]
-    cont_ids = [_ids(tok, c) for c in continuations]
-    for c, ids in zip(contexts, ctx_ids):
-        if not ids:
-            raise ValueError(f"context {c!r} has no tokens: the first label token needs something to follow")
-    for c, ids in zip(continuations, cont_ids):
-        if not ids:
-            raise ValueError(f"continuation {c!r} has no tokens: use a non-empty label word")
-    # every row keeps at least its last context token: the logits there predict the first label token
-    n_prefix = min(_common_prefix(ctx_ids), min(map(len, ctx_ids)) - 1)
-    prefix_cache = None
-    if n_prefix:
-        with torch.no_grad():
-            out = lm.model(torch.tensor([ctx_ids[0][:n_prefix]], device=lm.device), use_cache=True)
-            prefix_cache = returned_cache(out)
-    single = all(len(ids) == 1 for ids in cont_ids)
-    if single:
-        firsts = torch.tensor([ids[0] for ids in cont_ids])
-        rows = [((i, None), ctx[n_prefix:]) for i, ctx in enumerate(ctx_ids)]
-    else:
-        rows = [((i, j), ctx[n_prefix:] + cont) for i, ctx in enumerate(ctx_ids) for j, cont in enumerate(cont_ids)]
-    rows.sort(key=lambda r: -len(r[1]))  # similar lengths together: little padding inside a batch
-    out = torch.empty(len(contexts), len(continuations))
-    starts = range(0, len(rows), batch_size)
-    for start in tqdm(starts, desc="scoring", disable=not show_progress(progress) or len(starts) < 2, leave=False):
-        batch = rows[start:start + batch_size]
-        # the logits at position t predict token t + 1: for a row of length L ending with an m-token continuation,
-        # positions L-m-1 .. L-2 predict it (m = 0 in the single-token case: only position L-1 is needed)
-        spans = [range(len(seq) - 1, len(seq)) if single else range(len(seq) - len(cont_ids[j]) - 1, len(seq) - 1)
-                 for (_, j), seq in batch]
-        keep = sorted(set().union(*spans))
-        column = {pos: c for c, pos in enumerate(keep)}
-        logp = _rows_logprobs(lm, prefix_cache, n_prefix, [seq for _, seq in batch], keep)
-        for ((i, j), _), span, row in zip(batch, spans, logp):
-            cols = [column[pos] for pos in span]
-            if single:
-                out[i] = row[cols[0], firsts]
-            else:
-                out[i, j] = row[cols].gather(1, torch.tensor(cont_ids[j])[:, None]).sum()
-    return out
+        checks.fail(f"got {len(contexts)} context(s) and {len(continuations)} continuation(s): pass at least one "
+                    "of each")
+    pairs = [encode_completion(lm.tokenizer, c, k, rule="apart") for c in contexts for k in continuations]
+    for i, c in enumerate(contexts):
+        if not pairs[i * len(continuations)][0]:
+            checks.fail(f"context {c!r} has no tokens: the first label token needs something to follow")
+    for j, k in enumerate(continuations):
+        if not pairs[j][1]:
+            checks.fail(f"continuation {k!r} has no tokens: use a non-empty label word")
+    scores = pair_logprobs(lm.model, pairs, lm.tokenizer, batch_size=batch_size, progress=progress)
+    return scores.logprob.view(len(contexts), len(continuations))
 
 
 # ----------------------------------------------------------------------------------------------- prompts

@@ -10,106 +10,44 @@ from tqdm.auto import tqdm
 from .items import LETTERS, NORMALIZE, ItemError, check_items, render
 from .stats import accuracy_interval
 
+from lmkit import checks
 from lmkit.env import show_progress
+from lmkit.logprobs import encode_completion, pad, pad_id, pair_logprobs
 
 __all__ = ["encode_pair", "loglikelihoods", "multiple_choice", "by_category", "letter_prompt", "parse_letter",
            "letter_choice"]
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Token ids of ``context`` and of ``continuation`` after it, split as lm-evaluation-harness splits them.
+    """Token ids of ``context`` and of ``continuation`` after it, split as lm-evaluation-harness splits them
+    (notebook 14): :func:`lmkit.logprobs.encode_completion` with ``rule="harness"``.
 
     Trailing spaces of the context move to the continuation; ``context + continuation`` is tokenized as one text
     and the continuation's ids are what follows the context's own ids (``HFLM._encode_pair``). An empty context
     becomes the BOS token (or EOS when there is none), as the harness's ``prefix_token_id``.
     """
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-    if not context:
-        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        return [prefix], tokenizer(continuation, add_special_tokens=False).input_ids
-    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
-    ctx = tokenizer(context, add_special_tokens=False).input_ids
-    return ctx, whole[len(ctx):]
+    return encode_completion(tokenizer, context, continuation, rule="harness")
 
 
-def _packed_row(ctx: list[int], conts: list[list[int]]) -> tuple[list[int], list[int], list[tuple[int, int]]]:
-    """One row holding a context once and every continuation after it: ids, position ids, and per continuation
-    its (start, length) in the row. Each continuation restarts its positions where the context ends."""
-    ids, pos, spans = list(ctx), list(range(len(ctx))), []
-    for cont in conts:
-        spans.append((len(ids), len(cont)))
-        ids += cont
-        pos += range(len(ctx), len(ctx) + len(cont))
-    return ids, pos, spans
-
-
-def _packed_mask(n_ctx: int, spans, width: int, dtype) -> torch.Tensor:
-    """Additive ``[width, width]`` mask: the context is causal; each continuation sees the context and its own
-    earlier tokens, never another continuation; padding sees only itself (so that no softmax row is empty)."""
-    allowed = torch.zeros(width, width, dtype=torch.bool)
-    allowed[:n_ctx, :n_ctx] = torch.ones(n_ctx, n_ctx, dtype=torch.bool).tril()
-    for start, m in spans:
-        allowed[start:start + m, :n_ctx] = True
-        allowed[start:start + m, start:start + m] = torch.ones(m, m, dtype=torch.bool).tril()
-    end = spans[-1][0] + spans[-1][1] if spans else n_ctx
-    allowed[range(end, width), range(end, width)] = True
-    mask = torch.zeros(width, width, dtype=dtype)
-    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-
-
-@torch.no_grad()
 def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = None) -> list[tuple[float, int, bool]]:
     """``log P(continuation | context)`` for each ``(context, continuation)`` pair, with its token count and
     whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)``, nats (notebook 14).
 
-    Ids as :func:`encode_pair` splits them (the harness's split). Consecutive pairs with the same context (the
-    choices of one question) share one row: the context once, then every continuation, each with its own position
-    ids (restarting where the context ends) and an attention mask that hides the other continuations from it.
-    That computes exactly ``log P(continuation | context)`` for each, with the context's tokens run once instead
-    of once per choice. Rows are padded on the right and run ``batch_size`` at a time, longest first. The logits at
-    position t predict token t + 1: a continuation's first token is predicted at the context's last position.
+    Ids as :func:`encode_pair` splits them (the harness's split), scored by :func:`lmkit.logprobs.pair_logprobs`:
+    consecutive pairs with the same context (the choices of one question) share one row, the context once and
+    then every continuation, each with its own position ids (restarting where the context ends) and an attention
+    mask that hides the other continuations from it. That computes exactly ``log P(continuation | context)`` for
+    each, with the context's tokens run once instead of once per choice. Rows are padded on the right and run
+    ``batch_size`` at a time, longest first. The logits at position t predict token t + 1.
+
+    Raises :class:`ItemError` (a ValueError) before any work when a continuation has no tokens.
     """
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows scored per forward pass, such as 8")
     encoded = [encode_pair(lm.tokenizer, ctx, cont) for ctx, cont in pairs]
     for (ctx, cont), (_, ids) in zip(pairs, encoded):
         if not ids:
             raise ItemError(f"continuation {cont!r} after {ctx[-30:]!r} has no tokens: give each choice some text")
-    groups: list[list[int]] = []  # indices of consecutive pairs that share their context ids
-    for i, (ctx, _) in enumerate(encoded):
-        if groups and encoded[groups[-1][0]][0] == ctx:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    rows = [(g, *_packed_row(encoded[g[0]][0], [encoded[i][1] for i in g])) for g in groups]
-    rows.sort(key=lambda r: -len(r[1]))
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    dtype = next(lm.model.parameters()).dtype
-    dtype = dtype if dtype.is_floating_point else torch.float32
-    out: list = [None] * len(encoded)
-    starts = range(0, len(rows), batch_size)
-    for start in tqdm(starts, desc="scoring", disable=not show_progress(progress), leave=False):
-        batch = rows[start:start + batch_size]
-        width = max(len(r[1]) for r in batch)
-        ids = torch.tensor([r[1] + [pad] * (width - len(r[1])) for r in batch], device=lm.device)
-        pos = torch.tensor([r[2] + list(range(len(r[2]), len(r[2]) + width - len(r[2]))) for r in batch],
-                           device=lm.device)
-        mask = torch.stack([_packed_mask(len(encoded[g[0]][0]), spans, width, dtype)
-                            for g, _, _, spans in batch])[:, None].to(lm.device)
-        # positions whose logits are needed: the context's last, and every continuation token but the last
-        wanted = [[len(encoded[g[0]][0]) - 1] + [p for s, m in spans for p in range(s, s + m - 1)]
-                  for g, _, _, spans in batch]
-        keep = sorted(set().union(*wanted))
-        column = {p: c for c, p in enumerate(keep)}
-        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                          logits_to_keep=torch.tensor(keep, device=lm.device)).logits.float()
-        for row, (g, _, _, spans) in enumerate(batch):
-            last_ctx = len(encoded[g[0]][0]) - 1
-            for i, (s, m) in zip(g, spans):
-                preds = [column[last_ctx]] + [column[p] for p in range(s, s + m - 1)]
-                target = torch.tensor(encoded[i][1], device=logits.device)
-                lp = logits[row, preds].log_softmax(-1)
-                out[i] = (lp.gather(1, target[:, None]).sum().item(), m, bool((lp.argmax(-1) == target).all()))
-    return out
+    scores = pair_logprobs(lm.model, encoded, lm.tokenizer, batch_size=batch_size, progress=progress)
+    return list(zip(scores.logprob.tolist(), scores.n_tokens.tolist(), scores.greedy.tolist()))
 
 
 def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None = None, batch_size: int = 16,
@@ -127,8 +65,7 @@ def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None
     item ``loglikelihoods`` (list of floats per item, nats), ``n_tokens``, ``pred``, ``pred_norm``, ``correct``,
     ``correct_norm`` (bools), ``probs`` (softmax of the log-likelihoods over the choices), ``answer``, ``category``.
     """
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize={normalize!r}: use one of {', '.join(map(repr, NORMALIZE))}")
+    checks.one_of("normalize", normalize, NORMALIZE)
     items = check_items(items)
     contexts = [render(template, it) for it in items]
     pairs = [(ctx, c) for ctx, it in zip(contexts, items) for c in it["choices"]]
@@ -188,6 +125,9 @@ def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batc
     Returns ``acc``, ``acc_ci`` (95% Wilson), ``n``, ``invalid`` (share of replies with no letter), and per item
     ``reply``, ``pred`` (index or -1), ``correct``, ``answer``, ``category``.
     """
+    checks.boolean("chat", chat)
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="the letter needs at least one token")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="prompts generated at once, such as 16")
     items = check_items(items)
     tok = lm.tokenizer
     texts = [letter_prompt(it) for it in items]
@@ -196,17 +136,14 @@ def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batc
                  for t in texts]
     else:
         texts = [t + "\nAnswer:" for t in texts]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     replies = []
     starts = range(0, len(texts), batch_size)
     for start in tqdm(starts, desc="generating", disable=not show_progress(progress), leave=False):
-        rows = [tok(t, add_special_tokens=False).input_ids for t in texts[start:start + batch_size]]
-        width = max(map(len, rows))
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)  # left padding
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
-        out = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=pad, temperature=None, top_p=None, top_k=None)
-        replies += tok.batch_decode(out[:, width:], skip_special_tokens=True)
+        rows = [{"input_ids": tok(t, add_special_tokens=False).input_ids} for t in texts[start:start + batch_size]]
+        batch = {k: v.to(lm.device) for k, v in pad(rows, tok, side="left").items()}  # every row ends at the edge
+        out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id(tok),
+                                temperature=None, top_p=None, top_k=None)
+        replies += tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     preds = [parse_letter(reply, len(it["choices"])) for reply, it in zip(replies, items)]
     correct = [p == it["answer"] for p, it in zip(preds, items)]
     n = len(items)

@@ -3,18 +3,21 @@
 - Supervised JSONL (``{"prompt", "completion"}`` per line; the loss is on the completion only), read with the one
   validating reader :func:`lmkit.files.read_jsonl`; the project's date set (``"dates:<split>"``); plain text cut
   into blocks (``"shakespeare:train"``, a ``.txt`` path).
-- :func:`collate` pads a batch with transformers' ``DataCollatorForSeq2Seq`` (right padding, labels padded with -100).
+- :func:`encode_example` and :func:`collate` are the fine-tuning names of :mod:`lmkit.logprobs`'s one prompt +
+  completion encoding and one padding (right padding, labels padded with -100).
 - :func:`example_order`: the data position alone says which examples come next, so a resumed run sees the same ones."""
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from lmkit import checks
 from lmkit.data import DataError, data_file
 from lmkit.files import read_jsonl
+from lmkit.logprobs import IGNORE, encode_completion, labelled_example
+from lmkit.logprobs import pad as pad_batch
 
 __all__ = ["DATASET", "DATE_SPLITS", "IGNORE", "RECORD_FIELDS", "read_records", "load_split", "format_prompt",
            "encode_example", "encode_text", "load_examples", "collate", "example_order"]
@@ -23,9 +26,6 @@ __all__ = ["DATASET", "DATE_SPLITS", "IGNORE", "RECORD_FIELDS", "read_records", 
 DATASET = "finetune"
 """The folder of the project's date-normalisation data set under ``data/`` (see ``data/finetune/README.md``)."""
 DATE_SPLITS = ("train", "validation", "test")
-
-IGNORE = -100
-"""Label value that the loss skips (prompt tokens and padding)."""
 
 RECORD_FIELDS = ("prompt", "completion")
 """The fields of a supervised example: the loss is on the completion only."""
@@ -48,15 +48,13 @@ def format_prompt(tokenizer, prompt: str) -> str:
 def encode_example(tokenizer, prompt: str, completion: str, max_length: int = 256) -> dict:
     """Token ids of prompt + completion + end-of-turn, with the prompt's labels masked to -100 (notebook 06).
 
-    Prompt and completion are tokenized separately, exactly as at generation time (the answer's tokens start
-    right after the prompt's). Too long: the start of the prompt is cut.
+    The prompt in its chat template (:func:`format_prompt`) and the completion are tokenized apart, exactly as at
+    generation time (the answer's tokens start right after the prompt's): :func:`lmkit.logprobs.encode_completion`
+    with ``rule="apart"``, ``eos=True``, then :func:`lmkit.logprobs.labelled_example`. Too long: the start of the
+    prompt is cut.
     """
-    p_ids = tokenizer(format_prompt(tokenizer, prompt), add_special_tokens=False).input_ids
-    c_ids = tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    keep = max(max_length - len(c_ids), 0)
-    p_ids = p_ids[len(p_ids) - keep:] if keep else []
-    c_ids = c_ids[:max_length - len(p_ids)]
-    return {"input_ids": p_ids + c_ids, "labels": [IGNORE] * len(p_ids) + c_ids}
+    return labelled_example(*encode_completion(tokenizer, format_prompt(tokenizer, prompt), completion, rule="apart",
+                                               eos=True, max_length=max_length))
 
 
 def encode_text(tokenizer, text: str, block_size: int = 128) -> list[dict]:
@@ -114,34 +112,15 @@ def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 2
     return examples
 
 
-@lru_cache(maxsize=8)
-def _padder(pad_id: int):
-    """``DataCollatorForSeq2Seq`` over a tokenizer that only knows its pad token (id ``pad_id``), padding right.
-
-    The collator pads with ``tokenizer.pad``; a padding-only tokenizer lets :func:`collate` take a pad id, and
-    never changes the padding side of the model's own tokenizer (left, for batched generation).
-    """
-    from tokenizers import Tokenizer, models
-    from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel(vocab={"<pad>": pad_id}, unk_token="<pad>"))
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", padding_side="right")
-    return DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
-
-
 def collate(examples: list[dict], pad) -> dict:
     """Right-pad examples into ``input_ids``, ``attention_mask`` and ``labels`` tensors (notebook 06).
 
-    ``pad``: the pad id (or a tokenizer: its pad id, else its end-of-text id). transformers'
-    ``DataCollatorForSeq2Seq`` pads: ``input_ids`` with the pad id, ``attention_mask`` with 0, ``labels`` with -100.
+    ``pad``: the pad id (or a tokenizer: :func:`lmkit.logprobs.pad_id`, its pad id, else its end-of-text id).
+    :func:`lmkit.logprobs.pad` pads: ``input_ids`` with the pad id, ``attention_mask`` with 0, ``labels`` with -100.
     """
     if not examples:
-        raise ValueError("collate() got no examples: pass a non-empty list of encoded examples")
-    if hasattr(pad, "pad_token_id"):
-        pad = pad.pad_token_id if pad.pad_token_id is not None else pad.eos_token_id
-    batch = _padder(int(pad))([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples])
-    return {"input_ids": batch["input_ids"].long(), "attention_mask": batch["attention_mask"].long(),
-            "labels": batch["labels"].long()}
+        checks.fail("collate() got no examples: pass a non-empty list of encoded examples")
+    return pad_batch([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples], pad)
 
 
 def example_order(n: int, seed: int, position: int, count: int) -> list[int]:
