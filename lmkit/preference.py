@@ -35,6 +35,8 @@ from tqdm.auto import tqdm
 from lmkit import finetune as ft
 from lmkit.data import data_file
 from lmkit.files import DataError, read_jsonl
+from lmkit import checks
+from lmkit.logprobs import completion_logprobs, pad
 from lmkit.env import show_progress
 
 __all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
@@ -79,18 +81,14 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
 
     ``batch`` holds ``input_ids``, ``attention_mask`` and ``labels`` of shape ``[batch, T]`` (from
     :func:`lmkit.finetune.collate`); positions labelled ``-100`` (prompt, padding) are left out. Token ``t`` is
-    scored by the logits at ``t - 1``. Returns a float32 tensor of shape ``[batch]``; gradients flow when enabled.
+    scored by the logits at ``t - 1``: :func:`lmkit.logprobs.completion_logprobs`, the ``logprob`` of its
+    :class:`~lmkit.logprobs.Scores`. Returns a float32 tensor of shape ``[batch]``; gradients flow when enabled.
+    Equal to TRL's ``DPOTrainer`` sequence log-probabilities (``tests/test_preference.py``). Raises ValueError before
+    the forward pass when every label is -100.
     """
-    labels = batch["labels"][:, 1:]
-    keep = (labels != ft.IGNORE).any(dim=0).nonzero().squeeze(1)  # project onto the vocabulary only where needed
-    if keep.numel() == 0:
+    if not (batch["labels"][:, 1:] != ft.IGNORE).any():
         raise ValueError("every label is -100: nothing to score; check that the completions are not cut off")
-    start = int(keep[0])
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   logits_to_keep=labels.shape[1] - start + 1).logits[:, :-1].float()
-    targets = labels[:, start:]
-    logp = torch.log_softmax(logits, dim=-1).gather(2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
-    return (logp * (targets != ft.IGNORE)).sum(dim=1)
+    return completion_logprobs(model, batch).logprob
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -119,20 +117,23 @@ def load_split(split: str, limit: int | None = None) -> list[dict]:
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int = 256) -> list[tuple[dict, dict]]:
     """(chosen, rejected) examples per pair, each the prompt in the chat template + completion + end of turn, the
-    prompt's labels masked to -100 (:func:`lmkit.finetune.encode_example`) (notebook 15)."""
+    prompt's labels masked to -100 (:func:`lmkit.finetune.encode_example`: prompt and completion tokenized apart,
+    as TRL does) (notebook 15)."""
     return [(ft.encode_example(tokenizer, r["prompt"], r["chosen"], max_length),
              ft.encode_example(tokenizer, r["prompt"], r["rejected"], max_length)) for r in rows]
 
 
 def _rows(examples: list[dict], tokenizer, device) -> dict:
-    """Encoded examples right-padded into one batch (:func:`lmkit.finetune.collate`), on ``device``."""
-    return {k: v.to(device) for k, v in ft.collate(examples, tokenizer).items()}
+    """Encoded examples right-padded into one batch (:func:`lmkit.logprobs.pad`), on ``device``."""
+    return {k: v.to(device) for k, v in pad(examples, tokenizer).items()}
 
 
 @torch.no_grad()
 def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: int = 8,
                device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed completion log-probabilities of every (chosen, rejected) pair: two float32 tensors ``[n]`` (notebook 15)."""
+    """Summed completion log-probabilities (nats) of every (chosen, rejected) pair: two float32 tensors ``[n]``, by
+    :func:`sequence_logps` on ``batch_size`` pairs at a time, in eval mode (notebook 15)."""
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="pairs per forward pass, such as 8")
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
