@@ -126,7 +126,8 @@ def one_of(name: str, value, choices: Iterable, *, fix: str = "", error: type[Va
 
         close = difflib.get_close_matches(value, [c for c in choices if isinstance(c, str)], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-    fail(f"{name}={show(value)} is not one of {', '.join(map(repr, choices))}{hint}: {fix or 'pass one of them'}", error)
+    listed = ", ".join(map(repr, choices))
+    fail(f"{name}={show(value)} is not one of {listed}{hint}: {fix or 'pass one of them'}", error)
 
 
 def boolean(name: str, value, *, fix: str = "", error: type[ValueError] = CheckError) -> bool:

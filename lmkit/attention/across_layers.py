@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lmkit import checks
 from lmkit.attention.capture import MAX_TOKENS, trace
 
 __all__ = ["LogitLens", "logit_lens", "rollout"]
@@ -19,8 +20,8 @@ def rollout(att: torch.Tensor, *, residual: float = 0.5) -> torch.Tensor:
     """
     if att.dim() != 4:
         raise ValueError(f"att has shape {tuple(att.shape)}: pass [layers, heads, T, T] as from attentions()")
-    if not 0 <= residual <= 1:
-        raise ValueError(f"residual={residual} must be between 0 and 1 (0.5 in the paper)")
+    residual = checks.probability("residual", residual, must="between 0 and 1",
+                                  fix="the identity's share, 0.5 in the paper")
     t = att.shape[-1]
     eye = torch.eye(t)
     out, r = [], eye

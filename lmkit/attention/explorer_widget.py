@@ -11,6 +11,7 @@ import time
 import numpy as np
 import torch
 
+from lmkit import checks
 from lmkit.attention.capture import _attentions_of_ids
 from lmkit.attention.plots import plot_head, plot_head_view
 from lmkit.widgets.base import Widget, one_line, png_display_data
@@ -44,6 +45,9 @@ class Explorer(Widget):
                  max_tokens: int = EXPLORER_MAX_TOKENS, dpi: int = 80):
         import ipywidgets as w
 
+        checks.text("text", text, blank_ok=True, fix="pass the text to show (it can be edited later)")
+        max_tokens = checks.integer("max_tokens", max_tokens, low=1, fix=f"pass e.g. {EXPLORER_MAX_TOKENS}")
+        dpi = checks.integer("dpi", dpi, low=10, fix="pass e.g. dpi=80")
         self.lm, self.max_tokens, self.dpi = lm, max_tokens, dpi
         cfg = lm.model.config
         self.n_computed, self.last_redraw_s, self.shown, self.title = 0, 0.0, None, "attention explorer"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from lmkit import checks
+
 __all__ = ["HEAD_CLASSES", "entropy_bits", "head_stats"]
 
 HEAD_CLASSES = ("previous-token", "first-token", "diagonal", "broad", "mixed")
@@ -25,6 +27,8 @@ def head_stats(att: torch.Tensor, *, threshold: float = 0.5, broad: float = 0.7)
     """
     import pandas as pd
 
+    threshold = checks.probability("threshold", threshold, fix="the least score that names a pattern, e.g. 0.5")
+    broad = checks.probability("broad", broad, fix="the least normalised entropy of a broad head, e.g. 0.7")
     if att.dim() != 4 or att.shape[-1] != att.shape[-2]:
         raise ValueError(f"att has shape {tuple(att.shape)}: pass [layers, heads, T, T] as from attentions()")
     n_layers, n_heads, t, _ = att.shape

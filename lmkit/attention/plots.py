@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lmkit import checks
 from lmkit.attention.across_layers import LogitLens
 from lmkit.attention.capture import _visible
 from lmkit.attention.heads import HEAD_CLASSES
@@ -39,6 +40,11 @@ def plot_head(weights, tokens, ax=None, *, title: str | None = None, query: int 
     t = w.shape[-1]
     if w.shape != (t, t) or len(tokens) != t:
         raise ValueError(f"weights {w.shape} and {len(tokens)} tokens do not match: pass one head [T, T] and T labels")
+    if query is not None:
+        query = checks.index("query", query, t, negative=False, what=f"the map has {t} tokens")
+    if gamma is not None:
+        gamma = checks.real("gamma", gamma, low=0, low_open=True,
+                            fix="pass e.g. gamma=0.5, or None for a linear scale")
     if ax is None:
         size = min(12, max(4, 0.22 * t + 2))
         _, ax = plt.subplots(figsize=(size + 1, size))
@@ -68,6 +74,7 @@ def plot_grid(att: torch.Tensor, ax=None, *, title: str | None = None, gamma: fl
     import matplotlib.pyplot as plt
     from matplotlib.colors import PowerNorm
 
+    gamma = checks.real("gamma", gamma, low=0, low_open=True, fix="pass e.g. gamma=0.5")
     a = _as_np(att)
     if a.ndim != 4:
         raise ValueError(f"att has shape {a.shape}: pass [layers, heads, T, T] as from attentions()")
@@ -105,8 +112,9 @@ def plot_head_view(weights, tokens, ax=None, *, query: int | None = None, min_we
     t = w.shape[-1]
     if w.shape != (t, t) or len(tokens) != t:
         raise ValueError(f"weights {w.shape} and {len(tokens)} tokens do not match: pass one head [T, T] and T labels")
-    if query is not None and not 0 <= query < t:
-        raise ValueError(f"query={query} is out of range: use 0..{t - 1}")
+    if query is not None:
+        query = checks.index("query", query, t, negative=False, what=f"the map has {t} tokens")
+    min_weight = checks.probability("min_weight", min_weight, fix="the least weight drawn, e.g. 0.02")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, max(3, 0.28 * t + 1)))
     fs = 9 if t <= 24 else 7 if t <= 48 else 5
@@ -174,7 +182,7 @@ def plot_rollout(roll: torch.Tensor, tokens, ax=None, *, query: int = -1, title:
 
     r = _as_np(roll)
     n_layers, t, _ = r.shape
-    q = query % t
+    q = checks.index("query", query, t, what=f"the text has {t} tokens")
     if ax is None:
         _, ax = plt.subplots(figsize=(min(14, 0.45 * t + 3), 6))
     im = ax.imshow(r[:, q, :q + 1], cmap="viridis", aspect="auto", vmin=0)

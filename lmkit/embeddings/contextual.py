@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from lmkit import checks
 from lmkit.embeddings.token_tables import _tokenizer
 
 __all__ = ["contextual_vectors", "hidden_states_of", "layer_cosine", "mean_hidden_state", "plot_layer_curves",
@@ -16,13 +17,15 @@ def hidden_states_of(lm, text: str) -> tuple[list[str], torch.Tensor]:
     Row 0 is the embedding lookup, row ``l`` the output of block ``l``; transformers returns the last row after
     the model's final norm.
     """
-    ids = lm.encode(text)
+    ids = lm.encode(checks.text("text", text))
     out = lm.model(ids, output_hidden_states=True)
     return _tokenizer(lm).convert_ids_to_tokens(ids[0].tolist()), torch.stack(out.hidden_states)[:, 0].float().cpu()
 
 
 def word_span(lm, text: str, word: str) -> list[int]:
     """Positions of the tokens that cover the first occurrence of ``word`` in ``text`` (notebook 02)."""
+    checks.text("text", text)
+    checks.text("word", word, fix="pass a word that appears in the sentence")
     start = text.find(word)
     if start < 0:
         raise ValueError(f"word {word!r} does not occur in {text!r}: pass a word that appears in the sentence")
@@ -43,6 +46,7 @@ def mean_hidden_state(states, skip_first: bool = True) -> torch.Tensor:
     With ``skip_first`` the first token of each text is left out: it carries huge "attention sink" activations
     (norms in the thousands) that would dominate the mean (notebook 02).
     """
+    checks.boolean("skip_first", skip_first)
     rows = [h[:, 1:] if skip_first else h for h in states]
     if not rows or sum(r.shape[1] for r in rows) == 0:
         raise ValueError("no token vectors to average: pass hidden states of texts longer than one token")

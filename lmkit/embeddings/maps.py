@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lmkit import checks
 from lmkit.embeddings.matrix import word_vectors
 
 __all__ = ["METHODS", "draw_map", "map_coordinates", "parse_groups", "plot_map", "project_2d"]
@@ -22,7 +23,7 @@ METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 def _method(method) -> str:
     key = str(method).lower().replace("-", "").replace("_", "")
     if key not in METHODS:
-        raise ValueError(f"unknown projection {method!r}: use 'pca' or 'tsne'")
+        checks.one_of("method", method, METHODS, fix="use 'pca' or 'tsne' (any case; 't-SNE' also works)")
     return key
 
 
@@ -54,8 +55,7 @@ def project_2d(X, method: str = "pca", seed: int = 0) -> np.ndarray:
     values, fewer than 3 different vectors, fewer than 2 columns, or (t-SNE) an all-zero row (notebook 02).
     """
     key = _method(method)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed={seed!r}: pass an int")
+    seed = checks.seed("seed", seed)
     X = _as_matrix(X)
     same = X                              # rows equal here get one point
     if key == "tsne":
@@ -96,8 +96,9 @@ def _check_groups(groups) -> None:
     if not isinstance(groups, dict) or not groups:
         raise ValueError(f"groups={groups!r:.60} is not a non-empty dict: pass e.g. {{'colours': ['red', 'blue']}}")
     for name, words in groups.items():
-        if isinstance(words, str) or not all(isinstance(w, str) for w in words):
-            raise ValueError(f"group {name!r} holds {words!r:.60}: pass a list of words, e.g. ['red', 'blue']")
+        if isinstance(words, str):
+            checks.fail(f"group {name!r} holds one string {words!r:.60}: pass a list of words, e.g. ['red', 'blue']")
+        checks.texts(f"group {name!r}", words, what="words", fix="pass e.g. ['red', 'blue']")
 
 
 def map_coordinates(lm, groups: dict[str, list[str]], method: str = "pca", seed: int = 0):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from lmkit import checks
 from lmkit.embeddings.token_tables import _tokenizer
 
 __all__ = ["embedding_matrix", "neighbours", "one_hot_embed", "word_ids", "word_vectors"]
@@ -34,8 +35,8 @@ def word_ids(lm, word: str, leading_space: bool = True) -> list[int]:
     With ``leading_space`` a space is put in front (``" cat"`` is one token, ``"cat"`` another) unless the word
     already starts with one or is Chinese/Japanese, which are written without spaces.
     """
-    if not isinstance(word, str) or not word.strip():
-        raise ValueError(f"empty word {word!r}: pass a non-empty string such as 'cat'")
+    checks.text("word", word, fix="an empty word has no tokens; pass a non-empty string such as 'cat'")
+    checks.boolean("leading_space", leading_space)
     if leading_space and not word[0].isspace() and not _is_cjk(word):
         word = " " + word
     return _tokenizer(lm)(word, add_special_tokens=False)["input_ids"]
@@ -47,6 +48,8 @@ def word_vectors(lm, words, leading_space: bool = True) -> tuple[torch.Tensor, l
 
     Also returns how many tokens each word took (1 for most common English words).
     """
+    if isinstance(words, str):
+        checks.fail(f"words={checks.show(words)} is one string: pass a list such as ['cat', 'dog']")
     W = embedding_matrix(lm).detach()
     vecs, counts = [], []
     for w in words:
@@ -72,8 +75,8 @@ def neighbours(lm, query, k: int = 10, skip_variants: bool = True, leading_space
     """
     import pandas as pd
 
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k={k!r} neighbours asked for: pass a positive integer such as k=10")
+    k = checks.integer("k", k, low=1, must="a positive integer", fix="the number of neighbours, such as k=10")
+    checks.boolean("skip_variants", skip_variants)
     W = torch.nn.functional.normalize(embedding_matrix(lm).detach().float(), dim=-1)
     if isinstance(query, str):
         vec = word_vectors(lm, [query], leading_space)[0][0]

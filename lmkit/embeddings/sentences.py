@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from lmkit import checks
 from lmkit.files import package_path
 
 __all__ = ["ENCODER_PACKAGE", "ENCODER_PIP", "Encoder", "encoder_dir", "load_encoder", "mean_pool",
@@ -82,15 +83,8 @@ def sentence_embeddings(texts, encoder: Encoder | None = None, batch_size: int =
     This is what the model's ``1_Pooling`` config and its ``Normalize`` module ask for, so the dot product of two
     rows is their cosine similarity. Texts longer than the encoder's ``max_length`` (256 tokens) are truncated.
     """
-    if isinstance(texts, str):
-        texts = [texts]
-    try:
-        texts = list(texts)
-    except TypeError:
-        pass
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError(f"sentence_embeddings needs a non-empty list of strings, got {texts!r:.80}: "
-                         "pass e.g. ['a sentence', 'another one']")
+    texts = checks.texts("texts", texts, fix="pass e.g. ['a sentence', 'another one']")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="sentences per forward pass, such as 64")
     enc = encoder or load_encoder()
     device = next(enc.model.parameters()).device
     out = []

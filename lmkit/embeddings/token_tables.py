@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from lmkit import checks
+
 __all__ = ["piece_bytes", "token_counts", "tokens"]
 
 
@@ -33,8 +35,7 @@ def tokens(lm_or_tokenizer, text: str):
     """
     import pandas as pd
 
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"tokens needs a non-empty string, got {text!r:.60}: pass e.g. 'The cat sat.'")
+    checks.text("text", text, blank_ok=True, fix="tokens needs a non-empty string, e.g. 'The cat sat.'")
     tok = _tokenizer(lm_or_tokenizer)
     enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
     rows = []

@@ -5,6 +5,7 @@ import html
 
 import ipywidgets as W
 
+from lmkit import checks
 from lmkit.widgets.base import display_data
 from lmkit.widgets.streaming import StreamingWidget
 
@@ -21,6 +22,10 @@ class Chat(StreamingWidget):
     title = "chat"
 
     def __init__(self, lm, system: str | None = None, max_new_tokens: int = 80):
+        if system is not None:
+            checks.text("system", system, fix="pass the system prompt, or None for none")
+        max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, high=512,
+                                        fix="the slider goes from 1 to 512")
         super().__init__(lm)
         self.messages: list[dict] = [{"role": "system", "content": system}] if system else []
         self.system = system

@@ -6,6 +6,7 @@ import io
 
 import ipywidgets as W
 
+from lmkit import checks
 from lmkit.widgets.base import display_data, png_display_data
 from lmkit.widgets.streaming import StreamingWidget
 
@@ -21,6 +22,7 @@ def prob_color(p: float) -> str:
 
 def tokens_html(steps, color_by: str = "raw", prompt: str = "") -> str:
     """The prompt in grey, then each generated token as a span coloured by its probability (notebook 04)."""
+    checks.one_of("color_by", color_by, ("raw", "processed"))
     spans = []
     for s in steps:
         p = s.raw_prob if color_by == "raw" else s.prob
@@ -80,6 +82,9 @@ class Playground(StreamingWidget):
     title = "generation playground"
 
     def __init__(self, lm, prompt: str = "The best way to learn a language is", max_new_tokens: int = 40):
+        checks.text("prompt", prompt, blank_ok=True, fix="pass the text to continue (it can be edited later)")
+        max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, high=256,
+                                        fix="the slider goes from 1 to 256")
         super().__init__(lm)
         slider = dict(continuous_update=False, style={"description_width": "140px"},
                       layout=W.Layout(width="380px"))
