@@ -7,6 +7,9 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from lmkit import checks
+from lmkit.training.loop import SCHEDULES
+
 __all__ = ["LORA_TARGETS", "DEFAULT_LR", "METHODS", "SCHEDULES", "TrainConfig", "as_config"]
 
 
@@ -15,7 +18,6 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 DEFAULT_LR = {"lora": 1e-3, "full": 5e-5}
 METHODS = ("lora", "full")
-SCHEDULES = ("cosine", "linear", "constant")
 
 
 @dataclass
@@ -65,21 +67,36 @@ class TrainConfig:
         return cfg
 
     def check(self) -> None:
-        """Raise a one-line ValueError for a bad value."""
+        """Raise a one-line ValueError (:class:`lmkit.checks.CheckError`) naming a bad value and the fix.
+
+        Counts must be integers (``2.7`` and ``True`` are refused, not rounded), rates finite numbers.
+        """
         if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r}: use 'lora' or 'full'")
+            checks.fail(f"method={self.method!r}: use 'lora' or 'full'")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+            checks.fail(f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         for name in ("max_steps", "micro_batch_size", "grad_accum", "block_size", "max_length", "lora_r"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
-        for name in ("eval_every", "save_every", "warmup_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be 0 or more")
+            checks.integer(name, getattr(self, name), low=1, fix="pass a whole number such as 8")
+        for name in ("eval_every", "save_every", "warmup_steps", "keep_checkpoints"):
+            checks.integer(name, getattr(self, name), low=0, fix="pass a whole number; 0 turns it off")
+        for name in ("max_train_examples", "max_val_examples"):
+            if getattr(self, name) is not None:
+                checks.integer(name, getattr(self, name), low=1, fix="pass a whole number, or None for all")
+        checks.integer("seed", self.seed, low=0, fix="pass e.g. seed=0")
+        if self.lr is not None:
+            checks.real("lr", self.lr, low=0, low_open=True, fix="pass a positive learning rate, or None for the "
+                        "method's default")
+        if self.max_grad_norm is not None:
+            checks.real("max_grad_norm", self.max_grad_norm, low=0, fix="pass 0 or None for no clipping")
+        checks.real("weight_decay", self.weight_decay, low=0, fix="pass 0 for no weight decay")
+        checks.real("lora_alpha", self.lora_alpha, low=0, low_open=True, fix="pass e.g. 2 * lora_r")
+        checks.probability("lora_dropout", self.lora_dropout, open_high=True, fix="pass e.g. 0.05, or 0 for none")
+        for name in ("resume", "save_model"):
+            checks.boolean(name, getattr(self, name))
         if (self.save_every or self.resume or self.save_model) and not self.output_dir:
-            raise ValueError("checkpoints, resume and save_model need output_dir: set output_dir='runs/my-run'")
+            checks.fail("checkpoints, resume and save_model need output_dir: set output_dir='runs/my-run'")
         if self.mixed_precision not in {"auto", "no", "bf16", "fp16"}:
-            raise ValueError(f"mixed_precision={self.mixed_precision!r}: use 'auto', 'no', 'bf16' or 'fp16'")
+            checks.fail(f"mixed_precision={self.mixed_precision!r}: use 'auto', 'no', 'bf16' or 'fp16'")
 
     @property
     def learning_rate(self) -> float:
