@@ -156,3 +156,54 @@ def test_playground_json_option_constrains_the_stream(byte_lm):
     assert valid(pg.text, schema)
     assert [s.id for s in pg.steps] == [s.id for s in G.stream(byte_lm, "the cat", json_schema=schema,
                                                                max_new_tokens=400)]
+
+
+# ------------------------------------------------------------- the grammar is a logits processor: any decoder takes it
+@pytest.mark.parametrize("constraint", [dict(json_schema=NESTED), dict(regex=r"[a-c]{2,5}-[0-9]{2}")])
+def test_grammar_processor_through_model_generate_gives_lmkit_tokens(byte_lm, constraint):
+    from transformers import LogitsProcessorList
+
+    s = G.check_settings(byte_lm, max_new_tokens=400, **constraint)
+    ids = G.prompt_ids(byte_lm, "the cat")
+    ours = [step.id for step in G.stream(byte_lm, "the cat", max_new_tokens=400, **constraint)]
+    proc = C.for_settings(byte_lm, s, ids.shape[1])
+    assert isinstance(proc, C.GrammarLogitsProcessor)
+    with torch.inference_mode():
+        out = byte_lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=400, do_sample=False,
+                                     logits_processor=LogitsProcessorList([proc]))
+    theirs = out[0, ids.shape[1]:].tolist()
+    eos = G.eos_ids(byte_lm)
+    # lmkit stops as soon as the grammar is complete; model.generate takes the one token then allowed: EOS
+    assert theirs[:len(ours)] == ours and set(theirs[len(ours):]) <= eos and len(theirs) <= len(ours) + 1
+    text = byte_lm.tokenizer.decode(theirs, skip_special_tokens=True)
+    assert valid(text, NESTED) if "json_schema" in constraint else re.fullmatch(constraint["regex"], text)
+
+
+def test_grammar_processor_follows_a_caller_that_backs_up(byte_lm):
+    g = C.Grammar(byte_lm, regex=r"(cat|dog)s?")
+    proc = C.GrammarLogitsProcessor(g, prompt_length=2)
+    cat = byte_lm.tokenizer.encode("cats", add_special_tokens=False)
+    dog = byte_lm.tokenizer.encode("dog", add_special_tokens=False)
+    prompt = [5, 6]
+    proc(torch.tensor([prompt + cat]), torch.zeros(1, len(byte_lm.tokenizer)))
+    assert g.consumed == cat and proc.finished(torch.tensor([prompt + cat]))  # nothing can follow "cats"
+    scores = proc(torch.tensor([prompt + dog[:1]]), torch.zeros(1, len(byte_lm.tokenizer)))  # back up, take d
+    assert g.consumed == dog[:1] and not proc.finished(torch.tensor([prompt + dog[:1]]))
+    fresh = C.Grammar(byte_lm, regex=r"(cat|dog)s?")
+    fresh.advance(dog[0])
+    assert torch.equal(torch.isfinite(scores[0]), fresh.allowed())
+    with pytest.raises(G.SettingsError, match="one sequence"):
+        proc(torch.tensor([prompt, prompt]), torch.zeros(2, len(byte_lm.tokenizer)))
+
+
+@pytest.mark.parametrize("constraint", [dict(json_schema=NESTED), dict(regex=r"(yes|no), [0-9]{2,4}")])
+@pytest.mark.parametrize("k", [1, 3])
+def test_speculative_decoding_under_a_grammar_is_token_identical(byte_lm, constraint, k):
+    ours = [step.id for step in G.stream(byte_lm, "the cat", max_new_tokens=300, **constraint)]
+    for draft in (G.early_exit_draft(byte_lm, 1), byte_lm):
+        result = G.speculative(byte_lm, "the cat", draft, num_draft_tokens=k, max_new_tokens=300, **constraint)
+        assert result.ids == ours
+    sampled = G.speculative(byte_lm, "the cat", byte_lm, num_draft_tokens=k, max_new_tokens=300, do_sample=True,
+                            seed=4, **constraint)
+    text = sampled.text
+    assert valid(text, NESTED) if "json_schema" in constraint else re.fullmatch(constraint["regex"], text)

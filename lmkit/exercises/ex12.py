@@ -9,7 +9,7 @@ from . import _close, exercise
                        "always adds the target's own token: sum (j + 1) times those probabilities, or sum the "
                        "geometric series 1 + alpha + ... + alpha**k; answer with a float.")
 def _tokens_per_pass(answer, *, alpha, k):
-    from lmkit.speculative import expected_tokens_per_pass
+    from lmkit.decoding.speculative import expected_tokens_per_pass
 
     return _close(answer, expected_tokens_per_pass(float(alpha), int(k)), rel=1e-6)
 
