@@ -1,6 +1,7 @@
 """Translation, summaries and question answering through the chat template (notebook 09)."""
 from __future__ import annotations
 
+from lmkit import checks
 from lmkit.apps.metrics import first_line
 
 __all__ = ['ask', 'translate', 'summarise', 'qa_prompt', 'answer_question']
@@ -14,6 +15,11 @@ def ask(lm, message: str, *, max_new_tokens: int = 48, stop_at_newline: bool = F
     """
     from lmkit.generate import stream
 
+    checks.text("message", message, fix="pass the user's message")
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="ask for at least one new token")
+    checks.boolean("stop_at_newline", stop_at_newline)
+    if system is not None:
+        checks.text("system", system, fix="pass a system prompt, or None for the template's default")
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": message}]
     text, ids = "", []
     for step in stream(lm, messages, chat=True, do_sample=False, max_new_tokens=max_new_tokens, n_alternatives=0):
@@ -28,17 +34,23 @@ def ask(lm, message: str, *, max_new_tokens: int = 48, stop_at_newline: bool = F
 
 def translate(lm, text: str, target: str = "French", **kw) -> str:
     """Translate ``text`` into ``target`` through the chat template (notebook 09)."""
+    checks.text("text", text, fix="pass the sentence to translate")
+    checks.text("target", target, fix="name the language, e.g. 'French'")
     return ask(lm, f"Translate this sentence into {target}. Reply with the translation only.\n\n{text}",
                stop_at_newline=True, **{"max_new_tokens": 32, **kw})
 
 
 def summarise(lm, text: str, **kw) -> str:
     """A one-sentence summary of ``text`` through the chat template (notebook 09)."""
+    checks.text("text", text, fix="pass the text to summarise")
     return ask(lm, f"Summarise this text in one short sentence.\n\n{text}", **{"max_new_tokens": 48, **kw})
 
 
 def qa_prompt(question: str, context: str | None = None) -> str:
     """The user message for a question, with or without a passage to read (notebook 09)."""
+    checks.text("question", question, fix="ask a question in words")
+    if context is not None:
+        checks.text("context", context, fix="pass the passage to read, or None for a closed-book question")
     if context is None:
         return f"Answer the question with a few words only.\n\nQuestion: {question}"
     return (f"Read the passage and answer the question with a few words only.\n\nPassage: {context}\n\n"

@@ -5,6 +5,7 @@ import re
 import string
 import unicodedata
 
+from lmkit import checks
 from lmkit.apps.data import LABELS
 
 __all__ = ['evaluate', 'plot_confusion', 'normalize_answer', 'first_line', 'exact_match', 'contains_answer', 'answer_first', 'chrf']
@@ -16,11 +17,10 @@ def evaluate(y_true, y_pred, labels=LABELS) -> dict:
 
     y_true, y_pred, labels = list(y_true), list(y_pred), list(labels)
     if len(y_true) != len(y_pred) or not y_true:
-        raise ValueError(f"got {len(y_true)} true and {len(y_pred)} predicted labels: pass two non-empty lists "
-                         "of the same length")
+        checks.fail(f"got {len(y_true)} true and {len(y_pred)} predicted labels: pass two non-empty lists of the same "
+                    "length")
     for y in y_true + y_pred:
-        if y not in labels:
-            raise ValueError(f"label {y!r} is not one of {labels}: map it to one of them first")
+        checks.one_of("label", y, labels, fix="map it to one of them first")
     return {"n": len(y_true), "accuracy": accuracy_score(y_true, y_pred),
             "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
             "confusion": confusion_matrix(y_true, y_pred, labels=labels), "labels": labels}
@@ -55,20 +55,21 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
+def _answers(answers, name: str = "answers", what: str = "accepted answers", example: str = "['Canberra']"):
+    """``answers`` (one string or a list) as a non-empty list of strings; a one-line error otherwise."""
+    return checks.texts(name, answers, what=what, fix=f"no {what} given; pass at least one, e.g. {example}")
+
+
 def exact_match(prediction: str, answers) -> bool:
     """True if the normalised first line of ``prediction`` equals one normalised accepted answer (notebook 09)."""
-    answers = [answers] if isinstance(answers, str) else list(answers)
-    if not answers:
-        raise ValueError("no accepted answers given: pass at least one, e.g. ['Canberra']")
+    answers = _answers(answers)
     pred = normalize_answer(first_line(prediction))
     return any(pred == normalize_answer(a) for a in answers)
 
 
 def contains_answer(prediction: str, answers) -> bool:
     """True if a normalised accepted answer occurs, as whole words, in the normalised reply (lenient, notebook 09)."""
-    answers = [answers] if isinstance(answers, str) else list(answers)
-    if not answers:
-        raise ValueError("no accepted answers given: pass at least one, e.g. ['Canberra']")
+    answers = _answers(answers)
     pred = f" {normalize_answer(prediction)} "
     return any(f" {normalize_answer(a)} " in pred for a in answers if normalize_answer(a))
 
@@ -84,9 +85,9 @@ def answer_first(prediction: str, answers, question: str = "") -> bool:
     and numbers that do not open a sentence and are not words of ``question``; the reply counts as right only if it
     contains an accepted answer and its first candidate (if it has any) is a word of an accepted answer.
     """
+    answers = _answers(answers)
     if not contains_answer(prediction, answers):
         return False
-    answers = [answers] if isinstance(answers, str) else list(answers)
     answer_words = {w for a in answers for w in normalize_answer(a).split()}
     question_words = set(normalize_answer(question).split())
     text = str(prediction)
@@ -109,7 +110,5 @@ def chrf(prediction: str, references) -> float:
     """
     from sacrebleu import sentence_chrf
 
-    references = [references] if isinstance(references, str) else list(references)
-    if not references:
-        raise ValueError("no reference translations given: pass at least one, e.g. ['Bonjour.']")
+    references = _answers(references, "references", "reference translations", "['Bonjour.']")
     return float(sentence_chrf(str(prediction), references).score)

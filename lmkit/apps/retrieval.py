@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from lmkit import checks
 from lmkit.apps.chat import answer_question, ask
 from lmkit.apps.data import passages, qa_data
 from lmkit.apps.metrics import answer_first, contains_answer, exact_match
@@ -23,8 +24,8 @@ class Retriever:
 
         docs = list(docs)
         if not docs or not all(isinstance(d, dict) and str(d.get("text", "")).strip() for d in docs):
-            raise ValueError("Retriever needs a non-empty list of passages like {'id': ..., 'text': ...}: "
-                             "load them with lmkit.apps.passages()")
+            checks.fail("Retriever needs a non-empty list of passages like {'id': ..., 'text': ...}: "
+                        "load them with lmkit.apps.passages()")
         self.docs, self.encoder = docs, encoder
         self.vectors = sentence_embeddings([self.doc_text(d) for d in docs], encoder)
 
@@ -36,13 +37,11 @@ class Retriever:
         """Cosine similarity of ``query`` with every passage, ``[n_passages]``."""
         from lmkit.embeddings import sentence_embeddings
 
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"query {query!r} is empty: ask a question in words")
+        checks.text("query", query, fix="ask a question in words")
         return (sentence_embeddings([query], self.encoder) @ self.vectors.T)[0]
 
     def search(self, query: str, k: int = 1) -> list[tuple[dict, float]]:
-        if not isinstance(k, int) or not 1 <= k <= len(self.docs):
-            raise ValueError(f"k={k!r}: ask for between 1 and {len(self.docs)} passages")
+        k = checks.integer("k", k, low=1, high=len(self.docs), fix=f"ask for between 1 and {len(self.docs)} passages")
         top = self.scores(query).topk(k)
         return [(self.docs[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]
 
@@ -50,7 +49,9 @@ class Retriever:
 def recall_at_k(retriever: Retriever, questions: list[dict], k: int = 1) -> float:
     """Fraction of questions whose own passage (``question["passage"]``) is among the top ``k`` (notebook 09)."""
     if not questions:
-        raise ValueError("no questions given: pass e.g. lmkit.apps.qa_data()")
+        checks.fail("no questions given: pass e.g. lmkit.apps.qa_data()")
+    n = len(retriever.docs)
+    k = checks.integer("k", k, low=1, high=n, fix=f"ask for between 1 and {n} passages")
     hits = [q["passage"] in {d["id"] for d, _ in retriever.search(q["question"], k)} for q in questions]
     return sum(hits) / len(hits)
 
@@ -64,10 +65,11 @@ def qa_run(lm, questions: list[dict], mode: str = "closed", retriever: Retriever
     """
     import pandas as pd
 
-    if mode not in ("closed", "retrieved", "oracle"):
-        raise ValueError(f"mode={mode!r}: use 'closed', 'retrieved' or 'oracle'")
+    checks.one_of("mode", mode, ("closed", "retrieved", "oracle"))
     if mode == "retrieved" and retriever is None:
-        raise ValueError("mode='retrieved' needs a retriever: pass retriever=Retriever(passages())")
+        checks.fail("mode='retrieved' needs a retriever: pass retriever=Retriever(passages())")
+    k = checks.integer("k", k, low=1, fix="the number of passages to read, such as 1")
+    show_progress(progress)
     by_id = {d["id"]: d for d in passages()} if mode == "oracle" else {}
     rows = []
     for q in tqdm(questions, desc=f"Q&A ({mode})", disable=not show_progress(progress), leave=False):

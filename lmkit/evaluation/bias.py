@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmkit import checks
 from lmkit.data import data_file
 from lmkit.files import read_jsonl
 
@@ -19,12 +20,15 @@ def load_bias_pairs(name: str = "bias_pairs.jsonl") -> list[dict]:
 
 
 def _check_pairs(pairs) -> list[dict]:
+    if isinstance(pairs, (str, dict)) or not isinstance(pairs, (list, tuple)) or not pairs:
+        checks.fail(f"pairs={checks.show(pairs)} must be a non-empty list of {{'sent_more', 'sent_less'}} dicts: "
+                    "pass e.g. load_bias_pairs()", ItemError)
     for i, p in enumerate(pairs):
         a, b = (p.get("sent_more"), p.get("sent_less")) if isinstance(p, dict) else (None, None)
         if not (isinstance(a, str) and isinstance(b, str) and a.strip() and b.strip()):
-            raise ItemError(f"pair {i}: needs non-empty strings 'sent_more' and 'sent_less'")
+            checks.fail(f"pair {i}: needs non-empty strings 'sent_more' and 'sent_less'", ItemError)
         if len(a.split()) != len(b.split()) or sum(x != y for x, y in zip(a.split(), b.split())) != 1:
-            raise ItemError(f"pair {i} ({a!r:.50}): the sentences must differ in exactly one word")
+            checks.fail(f"pair {i} ({a!r:.50}): the sentences must differ in exactly one word", ItemError)
     return list(pairs)
 
 
@@ -49,6 +53,7 @@ def bias_pairs(lm, pairs, *, batch_size: int = 16) -> dict:
     an unbiased model would be near 0.5. Returns these with 95% Wilson intervals and the per-pair scores.
     """
     pairs = _check_pairs(pairs)
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows scored per forward pass, such as 16")
     reqs = []
     for p in pairs:
         prefix, wa, wb, suffix = _split_pair(p["sent_more"], p["sent_less"])

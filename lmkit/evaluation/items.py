@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from lmkit import checks
 from lmkit.data import data_file
 from lmkit.files import read_jsonl
 
@@ -30,24 +31,24 @@ def check_items(items, where: str = "items") -> list[dict]:
     non-empty strings, ``answer`` an int index into ``choices``. Returns the items as a list; raises :class:`ItemError`.
     """
     if isinstance(items, dict) or isinstance(items, str) or not isinstance(items, Sequence):
-        raise ItemError(f"{where}: pass a list of item dicts, not a {type(items).__name__}")
+        checks.fail(f"{where}: pass a list of item dicts, not a {type(items).__name__}", ItemError)
     if not items:
-        raise ItemError(f"{where}: no items; pass at least one {{'question', 'choices', 'answer'}} dict")
+        checks.fail(f"{where}: no items; pass at least one {{'question', 'choices', 'answer'}} dict", ItemError)
     for i, item in enumerate(items):
         name = f"{where}, item {i}" + (f" (id {item['id']!r})" if isinstance(item, dict) and "id" in item else "")
         if not isinstance(item, dict):
-            raise ItemError(f"{name}: a {type(item).__name__}, not a dict with 'question', 'choices', 'answer'")
+            checks.fail(f"{name}: a {type(item).__name__}, not a dict with 'question', 'choices', 'answer'", ItemError)
         q, choices, answer = item.get("question"), item.get("choices"), item.get("answer")
         if not isinstance(q, str) or not q.strip():
-            raise ItemError(f"{name}: 'question' must be a non-empty string, got {q!r:.40}")
+            checks.fail(f"{name}: 'question' must be a non-empty string, got {q!r:.40}", ItemError)
         if not isinstance(choices, (list, tuple)) or not choices:
-            raise ItemError(f"{name}: empty or missing choice list ({choices!r:.40}); give 'choices' as a list of "
-                            "at least two strings")
+            checks.fail(f"{name}: empty or missing choice list ({choices!r:.40}); give 'choices' as a list of "
+                        "at least two strings", ItemError)
         if len(choices) < 2 or not all(isinstance(c, str) and c.strip() for c in choices):
-            raise ItemError(f"{name}: 'choices' must hold at least two non-empty strings, got {choices!r:.60}")
-        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            raise ItemError(f"{name}: answer index {answer!r} is out of range for {len(choices)} choices; give "
-                            f"'answer' as the 0-based index of the right choice (0 to {len(choices) - 1})")
+            checks.fail(f"{name}: 'choices' must hold at least two non-empty strings, got {choices!r:.60}", ItemError)
+        if not checks.is_integer(answer) or not 0 <= answer < len(choices):
+            checks.fail(f"{name}: answer index {answer!r} is out of range for {len(choices)} choices; give 'answer' "
+                        f"as the 0-based index of the right choice (0 to {len(choices) - 1})", ItemError)
     return list(items)
 
 
@@ -56,10 +57,14 @@ def load_items(name: str = "mc.jsonl", categories=None) -> list[dict]:
 
     ``categories``: keep only these (``"knowledge"``, ``"commonsense"``, ``"arithmetic"``, ``"reading"``).
     """
+    checks.text("name", name, fix="pass a file name in data/evaluation/, e.g. 'mc.jsonl'", error=ItemError)
+    if categories is not None:
+        categories = checks.texts("categories", categories, what="category names", error=ItemError,
+                                  fix="pass e.g. ['knowledge', 'arithmetic'], or None for all")
     path = data_file(f"{DATA_DIR}/{name}")
     items = check_items(read_jsonl(path, fields=("question",)), where=str(path))
     if categories is not None:
-        wanted = {categories} if isinstance(categories, str) else set(categories)
+        wanted = set(categories)
         known = {it.get("category") for it in items}
         if not wanted <= known:
             raise ItemError(f"unknown categories {sorted(wanted - known)}: use some of {sorted(known)}")
@@ -71,6 +76,7 @@ def render(template: str | None, item: dict) -> str:
     """The context for ``item``: ``template`` with ``{question}`` filled in (``None``: the question as is)."""
     if template is None:
         return item["question"]
+    checks.text("template", template, fix="pass a prompt format with a {question} field, or None", error=ItemError)
     if "{question}" not in template:
         raise ItemError(f"template {template!r:.50} has no {{question}} field: add it where the question goes")
     return template.replace("{question}", item["question"])
@@ -78,7 +84,7 @@ def render(template: str | None, item: dict) -> str:
 
 def shuffle_choices(items, seed: int = 0) -> list[dict]:
     """Copies of ``items`` with their choices in a seeded random order and ``answer`` moved with the right one."""
-    rng = random.Random(seed)
+    rng = random.Random(checks.seed("seed", seed))
     out = []
     for item in check_items(items):
         order = list(range(len(item["choices"])))

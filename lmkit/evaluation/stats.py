@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmkit import checks
+
 __all__ = ["accuracy_interval", "paired_difference", "calibration", "plot_reliability", "plot_accuracies"]
 
 def accuracy_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for ``k`` successes out of ``n`` (Wilson 1927), via ``scipy.stats.binomtest``."""
     from scipy.stats import binomtest
 
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"k={k}, n={n}: need 0 <= k <= n and n >= 1")
+    if not (checks.is_integer(k) and checks.is_integer(n)) or n < 1 or not 0 <= k <= n:
+        checks.fail(f"k={checks.show(k)}, n={checks.show(n)}: need integers with 0 <= k <= n and n >= 1 "
+                    "(k successes out of n items)")
+    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -23,6 +27,9 @@ def paired_difference(correct_a, correct_b, *, n_resamples: int = 10_000, confid
     """
     from scipy.stats import bootstrap
 
+    n_resamples = checks.integer("n_resamples", n_resamples, low=1, fix="pass e.g. n_resamples=10_000")
+    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
+    seed = checks.seed("seed", seed)
     a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"got {a.shape} and {b.shape}: pass two equal-length lists of per-item results (>= 2)")
@@ -38,6 +45,7 @@ def calibration(probs, answers, n_bins: int = 10) -> dict:
     argmax is the answer. ``ECE = sum_b (n_b / n) * |acc_b - conf_b|``. Returns ``ece``, and per non-empty bin
     ``bin_lo``, ``bin_hi``, ``confidence``, ``accuracy``, ``count``.
     """
+    n_bins = checks.integer("n_bins", n_bins, low=1, fix="pass e.g. n_bins=10")
     conf = np.array([max(p) for p in probs])
     hit = np.array([int(np.argmax(p)) == a for p, a in zip(probs, answers)], dtype=float)
     edges = np.linspace(0, 1, n_bins + 1)
@@ -72,6 +80,8 @@ def plot_accuracies(rows: dict, ax=None, chance: float | None = 0.25, title: str
     """Horizontal bars: ``rows`` maps a label to ``(acc, (low, high))``; the chance level as a dashed line."""
     import matplotlib.pyplot as plt
 
+    if chance is not None:
+        chance = checks.probability("chance", chance, fix="pass the accuracy of guessing, e.g. 0.25, or None")
     ax = ax or plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))[1]
     labels = list(rows)
     acc = np.array([rows[k][0] for k in labels])
