@@ -202,3 +202,39 @@ def test_workbook_names_still_import(dotted):
         assert isinstance(value, bool)
     else:
         assert callable(value), f"{dotted} is {value!r}, not a function or class"
+
+
+# ----------------------------------------------------------------------------------------------- process-wide state
+def test_run_harness_leaves_the_environment_as_it_found_it(tiny_folder, monkeypatch):
+    """``run_harness`` is offline and quiet for its call only (issue 24: no process-wide side effects)."""
+    import os
+
+    lm_eval = pytest.importorskip("lm_eval")
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    from lmkit.evaluation import harness
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # absent before: must be absent after
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")  # set before: must have its old value after
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # as read at import from an online environment
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
+    env, flags = dict(os.environ), (hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
+    seen = {}
+
+    def simple_evaluate(**kwargs):
+        seen.update({k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TQDM_DISABLE")},
+                    hub=hub_constants.HF_HUB_OFFLINE, datasets=datasets.config.HF_DATASETS_OFFLINE)
+        task = kwargs["tasks"][0]["task"]
+        return {"results": {task: {"acc,none": 1.0, "acc_norm,none": 0.5}},
+                "samples": {task: [{"doc_id": 0, "filtered_resps": [[-1.0, False], [-2.0, False]]}]}}
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", simple_evaluate)
+    out = harness.run_harness(tiny_folder, limit=1)
+    assert out["acc"] == 1.0 and out["loglikelihoods"] == [[-1.0, -2.0]]
+    assert seen == {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1", "hub": True,
+                    "datasets": True}  # offline and quiet during the call
+    assert dict(os.environ) == env
+    assert (hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE) == flags == (False, False)

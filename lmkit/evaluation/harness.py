@@ -1,6 +1,7 @@
 """The project's items as a local lm-evaluation-harness task, run offline for parity with lmkit (notebook 14)."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -9,6 +10,24 @@ from lmkit.data import data_file
 from .items import DATA_DIR
 
 __all__ = ["harness_task", "run_harness"]
+
+
+@contextlib.contextmanager
+def _scoped(mapping, **values):
+    """Inside the block, ``mapping`` (``os.environ``, or a module's ``vars()``) holds ``values``; after it, each
+    key has its old value again, or is absent again if it was absent: nothing changes process-wide."""
+    missing = object()
+    old = {key: mapping.get(key, missing) for key in values}
+    mapping.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is missing:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = value
+
 
 def harness_task(limit_path: str | None = None) -> dict:
     """The local lm-evaluation-harness task (``data/evaluation/lm_eval/lmkit_mc.yaml``) as a config dict, with
@@ -26,19 +45,22 @@ def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int 
     ``model_folder``: a transformers folder (default: the bundled model's safetensors cache, see
     :func:`lmkit.models.bundled_cache_dir`). ``limit``: the first items of ``mc.jsonl`` only. Returns ``acc``,
     ``acc_norm``, ``n``, the harness ``version`` and per item the harness's ``loglikelihoods`` (in file order).
-    Needs ``pip install lm-eval==0.4.13`` (the ``eval`` extra). Progress bars and the harness's log lines (which
-    print the model's path) are switched off for the call.
+    Needs ``pip install lm-eval==0.4.13`` (the ``eval`` extra). For the call only, the hub is off
+    (``HF_HUB_OFFLINE`` and ``HF_DATASETS_OFFLINE``, and the flags that ``huggingface_hub`` and ``datasets`` read
+    from them at import), and so are progress bars and the harness's log lines (which print the model's path);
+    every one of these is restored afterwards.
     """
-    import contextlib
     import logging
 
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(var, "1")
     try:
         import lm_eval
     except ImportError:
         raise ImportError("lm-evaluation-harness is not installed: run `pip install lm-eval==0.4.13`") from None
     from importlib.metadata import version
+
+    import datasets
+    import huggingface_hub.constants as hub_constants
+    from transformers.utils import logging as hf_logging
 
     from lmkit.models import bundled_cache_dir
 
@@ -46,18 +68,17 @@ def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int 
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder}: not a model folder (no config.json); run lmkit.load() once to create the cache")
     cfg = harness_task()
-    import datasets
-    from transformers.utils import logging as hf_logging
-
     logger = logging.getLogger("lm_eval")
-    old_level, old_tqdm = logger.level, os.environ.get("TQDM_DISABLE")
+    old_level = logger.level
     bars = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
-    os.environ["TQDM_DISABLE"] = "1"
     logger.setLevel(logging.ERROR)
     hf_logging.disable_progress_bar()
     datasets.disable_progress_bars()
     try:
-        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        with (_scoped(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1"),
+              _scoped(vars(hub_constants), HF_HUB_OFFLINE=True),
+              _scoped(vars(datasets.config), HF_HUB_OFFLINE=True, HF_DATASETS_OFFLINE=True),
+              open(os.devnull, "w") as null, contextlib.redirect_stderr(null)):
             out = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(folder), "dtype": "float32",
                                                                   "device": device},
                                           tasks=[cfg], limit=limit, batch_size=batch_size, log_samples=True,
@@ -68,10 +89,6 @@ def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int 
             hf_logging.enable_progress_bar()
         if bars[1]:
             datasets.enable_progress_bars()
-        if old_tqdm is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old_tqdm
     task = cfg["task"]
     res = out["results"][task]
     samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
