@@ -24,23 +24,21 @@ assert the two equal.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from lmkit import finetune as ft
 from lmkit.data import data_file
 from lmkit.files import DataError, read_jsonl
 from lmkit import checks
 from lmkit.logprobs import completion_logprobs, pad
-from lmkit.env import show_progress
+from lmkit.training import FitSettings, fit, make_accelerator
 
 __all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
-           "pair_logps", "preference_metrics", "train", "Result", "plot_margins"]
+           "pair_logps", "preference_metrics", "train", "DPOResult", "Result", "plot_margins"]
 
 FIELDS = ("prompt", "chosen", "rejected")
 """The fields every preference line needs, as non-empty strings."""
@@ -158,8 +156,12 @@ def preference_metrics(policy: tuple[torch.Tensor, torch.Tensor], reference: tup
 
 # ----------------------------------------------------------------------------------------------- training
 @dataclass
-class Result:
-    """What :func:`train` returns: the tuned ``lm`` (a peft model on a copy of the weights) and the history."""
+class DPOResult:
+    """What :func:`train` returns: the tuned ``lm`` (a peft model on a copy of the weights) and the history.
+
+    ``history``: one dict per step (see :func:`train`); ``seconds_per_step`` over the steps this call ran;
+    ``trainable_params``: the LoRA adapters' parameters; ``resumed_from``: the checkpoint's step, or None.
+    """
 
     lm: object
     beta: float
@@ -169,46 +171,56 @@ class Result:
     resumed_from: int | None = None
 
 
+Result = DPOResult  # the name before the loops became one (lmkit.training); old imports keep working
+
+
+def _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_steps, max_length, eval_every, seed,
+                  output_dir, save_every, resume, progress) -> FitSettings:
+    """Check :func:`train`'s settings (one-line :class:`lmkit.checks.CheckError`) and return the loop's."""
+    checks.real("beta", beta, low=0, low_open=True, fix="use a positive number such as 0.1")
+    for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("lora_r", lora_r),
+                        ("max_length", max_length)):
+        checks.integer(name, value, low=1, fix="pass a whole number such as 4")
+    checks.real("lora_alpha", lora_alpha, low=0, low_open=True, fix="pass e.g. 2 * lora_r")
+    checks.integer("seed", seed, low=0, fix="pass e.g. seed=0")
+    warmup_steps = checks.integer("warmup_steps", warmup_steps, low=0, fix="pass 0 for no warm-up")
+    return FitSettings(max_steps=max_steps, lr=lr, schedule="cosine", warmup_steps=min(warmup_steps, max_steps),
+                       weight_decay=0.0, max_grad_norm=1.0, eval_every=eval_every, save_every=save_every,
+                       output_dir=str(output_dir) if output_dir else None, resume=resume, progress=progress,
+                       desc=f"DPO beta={beta}").check()
+
+
 def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, beta: float = 0.1,
           max_steps: int = 30, batch_size: int = 4, lr: float = 5e-4, lora_r: int = 8, lora_alpha: int = 16,
           warmup_steps: int = 3, max_length: int = 192, eval_every: int = 10, seed: int = 0,
           output_dir=None, save_every: int = 0, resume: bool = False, progress: bool | None = None,
-          plot: bool = False, reference_cache: dict | None = None) -> Result:
+          plot: bool = False, reference_cache: dict | None = None) -> DPOResult:
     """DPO with LoRA on a copy of ``lm``'s model; ``lm`` itself is left unchanged (notebook 15).
 
     - The reference is the starting model: adapters off. Its log-probabilities of a pair are computed once, when the
       pair is first drawn (and for every held-out pair before the first step).
     - Each step takes ``batch_size`` pairs in a fixed shuffled order (:func:`lmkit.finetune.example_order`), runs
       their chosen completions in one padded batch and their rejected ones in another, and takes an AdamW step on
-      :func:`dpo_loss`; warm-up then cosine
-      decay (:func:`lmkit.finetune.make_schedule`), gradients clipped at 1.
-    - ``history``: one dict per step with ``train_loss`` (DPO loss), ``margin`` and ``accuracy`` of the batch, and
-      every ``eval_every`` steps and at the end ``val_loss``, ``val_margin``, ``val_accuracy`` on ``val_pairs``
-      (at step 0 the policy is the reference: loss log 2, every margin 0). These are the keys that
-      :func:`lmkit.finetune.plot_loss_curves` and :func:`plot_margins` draw.
-    - ``output_dir`` + ``save_every``: checkpoints in the fine-tuning format; ``resume=True`` continues from the last.
+      :func:`dpo_loss` (nats per pair); warm-up then cosine decay, gradients clipped at 1: the steps run on
+      :func:`lmkit.training.fit`, the loop that fine-tuning uses too.
+    - ``history``: one dict per step with ``train_loss`` (DPO loss), ``margin`` and ``accuracy`` of the batch, ``lr``
+      and ``grad_norm``, and every ``eval_every`` steps and at the end ``val_loss``, ``val_margin``,
+      ``val_accuracy`` on ``val_pairs`` (at step 0 the policy is the reference: loss log 2, every margin 0). These
+      are the keys that :func:`lmkit.finetune.plot_loss_curves` and :func:`plot_margins` draw.
+    - ``output_dir`` + ``save_every``: checkpoints in the fine-tuning format (:mod:`lmkit.training.checkpoint`);
+      ``resume=True`` continues from the last, refused if it is from another ``beta`` or ``seed``.
     - ``reference_cache``: a dict to share between runs on the same ``lm``, ``train_pairs`` and ``max_length`` (a
       beta sweep), so that each reference log-probability is computed once; keys are pair indices.
-    Raises ValueError for a bad setting before any model work.
+    Raises ValueError (a one-line :class:`lmkit.checks.CheckError`) for a bad setting before any model work:
+    ``beta`` must be a positive number, the counts whole numbers (``2.7`` and ``True`` are refused).
     """
-    from accelerate import Accelerator
-
     import lmkit
     from lmkit.models import LM
 
-    if not beta > 0:
-        raise ValueError(f"beta={beta!r}: use a positive number such as 0.1")
-    for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("lora_r", lora_r)):
-        if int(value) < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer")
-    if (save_every or resume) and output_dir is None:
-        raise ValueError("checkpoints and resume need output_dir: set output_dir='runs/dpo'")
+    settings = _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_steps, max_length,
+                             eval_every, seed, output_dir, save_every, resume, progress)
     if not train_pairs:
         raise ValueError("train_pairs is empty: pass a list of {'prompt', 'chosen', 'rejected'} dicts")
-    cfg = ft.TrainConfig(method="lora", lr=lr, max_steps=max_steps, warmup_steps=min(warmup_steps, max_steps),
-                         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, seed=seed,
-                         output_dir=str(output_dir) if output_dir else None, save_every=save_every, resume=resume)
-    cfg.check()
     tok = lm.tokenizer
     device = torch.device(lm.device)
     train_ex = encode_pairs(tok, train_pairs, max_length)
@@ -218,83 +230,52 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     base = copy.deepcopy(lm.model)
     if getattr(base.config, "_attn_implementation", None) == "eager":
         base.set_attn_implementation("sdpa")  # faster to train; lmkit.load's eager is for reading attentions
-    model = ft.add_lora(base, cfg)
+    policy = ft.add_lora(base, ft.TrainConfig(method="lora", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0))
     ref_cache = reference_cache if reference_cache is not None else {}
 
     def reference(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference logps of training pairs, computed once each, when first needed (adapters off)."""
         todo = sorted({i for i in indices if i not in ref_cache})
         if todo:
-            with model.disable_adapter():
-                c, r = pair_logps(model, tok, [train_ex[i] for i in todo], device=device)
+            with policy.disable_adapter():
+                c, r = pair_logps(policy, tok, [train_ex[i] for i in todo], device=device)
             ref_cache.update({i: (a, b) for i, a, b in zip(todo, c.tolist(), r.tolist())})
         return (torch.tensor([ref_cache[i][0] for i in indices], device=device),
                 torch.tensor([ref_cache[i][1] for i in indices], device=device))
 
     if val_ex:
-        with model.disable_adapter():  # the reference: the starting model
-            ref_val = pair_logps(model, tok, val_ex, device=device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    scheduler = ft.make_schedule(optimizer, cfg)
-    accelerator = Accelerator(cpu=device.type == "cpu")
-    state = {"step": 0, "examples_seen": 0, "history": [], "seed": seed, "method": "dpo-lora", "beta": beta}
-    resumed_from = None
-    if resume and (ckpt := ft.latest_checkpoint(output_dir)) is not None:
-        state = ft.load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler,
-                                   accelerator=accelerator)
-        if state.get("beta") != beta or state.get("seed") != seed:
-            raise ValueError(f"checkpoint {ckpt} is from a run with beta={state.get('beta')}, seed={state.get('seed')}:"
-                             " resume with the same settings, or use a new output_dir")
-        resumed_from = state["step"]
-    history = state["history"]
+        with policy.disable_adapter():  # the reference: the starting model
+            ref_val = pair_logps(policy, tok, val_ex, device=device)
+    accelerator = make_accelerator(device=device)
+    world, rank = accelerator.num_processes, accelerator.process_index
 
-    def evaluate(entry):
-        if val_ex:
-            m = preference_metrics(pair_logps(model, tok, val_ex, device=device), ref_val, beta)
-            entry.update(val_loss=m["loss"], val_margin=m["margin"], val_accuracy=m["accuracy"])
+    def pairs_of_step(step: int) -> dict:
+        """This process's ``batch_size`` pairs of a step, from the data position alone, with their reference logps."""
+        order = ft.example_order(len(train_ex), seed, step * batch_size * world, batch_size * world)
+        order = order[rank * batch_size:(rank + 1) * batch_size]
+        return {"ref": reference(order), "chosen": _rows([train_ex[i][0] for i in order], tok, device),
+                "rejected": _rows([train_ex[i][1] for i in order], tok, device)}
 
-    live = ft.LivePlot(f"DPO (beta={beta}): loss", ylabel="DPO loss (nats per pair)",
-                       mark_best=False) if plot else None
-    bar = tqdm(total=max_steps, initial=state["step"], desc=f"DPO beta={beta}", disable=not show_progress(progress))
-    seconds = []
-    model.train()
-    while state["step"] < max_steps:
-        t0 = time.perf_counter()
-        order = ft.example_order(len(train_ex), seed, state["examples_seen"], batch_size)
-        ref_c, ref_r = reference(order)
-        chosen = sequence_logps(model, _rows([train_ex[i][0] for i in order], tok, device))
-        rejected = sequence_logps(model, _rows([train_ex[i][1] for i in order], tok, device))
-        loss, r_c, r_r = dpo_loss(chosen, rejected, ref_c, ref_r, beta=beta)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds.append(time.perf_counter() - t0)
-        state["step"] += 1
-        state["examples_seen"] += batch_size
+    def dpo_step_loss(model, batch: dict):
+        """The loss hook: DPO loss of the step's pairs, their mean reward margin and preference accuracy."""
+        chosen, rejected = sequence_logps(model, batch["chosen"]), sequence_logps(model, batch["rejected"])
+        loss, r_c, r_r = dpo_loss(chosen, rejected, *batch["ref"], beta=beta)
         margin = r_c - r_r
-        entry = {"step": state["step"], "train_loss": loss.item(), "margin": margin.mean().item(),
-                 "accuracy": (margin > 0).float().mean().item()}
-        if eval_every and (state["step"] % eval_every == 0 or state["step"] == max_steps):
-            evaluate(entry)
-        history.append(entry)
-        bar.update(1)
-        bar.set_postfix(loss=f"{entry['train_loss']:.3f}", margin=f"{entry['margin']:.2f}")
-        if live:
-            live.update(history)
-        if save_every and state["step"] % save_every == 0:
-            ft.save_checkpoint(output_dir, model=model, optimizer=optimizer, scheduler=scheduler, state=state,
-                               accelerator=accelerator)
-    bar.close()
-    if live:
-        live.close()
-    model.eval()
-    tuned = LM(model=model, tokenizer=tok, device=lm.device, name=f"{lm.name} + DPO")
-    trainable, _ = ft.count_parameters(model)
-    return Result(lm=tuned, beta=beta, history=history, trainable_params=trainable, resumed_from=resumed_from,
-                  seconds_per_step=sum(seconds) / len(seconds) if seconds else float("nan"))
+        return loss, {"margin": margin.mean(), "accuracy": (margin > 0).float().mean()}
+
+    def held_out(model) -> dict:
+        m = preference_metrics(pair_logps(model, tok, val_ex, device=device), ref_val, beta)
+        return {"val_loss": m["loss"], "val_margin": m["margin"], "val_accuracy": m["accuracy"]}
+
+    live = (lambda: ft.LivePlot(f"DPO (beta={beta}): loss", ylabel="DPO loss (nats per pair)",
+                                mark_best=False)) if plot else None
+    run = fit(policy, dpo_step_loss, pairs_of_step, settings, evaluate=held_out if val_ex else None,
+              accelerator=accelerator, identity={"seed": seed, "method": "dpo-lora", "beta": beta},
+              examples_per_step=batch_size * world, live_plot=live)
+    tuned = LM(model=run.model, tokenizer=tok, device=lm.device, name=f"{lm.name} + DPO")
+    trainable, _ = ft.count_parameters(run.model)
+    return DPOResult(lm=tuned, beta=beta, history=run.history, trainable_params=trainable,
+                     resumed_from=run.resumed_from, seconds_per_step=run.seconds_per_step)
 
 
 def plot_margins(history: list[dict], ax=None, title: str = "DPO: reward margin"):
