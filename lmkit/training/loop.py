@@ -168,6 +168,8 @@ class FitSettings:
         checks.boolean("eval_at_start", self.eval_at_start)
         checks.boolean("resume", self.resume)
         checks.boolean("verbose", self.verbose)
+        if self.progress is not None:
+            checks.boolean("progress", self.progress, fix="pass True, False or None (lmkit.env.PROGRESS)")
         if (self.save_every or self.resume) and not self.output_dir:
             checks.fail("checkpoints and resume need output_dir: set output_dir='runs/my-run'")
         return self
@@ -347,6 +349,7 @@ def fit(model, loss_fn: Callable, batches, settings: FitSettings, *, evaluate: C
     optimizer = _optimizer(params, s)
     scheduler = make_schedule(optimizer, s.schedule, s.warmup_steps, s.max_steps)
     prepared, optimizer = acc.prepare(model, optimizer)  # the scheduler is stepped by hand, once per step
+    optimizer.zero_grad(set_to_none=True)  # gradients left on the model by earlier work do not leak into step 1
     identity = dict(identity or {})
     run = _Run(s, acc, prepared, loss_fn, weight, params, optimizer, scheduler,
                {"step": 0, "examples_seen": 0, "history": [], **identity})
