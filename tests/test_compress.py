@@ -274,8 +274,17 @@ def test_quantizing_a_copy_never_touches_the_original_tied_tensor(model, make):
         assert torch.equal(p, before[n]), n
 
 
-def test_pruning_uses_torch_prune_and_leaves_no_mask(model):
+def test_pruning_uses_torch_prune_and_leaves_no_mask(model, monkeypatch):
+    from torch.nn.utils import prune
+
+    pruned, l1_unstructured = [], prune.l1_unstructured
+    monkeypatch.setattr(prune, "l1_unstructured", lambda module, *a, **k: pruned.append(module) or
+                        l1_unstructured(module, *a, **k))
     cp.prune_magnitude(model, 0.5)
-    for _, lin in cp._decoder_linears(model):
+    layers = [lin for _, lin in cp._decoder_linears(model)]
+    assert len(pruned) == len(layers) and all(a is b for a, b in zip(pruned, layers))  # torch's pruning, each layer
+    for lin in layers:
         assert not hasattr(lin, "weight_mask") and "weight_orig" not in dict(lin.named_parameters())
         assert not lin._forward_pre_hooks
+        assert list(lin.state_dict()) == ["weight"] and isinstance(lin.weight, torch.nn.Parameter)
+        assert (lin.state_dict()["weight"] == 0).float().mean().item() == pytest.approx(0.5, abs=1e-3)  # stored
