@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import regex
 
+from lmkit import checks
+
 __all__ = ["BPE", "GPT2_SPLIT", "GPT4_SPLIT", "count_pairs", "merge_pair"]
 
 GPT2_SPLIT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -41,6 +43,16 @@ def count_pairs(ids: Sequence[int], counts: dict | None = None, weight: int = 1)
     for pair in zip(ids, ids[1:]):
         counts[pair] = counts.get(pair, 0) + weight
     return counts
+
+
+def _specials(special_tokens) -> list[str]:
+    """The special tokens, each a non-empty string, duplicates dropped (first occurrence kept)."""
+    if isinstance(special_tokens, str):
+        checks.fail(f"special_tokens={checks.show(special_tokens)} is one string: pass a list, e.g. ['<|endoftext|>']")
+    specials = list(dict.fromkeys(special_tokens))
+    for s in specials:
+        checks.text("special token", s, blank_ok=True, fix="give each special token some text")
+    return specials
 
 
 def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -72,14 +84,12 @@ class BPE:
         self.ranks = {pair: 256 + k for k, pair in enumerate(self.merges)}
         self.vocab = [bytes([i]) for i in range(256)]
         for k, (a, b) in enumerate(self.merges):
-            if not (a < 256 + k and b < 256 + k):
-                raise ValueError(f"merge {k} = {(a, b)} uses an id that does not exist yet: merges must be in order")
+            if not (checks.is_integer(a) and checks.is_integer(b) and 0 <= a < 256 + k and 0 <= b < 256 + k):
+                checks.fail(f"merge {k} = {(a, b)} uses an id that does not exist yet: merges must be in order")
             self.vocab.append(self.vocab[a] + self.vocab[b])
-        self.pattern = pattern
+        self.pattern = checks.text("pattern", pattern, fix="pass a pre-split regular expression such as GPT2_SPLIT")
         self._split = regex.compile(pattern)
-        specials = list(dict.fromkeys(special_tokens))
-        if any(not s for s in specials):
-            raise ValueError("a special token is the empty string: give each special token some text")
+        specials = _specials(special_tokens)
         self.special_tokens = {s: len(self.vocab) + k for k, s in enumerate(specials)}
         self.vocab += [s.encode("utf-8") for s in specials]
         self._special_split = (regex.compile("(" + "|".join(regex.escape(s) for s in
@@ -102,12 +112,13 @@ class BPE:
         Stops early when no pair occurs twice. Special tokens never take part in training (they are cut out of the
         text first). Raises ValueError if ``vocab_size`` leaves no room for the 256 bytes and the special tokens.
         """
-        specials = list(dict.fromkeys(special_tokens))
-        n_merges = vocab_size - 256 - len(specials)
-        if n_merges < 0:
-            raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 byte ids plus {len(specials)} special "
-                             f"tokens: use vocab_size >= {256 + len(specials)}")
-        split = regex.compile(pattern)
+        specials = _specials(special_tokens)
+        checks.text("text", text, blank_ok=True, fix="pass the training text")
+        least = 256 + len(specials)
+        vocab_size = checks.integer("vocab_size", vocab_size, low=least,
+                                    fix=f"the 256 byte ids plus {len(specials)} special tokens need {least}")
+        n_merges = vocab_size - least
+        split = regex.compile(checks.text("pattern", pattern, fix="pass a regular expression such as GPT2_SPLIT"))
         if specials:
             text = "".join(regex.split("|".join(regex.escape(s) for s in specials), text))
         chunk_counts = Counter(split.findall(text))
@@ -180,7 +191,8 @@ class BPE:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", "surrogateescape")
         if not isinstance(text, str):
-            raise ValueError(f"encode takes a str or bytes, got {type(text).__name__}: pass the text itself")
+            checks.fail(f"encode takes a str or bytes, got {type(text).__name__}: pass the text itself")
+        checks.boolean("special", special)
         parts = self._special_split.split(text) if (special and self._special_split) else [text]
         ids: list[int] = []
         for k, part in enumerate(parts):
@@ -193,12 +205,12 @@ class BPE:
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of ``ids`` concatenated; an id outside the vocabulary raises ValueError (notebook 10)."""
-        try:
-            return b"".join(self.vocab[i] for i in ids)
-        except (IndexError, TypeError):
-            bad = next(i for i in ids if not (isinstance(i, int) and 0 <= i < len(self.vocab)))
-            raise ValueError(f"id {bad!r} is not in the vocabulary of {len(self.vocab)} tokens: "
-                             "decode ids that this tokenizer produced") from None
+        ids = list(ids)
+        bad = [i for i in ids if not (checks.is_integer(i) and 0 <= i < len(self.vocab))]
+        if bad:
+            checks.fail(f"id {checks.show(bad[0])} is not in the vocabulary of {len(self.vocab)} tokens: "
+                        "decode ids that this tokenizer produced")
+        return b"".join(self.vocab[i] for i in ids)
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of ``ids``; bytes that are not valid UTF-8 (a cut multi-byte character) become U+FFFD with the

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmkit import checks
 from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_base, rope_cos_sin
 
 __all__ = ["llama_inv_freq", "RMSNorm", "GroupedQueryAttention", "SwiGLU", "LlamaBlock", "Llama", "greedy"]
@@ -32,6 +33,8 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
+        dim = checks.integer("dim", dim, low=1, fix="the hidden size, e.g. 576")
+        eps = checks.real("eps", eps, low=0, low_open=True, fix="the config's rms_norm_eps, e.g. 1e-5")
         self.weight, self.eps = nn.Parameter(torch.ones(dim)), eps
 
     def forward(self, x):
@@ -155,6 +158,7 @@ class Llama(nn.Module):
 def greedy(model: nn.Module, ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     """Append ``max_new_tokens`` argmax tokens to ``ids`` [1, T], recomputing the whole sequence each step (no KV
     cache: the plain loop that notebook 05 makes fast) (notebook 13)."""
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=0, fix="the number of tokens to add")
     for _ in range(max_new_tokens):
         ids = torch.cat([ids, model(ids)[:, -1:].argmax(-1)], dim=1)
     return ids

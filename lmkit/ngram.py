@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmkit import checks
 from lmkit.env import show_progress
 
 MIN_DISCOUNT = 0.05
@@ -89,17 +90,15 @@ class NGramLM:
     """
 
     def __init__(self, order: int, vocab_size: int, discount: float | None = None):
-        if not isinstance(order, (int, np.integer)) or order < 1:
-            raise ValueError(f"order={order!r} is not a positive integer: use 1 (unigram), 2 (bigram), ...")
-        if vocab_size < 2:
-            raise ValueError(f"vocab_size={vocab_size} is too small: pass the tokenizer's size, len(tokenizer)")
-        if float(vocab_size) ** order >= 2.0 ** 63:
-            top = int(63 * math.log(2) / math.log(vocab_size) - 1e-9)
-            raise ValueError(f"order={order} is too large for vocab_size={vocab_size}: n-gram keys must fit in 64 "
-                             f"bits, so use order <= {top}")
-        if discount is not None and not 0 < discount <= 1:
-            raise ValueError(f"discount={discount} must be in (0, 1]; or None to estimate modified-KN discounts")
-        self.order, self.vocab_size, self.fixed_discount = int(order), int(vocab_size), discount
+        order = checks.integer("order", order, low=1, fix="use 1 (unigram), 2 (bigram), ...")
+        vocab_size = checks.integer("vocab_size", vocab_size, low=2, fix="pass the tokenizer's size, len(tokenizer)")
+        top = int(63 * math.log(2) / math.log(vocab_size) - 1e-9)
+        checks.integer("order", order, high=top, fix=f"n-gram keys of vocab_size={vocab_size} ids must fit in 64 bits, "
+                                                     f"so use order <= {top}")
+        if discount is not None:
+            discount = checks.real("discount", discount, low=0, high=1, low_open=True,
+                                   fix="or None to estimate modified-KN discounts")
+        self.order, self.vocab_size, self.fixed_discount = order, vocab_size, discount
         self.orders: dict[int, _Order] = {}
         self.unigram: np.ndarray | None = None
         self.n_train_tokens = 0
@@ -116,11 +115,11 @@ class NGramLM:
         for s in seqs:
             if s.size and (s.min() < 0 or s.max() >= self.vocab_size):
                 bad = s[(s < 0) | (s >= self.vocab_size)][0]
-                raise ValueError(f"token id {bad} is outside the vocabulary 0..{self.vocab_size - 1}: "
-                                 "fit with the same vocab_size as the tokenizer")
+                checks.fail(f"token id {bad} is outside the vocabulary 0..{self.vocab_size - 1}: "
+                        "fit with the same vocab_size as the tokenizer")
         self.n_train_tokens = int(sum(s.size for s in seqs))
         if self.n_train_tokens == 0:
-            raise ValueError("fit() got no tokens: pass a non-empty sequence of token ids")
+            checks.fail("fit() got no tokens: pass a non-empty sequence of token ids")
         V = self.vocab_size
         # Top order: raw counts. Lower orders: continuation counts N1+(• g) = distinct left extensions of g.
         keys, counts = np.unique(np.concatenate([ngram_keys(s, self.order, V) for s in seqs]), return_counts=True)
@@ -150,7 +149,7 @@ class NGramLM:
 
     def _check_fitted(self):
         if self.unigram is None:
-            raise ValueError("this NGramLM is not fitted: call .fit(train_ids) first")
+            checks.fail("this NGramLM is not fitted: call .fit(train_ids) first")
 
     # ------------------------------------------------------------------------------------------------- probabilities
     def probs(self, history=()) -> np.ndarray:
@@ -215,12 +214,15 @@ class NGramLM:
         ``temperature`` rescales as for a neural model: ``p ** (1 / T)``, renormalised. Returns only the new ids.
         """
         self._check_fitted()
-        if temperature <= 0:
-            raise ValueError(f"temperature={temperature} must be > 0 (use a small value such as 0.1 for near-greedy)")
+        n_tokens = checks.integer("n_tokens", n_tokens, low=0, fix="the number of ids to draw, such as 20")
+        temperature = checks.real("temperature", temperature, low=0, low_open=True,
+                                  fix="use a small value such as 0.1 for near-greedy")
+        if seed is not None:
+            seed = checks.seed("seed", seed, fix="pass e.g. seed=0, or None for a fresh draw each call")
         rng = np.random.default_rng(seed)
         history = list(_as_sequences(prompt)[0]) if len(prompt) else []
         out = []
-        for _ in range(int(n_tokens)):
+        for _ in range(n_tokens):
             p = self.probs(history[-(self.order - 1):] if self.order > 1 else ())
             if temperature != 1.0:
                 p = np.exp((np.log(p) - np.log(p).max()) / temperature)
@@ -273,8 +275,8 @@ def neural_nll_with_context(lm, ids, context: int, *, batch_size: int = 64, prog
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    if context < 1:
-        raise ValueError(f"context={context} must be at least 1 token")
+    context = checks.integer("context", context, low=1, fix="each token needs at least 1 token of context")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows per forward pass, such as 64")
     x = torch.as_tensor(_as_sequences(ids)[0]).to(lm.device)
     n = x.numel()
     if n < 2:

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmkit import checks
 from lmkit.layers import sinusoidal_encoding
 
 __all__ = ["CharTokenizer", "GPTConfig", "Output", "CausalSelfAttention", "FeedForward", "Block", "TinyGPT",
@@ -43,8 +44,10 @@ class CharTokenizer:
     """Characters <-> ids; the vocabulary is every character of the training text, sorted (notebook 07)."""
 
     def __init__(self, chars: str):
-        if len(set(chars)) != len(chars) or not chars:
-            raise ValueError(f"chars must be a non-empty string of distinct characters, got {len(chars)} chars")
+        checks.text("chars", chars, blank_ok=True, fix="pass the vocabulary's characters, e.g. from_text(text)")
+        if len(set(chars)) != len(chars):
+            checks.fail(f"chars must be a non-empty string of distinct characters, got {len(chars)} chars with "
+                        f"{len(chars) - len(set(chars))} repeated: build it with CharTokenizer.from_text(text)")
         self.chars = chars
         self._codes = np.array([ord(c) for c in chars], dtype=np.int64)
         self._order = np.argsort(self._codes)
@@ -85,10 +88,17 @@ class GPTConfig:
     pos: str = "sinusoidal"
 
     def __post_init__(self):
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: pick sizes so it is")
-        if self.pos not in ("sinusoidal", "learned"):
-            raise ValueError(f"pos={self.pos!r} is unknown: use 'sinusoidal' or 'learned'")
+        _check_sizes(self, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"))
+        checks.integer("n_embd", self.n_embd, multiple_of=self.n_head, must=f"divisible by n_head={self.n_head}",
+                       fix="pick sizes so it is")
+        checks.one_of("pos", self.pos, ("sinusoidal", "learned"))
+
+
+def _check_sizes(cfg, names) -> None:
+    """A config's sizes are integers >= 1 and its ``dropout`` a probability below 1; a one-line error otherwise."""
+    for name in names:
+        checks.integer(name, getattr(cfg, name), low=1, fix=f"{type(cfg).__name__} sizes are counts")
+    checks.probability("dropout", cfg.dropout, open_high=True, fix="the share of activations zeroed, e.g. 0.1")
 
 
 class Output(NamedTuple):
@@ -204,8 +214,8 @@ class RNNConfig:
     block_size: int = 128  # training context, kept for the same data pipeline as the GPT
 
     def __post_init__(self):
-        if self.cell not in ("lstm", "gru"):
-            raise ValueError(f"cell={self.cell!r} is unknown: use 'lstm' or 'gru'")
+        _check_sizes(self, ("vocab_size", "n_embd", "n_layer", "block_size"))
+        checks.one_of("cell", self.cell, ("lstm", "gru"))
 
 
 class RNNLM(nn.Module):
@@ -237,6 +247,8 @@ def _loss(logits, targets):
 
 def rnn_like(gpt_cfg: GPTConfig, cell: str = "lstm", n_layer: int = 2) -> RNNConfig:
     """The RNN config (hidden = embedding size) whose parameter count is closest to the GPT's (notebook 07)."""
+    checks.one_of("cell", cell, ("lstm", "gru"))
+    n_layer = checks.integer("n_layer", n_layer, low=1, fix="pass e.g. n_layer=2")
     target, gates = n_params(TinyGPT(gpt_cfg)), 4 if cell == "lstm" else 3
     # vocab·h (tied table) + layers · gates · (2h² + 2h) (input and recurrent weights, two biases)
     count = lambda h: gpt_cfg.vocab_size * h + n_layer * gates * (2 * h * h + 2 * h)  # noqa: E731
@@ -247,6 +259,7 @@ def rnn_like(gpt_cfg: GPTConfig, cell: str = "lstm", n_layer: int = 2) -> RNNCon
 # ----------------------------------------------------------------------------------------------- sizes and FLOPs
 def n_params(model: nn.Module, non_embedding: bool = False) -> int:
     """Parameters, tied weights counted once; ``non_embedding`` leaves out the token (and learned position) table."""
+    checks.boolean("non_embedding", non_embedding)
     total = sum(p.numel() for p in model.parameters())
     if non_embedding:
         total -= model.tok_emb.weight.numel()
@@ -265,6 +278,10 @@ def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, tra
     tied head performs although its matrix is the embedding, left out of ``N``; ``12·L·d·T``: the attention scores
     and the weighted sum, which grow with the context length ``T``. Kaplan et al. (2020), section 2.1.
     """
+    for name, value in (("n_params_", n_params_), ("n_layer", n_layer), ("n_embd", n_embd), ("context", context),
+                        ("vocab_size", vocab_size)):
+        checks.integer(name, value, low=0, fix="a count (0 leaves its term out)")
+    checks.boolean("training", training)
     total = 6 * n_params_ + 6 * vocab_size * n_embd + 12 * n_layer * n_embd * context
     return total if training else total / 3
 
@@ -272,6 +289,8 @@ def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, tra
 # ----------------------------------------------------------------------------------------------- data and training
 def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator):
     """``batch_size`` random windows of ``ids``: inputs x [B, T] and targets y = x shifted by one (notebook 07)."""
+    block_size = checks.integer("block_size", block_size, low=1, fix="the window length, such as 64")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per batch, such as 32")
     if ids.numel() <= block_size + 1:
         raise ValueError(f"text of {ids.numel()} tokens is too short for block_size={block_size}: use more text")
     start = torch.randint(ids.numel() - block_size - 1, (batch_size,), generator=generator)
@@ -287,6 +306,9 @@ def estimate_loss(model: nn.Module, ids: torch.Tensor, block_size: int, n_window
 
     The windows are fixed, so every evaluation of every model sees the same text.
     """
+    block_size = checks.integer("block_size", block_size, low=1, fix="the window length, such as 64")
+    n_windows = checks.integer("n_windows", n_windows, low=1, fix="pass e.g. n_windows=64")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per forward pass, such as 32")
     was_training = model.training
     model.eval()
     starts = torch.linspace(0, ids.numel() - block_size - 1, n_windows).long()
@@ -314,6 +336,8 @@ class History:
 @contextmanager
 def num_threads(n: int | None):
     """Run the block with ``n`` torch CPU threads (None: leave as is), restored afterwards (notebook 07)."""
+    if n is not None:
+        n = checks.integer("n", n, low=1, fix="the number of CPU threads, or None to leave it as is")
     before = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
@@ -325,6 +349,10 @@ def num_threads(n: int | None):
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     """Linear warm-up for ``warmup`` steps, then cosine decay to lr/10 (notebook 07)."""
+    step = checks.integer("step", step, low=0, fix="the 0-based step number")
+    steps = checks.integer("steps", steps, low=1, fix="the run's length in steps")
+    lr = checks.real("lr", lr, low=0, fix="the peak learning rate, such as 1e-3")
+    warmup = checks.integer("warmup", warmup, low=0, fix="pass 0 for no warm-up")
     if step < warmup:
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
@@ -336,6 +364,10 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Append ``max_new_tokens`` sampled tokens to ``idx`` [B, T]; temperature 0 means greedy (notebook 07)."""
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=0, fix="the number of tokens to add")
+    temperature = checks.real("temperature", temperature, low=0, fix="0 is greedy; 0.8 is a usual sampling value")
+    if top_k is not None:
+        top_k = checks.integer("top_k", top_k, low=1, fix="keep the k most likely tokens, or None for all")
     for _ in range(max_new_tokens):
         logits = model(idx[:, -model.config.block_size:]).logits[:, -1, :]
         if temperature == 0:
@@ -353,6 +385,9 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
 def sample(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", length: int = 200,
            temperature: float = 0.8, seed: int = 0) -> str:
     """``prompt`` continued by ``length`` sampled characters, reproducible with ``seed`` (notebook 07)."""
+    checks.text("prompt", prompt, blank_ok=True, fix="pass at least one character to continue, e.g. '\\n'")
+    length = checks.integer("length", length, low=0, fix="the number of characters to sample")
+    seed = checks.seed("seed", seed)
     was_training = model.training
     model.eval()
     idx = tokenizer.encode(prompt)[None]
@@ -424,8 +459,7 @@ def plot_history(histories: dict[str, History], x: str = "step", ax=None):
     """Validation (solid) and training (dashed) loss of each run against ``x`` = "step" or "seconds" (notebook 07)."""
     import matplotlib.pyplot as plt
 
-    if x not in ("step", "seconds"):
-        raise ValueError(f"x={x!r} is unknown: use 'step' or 'seconds'")
+    checks.one_of("x", x, ("step", "seconds"))
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     for i, (name, h) in enumerate(histories.items()):
