@@ -297,6 +297,7 @@ def _optimizer_step(run: _Run, micro: list) -> tuple[dict, float]:
             acc.backward(loss / total * world)  # DDP averages gradients over processes
         loss_sum += loss.detach().double()
         for key, value in metrics.items():
+            value = value.detach() if torch.is_tensor(value) else value
             metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
     max_norm = run.settings.max_grad_norm
     grad_norm = acc.clip_grad_norm_(run.params, max_norm) if max_norm else None
