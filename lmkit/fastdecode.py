@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmkit import checks
 from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_cos_sin
 from lmkit.profile.generation import GenerationStats, as_model, timed_greedy
 from lmkit.profile.timing import Timing, time_fn
@@ -190,8 +191,12 @@ class FastDecoder:
         if rope_type in ("dynamic", "longrope"):
             raise ValueError(f"rope_type={rope_type!r} changes RoPE with the length; FastDecoder's tables are fixed: "
                              f"use lmkit.profile.LeanDecoder for it instead")
-        if weights not in WEIGHTS:
-            raise ValueError(f"weights={weights!r}: use one of {WEIGHTS}")
+        checks.one_of("weights", weights, WEIGHTS)
+        checks.boolean("compile", compile)
+        max_len = checks.integer("max_len", max_len, low=1, fix="prompt + new tokens, such as 512")
+        group = checks.integer("group", group, low=1, fix="int4 weights per scale, such as 32")
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            checks.fail(f"dtype={checks.show(dtype)} is not a torch.dtype: pass e.g. torch.bfloat16, or None")
         device = next(model.parameters()).device
         if weights and device.type != "cpu":
             raise ValueError(f"weights={weights!r} uses PyTorch's CPU kernels; the model is on {device}: "
@@ -225,8 +230,8 @@ class FastDecoder:
         ``context`` is checked against it. An embedding table that is not also the output head (the quantized head
         is a copy) is only looked up: one row counts. Raises ``ValueError`` if ``context`` is outside 0..max_len.
         """
-        if not 0 <= context <= self.max_len:
-            raise ValueError(f"context={context}: use 0..max_len={self.max_len} (the tokens the cache holds)")
+        checks.integer("context", context, low=0, high=self.max_len,
+                       fix=f"use 0..max_len={self.max_len} (the tokens the cache holds)")
         net = self.net
         lookup = 0
         if getattr(net.head, "w", net.embed[:0]).data_ptr() != net.embed.data_ptr():
@@ -241,6 +246,7 @@ class FastDecoder:
         step's matrix-vector work with nothing around it. Its bytes over its time is the speed of the weight
         format's kernel (dense, int8 or int4) on this machine, the ceiling of a decoder that uses it.
         """
+        repeats = checks.integer("repeats", repeats, low=1, fix="pass e.g. repeats=5")
         net = self.net
         mats = [m for group in (net.qkv, net.o, net.gate_up, net.down) for m in group] + [net.head]
         inputs = []
@@ -276,8 +282,7 @@ class FastDecoder:
             return self.net(input_ids, pos, last_only=False).float()[None]
 
     def __call__(self, input_ids: torch.Tensor, max_new_tokens: int = 32) -> GenerationStats:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={max_new_tokens}: generate at least 1 token")
+        max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="generate at least 1 token")
         input_ids = self._check(input_ids, max_new_tokens)
         t = input_ids.shape[1]
         first_call = self._compiled and not self.compile_s
