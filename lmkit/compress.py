@@ -265,8 +265,9 @@ def prune_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = (
     """
     from torch.nn.utils import prune
 
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity={sparsity} must be in [0, 1): e.g. 0.5 zeroes half of each layer's weights")
+    sparsity = checks.probability("sparsity", sparsity, open_high=True,
+                                  fix="e.g. 0.5 zeroes half of each layer's weights")
+    checks.boolean("untie", untie)
     layers = _decoder_linears(model, skip)
     _guard_tied(model, [name for name, _ in layers], untie, "pruning")
     with torch.no_grad():
