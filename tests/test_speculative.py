@@ -77,12 +77,18 @@ def test_draft_always_right_and_always_wrong_pass_counts(target, k, n):
 
 
 def test_stops_at_eos_like_greedy():
-    lm = tiny(seed=3)
+    # weights large enough (initializer_range 0.3) that greedy runs reach the EOS token mid-run
+    lm, free = tiny(seed=3, initializer_range=0.3), tiny(seed=3, eos=False, initializer_range=0.3)  # same weights
+    eos = lm.tokenizer.eos_token_id
     for prompt in ("the cat", "a dog ran to", "one two three", "big red house"):
-        ref = G.reference(lm, prompt, max_new_tokens=40, repetition_penalty=1.3)
+        run = G.reference(free, prompt, max_new_tokens=40, repetition_penalty=1.3)  # never stops early
+        first = run.index(eos) if eos in run else None
+        assert first is not None and 3 <= first < 39  # an EOS mid-run: after the first proposals, before the end
+        expected = run[:first + 1]  # up to the first EOS, included
+        assert G.reference(lm, prompt, max_new_tokens=40, repetition_penalty=1.3) == expected
         for draft in (G.early_exit_draft(lm, 2), lm):
             got = G.speculative(lm, prompt, draft, num_draft_tokens=3, max_new_tokens=40, repetition_penalty=1.3)
-            assert got.ids == ref
+            assert got.ids == expected
 
 
 def test_early_exit_draft_shares_weights_and_is_the_logit_lens(target):
