@@ -61,8 +61,9 @@ def _range(low, high, low_open: bool = False, high_open: bool = False) -> str:
 
 
 def show(value, width: int = 80) -> str:
-    """``repr(value)`` on one line, cut to ``width`` characters, for an error message."""
-    text = " ".join(repr(value).split())
+    """``repr(value)`` on one line (a multi-line repr's lines joined by a space), cut to ``width`` characters, for an
+    error message."""
+    text = " ".join(line.strip() for line in repr(value).splitlines())
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
@@ -173,7 +174,7 @@ def text(name: str, value, *, blank_ok: bool = False, fix: str = "pass a non-emp
     if not isinstance(value, str):
         fail(f"{name}={show(value)} must be a string, not {type(value).__name__}: {fix}", error)
     if not (value if blank_ok else value.strip()):
-        fail(f"{name}={value!r} is empty: {fix}", error)
+        fail(f"{name}={show(value)} is empty: {fix}", error)
     return value
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lmkit import checks
 from lmkit.attention.capture import _layers, check_layer, trace
 from lmkit.layers import apply_rope, head_dim, rms_norm, rope_base
 
@@ -105,6 +106,8 @@ def verify(lm, text: str, *, atol: float = 1e-5, rtol: float = 1e-4):
     """
     import pandas as pd
 
+    atol = checks.real("atol", atol, low=0, fix="the absolute tolerance, such as 1e-5")
+    rtol = checks.real("rtol", rtol, low=0, fix="the relative tolerance, such as 1e-4")
     tr = trace(lm, text)
     rows = []
     for layer in range(len(tr.inputs)):
