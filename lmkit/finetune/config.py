@@ -93,6 +93,8 @@ class TrainConfig:
         checks.probability("lora_dropout", self.lora_dropout, open_high=True, fix="pass e.g. 0.05, or 0 for none")
         for name in ("resume", "save_model"):
             checks.boolean(name, getattr(self, name))
+        if self.progress is not None:
+            checks.boolean("progress", self.progress, fix="pass True, False or None (lmkit.env.PROGRESS)")
         if (self.save_every or self.resume or self.save_model) and not self.output_dir:
             checks.fail("checkpoints, resume and save_model need output_dir: set output_dir='runs/my-run'")
         if self.mixed_precision not in {"auto", "no", "bf16", "fp16"}:
