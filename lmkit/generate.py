@@ -34,7 +34,7 @@ from lmkit.decoding.settings import (DEFAULT_MAX_NEW_TOKENS, SETTINGS, Settings,
                                      check_settings, context_size, eos_ids, processors, prompt_ids)
 from lmkit.decoding.speculative import SpeculativeResult, early_exit_draft, speculative
 
-__all__ = ["SETTINGS", "DEFAULT_MAX_NEW_TOKENS", "SettingsError", "Settings", "Alternative", "Step",
+__all__ = ["SETTINGS", "DEFAULT_MAX_NEW_TOKENS", "SettingsError", "Settings", "Alternative", "Step", "Generation",
            "check_settings", "check_prompt", "context_size", "prompt_ids", "eos_ids", "processors", "stream",
            "generate", "reference", "next_token_distribution", "plot_distribution", "speculative",
            "early_exit_draft", "SpeculativeResult"]
@@ -58,6 +58,10 @@ class Step:
     incomplete); ``token`` is the tokenizer's own piece. ``prob`` is its probability under the processed
     distribution (the one it was drawn from), ``raw_prob`` under the model's plain softmax. ``alternatives``
     are the most likely tokens at this step, best first. ``elapsed`` counts seconds since the call started.
+    ``finish_reason`` says on the last step why the output ended (``"eos"``, ``"length"``, ``"context"``,
+    ``"grammar"``; :data:`lmkit.decoding.loop.FINISH_REASONS`) and is None before. A caller's ``stop`` ends the
+    stream after a step that was yielded before the stop came, so that step keeps None (or ``"stop"`` when a
+    character had to be finished first).
     """
 
     index: int
@@ -69,11 +73,34 @@ class Step:
     alternatives: tuple[Alternative, ...]
     is_eos: bool
     elapsed: float
+    finish_reason: str | None = None
 
     @property
     def tokens_per_s(self) -> float:
         """Tokens so far divided by the time so far (prefill included)."""
         return (self.index + 1) / self.elapsed if self.elapsed > 0 else float("inf")
+
+
+class Generation(str):
+    """The text :func:`generate` returns: a ``str`` that also says why it ended (notebooks 04 and 12).
+
+    ``finish_reason``: ``"eos"`` or ``"grammar"`` when the model finished, ``"length"``, ``"context"`` or
+    ``"stop"`` when the output was cut (:data:`lmkit.decoding.loop.FINISH_REASONS`). ``complete`` is True for the
+    first two. A constrained output (``json_schema=`` / ``regex=``) matches only when it is complete: a cut one is
+    a prefix of a match, e.g. ``'{"name": "Fel'``.
+    """
+
+    finish_reason: str
+
+    def __new__(cls, text: str, finish_reason: str):
+        self = super().__new__(cls, text)
+        self.finish_reason = finish_reason
+        return self
+
+    @property
+    def complete(self) -> bool:
+        """True when the model ended the output itself (EOS, or a complete constrained output)."""
+        return self.finish_reason in ("eos", "grammar")
 
 
 # ----------------------------------------------------------------------------------------------- the steps
@@ -125,42 +152,52 @@ def _steps(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, gramma
     character is incomplete, and ``stop`` honoured between two tokens (at once when the text so far is whole,
     else once it is, after at most 3 more tokens)."""
     tok, eos, text = lm.tokenizer, eos_ids(lm), TextAssembler(lm.tokenizer)
-    tokens = decode(lm.model, ids, processors(s, grammar), max_new_tokens=min(s.max_new_tokens, context_size(lm) -
-                    ids.shape[1]), do_sample=s.do_sample, eos=eos, seed=s.seed)
+    budget = min(s.max_new_tokens, context_size(lm) - ids.shape[1])
+    tokens = decode(lm.model, ids, processors(s, grammar), max_new_tokens=budget, do_sample=s.do_sample, eos=eos,
+                    seed=s.seed)
     start, late = time.perf_counter(), 0
     for index, t in enumerate(tokens):
-        last = t.last or late >= 3
-        yield Step(index=index, id=t.id, text=text.add(t.id, flush=last), token=tok.convert_ids_to_tokens(t.id),
-                   prob=float(t.probs[t.id]), raw_prob=float(t.raw[t.id]),
+        reason = "stop" if late >= 3 and t.finish_reason is None else t.finish_reason
+        if reason == "length" and budget < s.max_new_tokens:
+            reason = "context"
+        yield Step(index=index, id=t.id, text=text.add(t.id, flush=reason is not None),
+                   token=tok.convert_ids_to_tokens(t.id), prob=float(t.probs[t.id]), raw_prob=float(t.raw[t.id]),
                    alternatives=_alternatives(tok, t.probs, t.raw, n_alternatives), is_eos=t.id in eos,
-                   elapsed=time.perf_counter() - start)
-        stopping = not last and _should_stop(stop)
-        if last or (stopping and text.complete):
+                   elapsed=time.perf_counter() - start, finish_reason=reason)
+        stopping = reason is None and _should_stop(stop)
+        if reason is not None or (stopping and text.complete):
             break
         if stopping:
             late += 1  # finish the character first: its bytes are already generated
     tokens.close()
 
 
-def generate(lm, prompt, *, stop=None, **settings) -> str | list[str]:
+def generate(lm, prompt, *, stop=None, **settings) -> Generation | list[Generation]:
     """The generated text, without the prompt and special tokens (notebooks 04 and 12).
 
-    One sequence (the default): the text of :func:`stream` (``json_schema=`` / ``regex=`` constrain it: the text
-    parses and validates whenever the grammar completed within ``max_new_tokens``). With ``num_beams > 1`` or
-    ``num_return_sequences > 1`` it calls ``model.generate`` with the same, validated settings, and returns a list
-    of ``num_return_sequences`` strings (a single string when that is 1).
+    Returns a :class:`Generation`: a ``str`` whose ``finish_reason`` says why it ended (``"eos"``, ``"grammar"``,
+    ``"length"``, ``"context"``, ``"stop"``) and ``complete`` whether the model ended it itself. One sequence (the
+    default): the text of :func:`stream`. ``json_schema=`` / ``regex=`` constrain it: the text parses and validates
+    when ``complete``; when the budget cut it (``finish_reason == "length"``) it is a prefix of a valid output. With
+    ``num_beams > 1`` or ``num_return_sequences > 1`` it calls ``model.generate`` with the same, validated settings,
+    and returns a list of ``num_return_sequences`` texts (a single one when that is 1).
     """
     s = check_settings(lm, **settings)
     ids = prompt_ids(lm, prompt, s.chat)
+    room = context_size(lm) - ids.shape[1]
     if s.num_beams == 1 and s.num_return_sequences == 1:
-        new = [step.id for step in _steps(lm, ids, s, stop, 0, for_settings(lm, s, ids.shape[1]))]
-        return lm.tokenizer.decode(new, skip_special_tokens=True)
-    s = replace(s, max_new_tokens=min(s.max_new_tokens, context_size(lm) - ids.shape[1]))
+        steps = list(_steps(lm, ids, s, stop, 0, for_settings(lm, s, ids.shape[1])))
+        text = lm.tokenizer.decode([step.id for step in steps], skip_special_tokens=True)
+        return Generation(text, steps[-1].finish_reason or "stop")
+    s = replace(s, max_new_tokens=min(s.max_new_tokens, room))
     if s.seed is not None:
         torch.manual_seed(s.seed)
     with torch.inference_mode():
         out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), **s.generate_kwargs())
-    texts = lm.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+    new, eos = out[:, ids.shape[1]:], eos_ids(lm)
+    texts = [Generation(lm.tokenizer.decode(row, skip_special_tokens=True),
+                        "eos" if eos & set(row.tolist()) else "context" if s.max_new_tokens == room else "length")
+             for row in new]
     return texts[0] if len(texts) == 1 else texts
 
 

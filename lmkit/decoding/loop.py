@@ -19,18 +19,30 @@ import torch
 
 from lmkit.kvcache import cache_arg, returned_cache, with_cache
 
-__all__ = ["Token", "decode", "finished", "TextAssembler"]
+__all__ = ["FINISH_REASONS", "Token", "decode", "finished", "TextAssembler"]
+
+FINISH_REASONS = ("eos", "length", "context", "grammar", "stop")
+"""Why an output ended: an end-of-sequence token (``"eos"``, OpenAI's ``"stop"``), the ``max_new_tokens`` budget
+(``"length"``), the end of the model's context (``"context"``), a constrained output that is complete
+(``"grammar"``), or the caller's ``stop`` (``"stop"``). Only ``"eos"`` and ``"grammar"`` mean the model finished
+its answer; after ``"length"``, ``"context"`` or ``"stop"`` the text may be cut mid-word (or mid-JSON)."""
 
 
 @dataclass(frozen=True)
 class Token:
     """One step of :func:`decode`: the chosen ``id``, the processed and the raw distributions (``[V]`` each,
-    float32, on the model's device), and ``last``: no step follows (EOS, the budget, or a finished grammar)."""
+    float32, on the model's device), and ``finish_reason``: None while more steps follow, else ``"eos"``,
+    ``"grammar"`` or ``"length"`` (:data:`FINISH_REASONS`)."""
 
     id: int
     probs: torch.Tensor
     raw: torch.Tensor
-    last: bool
+    finish_reason: str | None = None
+
+    @property
+    def last(self) -> bool:
+        """True when no step follows."""
+        return self.finish_reason is not None
 
 
 def finished(procs, ids: torch.Tensor) -> bool:
@@ -67,9 +79,10 @@ def decode(model, ids: torch.Tensor, procs, *, max_new_tokens: int, do_sample: b
             ids = torch.cat([ids, step_ids], dim=-1)
             kwargs["attention_mask"] = torch.ones_like(ids)
             token = int(step_ids)
-            last = token in eos or index == max_new_tokens - 1 or finished(procs, ids)
-            yield Token(id=token, probs=probs[0], raw=raw, last=last)
-            if last:
+            reason = ("eos" if token in eos else "grammar" if finished(procs, ids) else
+                      "length" if index == max_new_tokens - 1 else None)
+            yield Token(id=token, probs=probs[0], raw=raw, finish_reason=reason)
+            if reason is not None:
                 return
 
 

@@ -103,7 +103,8 @@ def check_settings(lm, **settings) -> Settings:
     checks.real("repetition_penalty", s.repetition_penalty, low=0, low_open=True,
                 fix="1.0 is no penalty, 1.2 a mild one", error=E)
     if s.seed is not None:
-        checks.integer("seed", s.seed, low=0, fix="pass e.g. 0, or None for no seeding", error=E)
+        checks.integer("seed", s.seed, low=0, high=2**64 - 1, error=E,  # what torch.manual_seed takes
+                       fix="pass e.g. 0, or None for no seeding")
     checks.boolean("chat", s.chat, fix="True (use the chat template) or False (plain text continuation)", error=E)
     checks.integer("num_beams", s.num_beams, low=1, fix="1 is no beam search, e.g. 4 is a small beam", error=E)
     checks.integer("num_return_sequences", s.num_return_sequences, low=1, fix="e.g. 1", error=E)

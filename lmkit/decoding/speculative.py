@@ -49,7 +49,9 @@ class SpeculativeResult:
     ``target_passes``: forward passes of the target (the prefill included); ``draft_passes``: the draft's;
     ``proposed``: draft tokens proposed (what the draft paid for); ``verified``: proposals the target judged, the
     first rejection included (a round stops at its first rejection, so the proposals after it are never judged);
-    ``accepted``: proposals kept; ``seconds``: wall time of the call.
+    ``accepted``: proposals kept (none after an EOS or a complete constrained output: those are thrown away);
+    ``seconds``: wall time of the call; ``finish_reason``: ``"eos"``, ``"grammar"``, ``"length"`` or ``"context"``
+    (:data:`lmkit.decoding.loop.FINISH_REASONS`).
     """
 
     ids: list[int]
@@ -60,6 +62,7 @@ class SpeculativeResult:
     verified: int
     accepted: int
     seconds: float
+    finish_reason: str = "length"
 
     @property
     def acceptance_rate(self) -> float:
@@ -240,7 +243,7 @@ def speculative(lm, prompt, draft, num_draft_tokens: int = 4, **settings):
     max_new = min(s.max_new_tokens, context_size(lm) - n_prompt)
     t_cache, d_cache = DynamicCache(config=lm.model.config), DynamicCache(config=dmodel.config)
     counts = dict(target_passes=0, draft_passes=0, proposed=0, verified=0, accepted=0)
-    start = time.perf_counter()
+    start, reason = time.perf_counter(), None
     if s.seed is not None:
         torch.manual_seed(s.seed)
     with torch.inference_mode():
@@ -255,17 +258,24 @@ def speculative(lm, prompt, draft, num_draft_tokens: int = 4, **settings):
             # 3. the longest agreeing prefix, then the target's own token
             kept = (verify_sampled(procs, cur, base, t_logits, qs) if s.do_sample
                     else verify_greedy(procs, cur, base, t_logits))
-            counts["accepted"] += len(kept) - 1
-            counts["verified"] += min(len(kept), k)  # the accepted ones, plus the first rejected one if any
             ended = _end(kept, seq, procs, eos)
+            # count only proposals that were used: after an accepted EOS (or a complete grammar) none are
+            counts["accepted"] += min(len(kept) - 1, len(ended))
+            counts["verified"] += min(len(kept), k, len(ended))  # the accepted ones, plus the first rejected one
             seq = torch.cat([seq, seq.new_tensor([ended])], 1)
             _roll_back(t_cache, seq.shape[1] - 1)  # 4. keep what was accepted; the new token is not in yet
             _roll_back(d_cache, seq.shape[1] - 1)
-            if len(ended) < len(kept) or ended[-1] in eos or finished(procs, seq):
+            if ended[-1] in eos:
+                reason = "eos"
+            elif len(ended) < len(kept) or finished(procs, seq):
+                reason = "grammar"
+            if reason:
                 break
     new = seq[0, n_prompt:n_prompt + max_new].tolist()
+    if reason is None:
+        reason = "length" if max_new == s.max_new_tokens else "context"
     return SpeculativeResult(ids=new, text=lm.tokenizer.decode(new, skip_special_tokens=True),
-                             seconds=time.perf_counter() - start, **counts)
+                             seconds=time.perf_counter() - start, finish_reason=reason, **counts)
 
 
 def expected_tokens_per_pass(alpha: float, k: int) -> float:
