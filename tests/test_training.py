@@ -227,6 +227,33 @@ def test_make_accelerator_follows_the_device():
     assert make_accelerator(device="cpu").device.type == "cpu"
 
 
+def test_an_on_policy_method_fits_too():
+    """GRPO's shape: each step samples a group of actions from the CURRENT policy, rewards them, normalises the
+    rewards within the group (the advantages) and takes a policy-gradient step; the batch source reads the model."""
+
+    class Policy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logits = nn.Parameter(torch.zeros(4))
+
+    policy, gen = Policy(), torch.Generator().manual_seed(0)
+
+    def rollouts(step: int) -> dict:
+        with torch.no_grad():
+            actions = torch.multinomial(policy.logits.softmax(-1), 16, replacement=True, generator=gen)
+        reward = (actions == 2).float()
+        return {"actions": actions, "advantage": (reward - reward.mean()) / (reward.std() + 1e-6)}
+
+    def pg_loss(model, batch):
+        logp = model.logits.log_softmax(-1)[batch["actions"]]
+        return -(batch["advantage"] * logp).mean(), {"reward": (batch["actions"] == 2).float().mean()}
+
+    run = fit(policy, pg_loss, rollouts, settings(max_steps=25, lr=0.1, schedule="constant", warmup_steps=0,
+                                                  weight_decay=0.0, max_grad_norm=1.0))
+    assert run.model.logits.softmax(-1)[2] > 0.8
+    assert run.history[-1]["reward"] > run.history[0]["reward"]
+
+
 # ----------------------------------------------------------------------------------------------- the methods on it
 def test_the_methods_bring_a_loss_not_a_loop():
     """Fine-tuning, DPO and distillation have no optimizer, backward pass or checkpoint code of their own."""
