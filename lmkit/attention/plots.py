@@ -24,6 +24,17 @@ def _cmap(name: str = "viridis", bad: str = "#eeeeee"):
     return matplotlib.colormaps[name].with_extremes(bad=bad)  # bad: the masked future
 
 
+def _one_head(weights, tokens, query):
+    """``(w, T, query)``: one head's ``[T, T]`` map as an array, checked against ``T`` labels and the query row."""
+    w = _as_np(weights)
+    t = w.shape[-1]
+    if w.shape != (t, t) or len(tokens) != t:
+        raise ValueError(f"weights {w.shape} and {len(tokens)} tokens do not match: pass one head [T, T] and T labels")
+    if query is not None:
+        query = checks.index("query", query, t, negative=False, what=f"the map has {t} tokens")
+    return w, t, query
+
+
 def plot_head(weights, tokens, ax=None, *, title: str | None = None, query: int | None = None,
               cmap: str = "viridis", colorbar: bool = True, gamma: float | None = None):
     """One head's ``[T, T]`` attention map as a heatmap, token labels on both axes (notebook 03).
@@ -36,12 +47,7 @@ def plot_head(weights, tokens, ax=None, *, title: str | None = None, query: int 
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    w = _as_np(weights)
-    t = w.shape[-1]
-    if w.shape != (t, t) or len(tokens) != t:
-        raise ValueError(f"weights {w.shape} and {len(tokens)} tokens do not match: pass one head [T, T] and T labels")
-    if query is not None:
-        query = checks.index("query", query, t, negative=False, what=f"the map has {t} tokens")
+    w, t, query = _one_head(weights, tokens, query)
     if gamma is not None:
         gamma = checks.real("gamma", gamma, low=0, low_open=True,
                             fix="pass e.g. gamma=0.5, or None for a linear scale")
@@ -108,12 +114,7 @@ def plot_head_view(weights, tokens, ax=None, *, query: int | None = None, min_we
     """
     import matplotlib.pyplot as plt
 
-    w = _as_np(weights)
-    t = w.shape[-1]
-    if w.shape != (t, t) or len(tokens) != t:
-        raise ValueError(f"weights {w.shape} and {len(tokens)} tokens do not match: pass one head [T, T] and T labels")
-    if query is not None:
-        query = checks.index("query", query, t, negative=False, what=f"the map has {t} tokens")
+    w, t, query = _one_head(weights, tokens, query)
     min_weight = checks.probability("min_weight", min_weight, fix="the least weight drawn, e.g. 0.02")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, max(3, 0.28 * t + 1)))
