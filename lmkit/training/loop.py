@@ -320,7 +320,8 @@ def fit(model, loss_fn: Callable, batches, settings: FitSettings, *, evaluate: C
     """Train the parameters of ``model`` that require grad on ``loss_fn`` over ``batches`` (notebooks 06, 08, 15).
 
     - ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` a scalar tensor with gradients, ``metrics`` a dict of
-      numbers (floats or 0-d tensors) that go into the history. ``model`` is the prepared one (DDP-wrapped on
+      numbers (floats or 0-d tensors; the same keys on every process) that go into the history, averaged like the
+      loss. ``model`` is the prepared one (DDP-wrapped on
       several processes); ``batch`` is already on the run's device.
     - ``batches``: a function ``step -> batch`` (``step`` counts from 0; a function of the step resumes exactly)
       or an iterable of batches, one per step (on resume the steps already done are skipped). A ``list`` stands for
