@@ -484,9 +484,15 @@ def test_real_model_sampling_parity(real_lm, settings):
 @pytest.mark.integration
 def test_real_model_stream_cut_inside_a_character(real_lm):
     prompt = "Write one short sentence in Chinese about a cat, with an emoji."
+    ids = G.reference(real_lm, prompt, chat=True, max_new_tokens=3)
+    inside = [n for n in (1, 2, 3) if real_lm.tokenizer.decode(ids[:n]).endswith("\ufffd")]
+    assert inside  # the answer opens with a character of several byte tokens: a cut falls inside it
     for n in (1, 2, 3):
         steps = list(G.stream(real_lm, prompt, chat=True, max_new_tokens=n))
-        assert "".join(s.text for s in steps) == real_lm.tokenizer.decode([s.id for s in steps])
+        text = "".join(s.text for s in steps)
+        assert [s.id for s in steps] == ids[:n] and text == real_lm.tokenizer.decode(ids[:n])
+        assert text.endswith("\ufffd") == (n in inside)  # a cut inside a character keeps its bytes, as U+FFFD
+        assert not any("\ufffd" in s.text for s in steps[:-1])  # before the end, a partial character is held back
 
 
 @pytest.mark.integration
