@@ -137,10 +137,10 @@ def pad(examples: list[dict], value, *, side: str = "right") -> dict[str, torch.
     pad id of ``input_ids``, or a tokenizer (then :func:`pad_id`). Adds ``attention_mask`` (1 on real tokens, 0 on
     padding).
 
-    ``side="right"`` for scoring and training: with a causal mask a real token never sees the padding after it,
-    and positions count from 0 in every row. ``side="left"`` for batched generation: every row ends at the last
-    column, where the next token is predicted (notebook 14's letter answers). Uses
-    ``torch.nn.utils.rnn.pad_sequence``.
+    ``side="right"`` for training and labelled batches: with a causal mask a real token never sees the padding
+    after it, and positions count from 0 in every row. ``side="left"`` when rows must end together: batched
+    generation predicts at the last column (notebook 14's letter answers), and :func:`pair_logprobs` keeps the
+    logits of only the last columns. Uses ``torch.nn.utils.rnn.pad_sequence``.
 
     Raises :class:`lmkit.checks.CheckError` for no examples, a key it does not know, keys or lengths that differ
     between examples, or a bad ``side`` / ``value``.
@@ -270,8 +270,8 @@ def _packed_row(context: list[int], completions: list[list[int]], start: int) ->
 
 def _block_mask(blocks: torch.Tensor, n_cached: int, dtype: torch.dtype) -> torch.Tensor:
     """Additive ``[batch, 1, T, n_cached + T]`` mask of packed rows: causal, and a token sees the shared context
-    (block 0), the cached prefix, and its own block, never another completion. Padding (-1) sees only the context
-    and padding, never an empty row."""
+    (block 0), the cached prefix, and its own block, never another completion. Padding (-1, on the left) sees the
+    cached prefix and padding, so that no softmax row is empty."""
     width = blocks.shape[1]
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     allowed = causal & ((blocks[:, None, :] == 0) | (blocks[:, None, :] == blocks[:, :, None]))
@@ -296,8 +296,10 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
     - the ids that every context starts with (an instruction, few-shot examples) run once, and their KV cache is
       copied into each batch (notebook 05's cache).
 
-    Rows are right-padded by :func:`pad` (``pad_with``: a pad id or the tokenizer), longest first, ``batch_size``
-    rows per forward pass. Raises :class:`lmkit.checks.CheckError` before any work for a bad ``batch_size``, no
+    Rows are left-padded by :func:`pad` (``pad_with``: a pad id or the tokenizer), so the completions of every row
+    end in the last columns and the LM head runs on few of them; explicit position ids make the padding
+    invisible. Longest rows first, ``batch_size`` rows per forward pass. Each completion beyond the first costs one
+    token (the copy of the context's last token) in exchange for the context running once. Raises :class:`lmkit.checks.CheckError` before any work for a bad ``batch_size``, no
     pairs, or a context or completion with no ids.
     """
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows scored per forward pass, such as 8")
@@ -329,7 +331,7 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
     starts = range(0, len(rows), batch_size)
     for start in tqdm(starts, desc="scoring", disable=not show_progress(progress) or len(starts) < 2, leave=False):
         part = rows[start:start + batch_size]
-        batch = pad([row for _, row in part], pad_with)
+        batch = pad([row for _, row in part], pad_with, side="left")  # rows end together: few logits to keep
         offsets = torch.tensor([0] + [len(g) for g, _ in part[:-1]]).cumsum(0)
         batch["segments"] = torch.where(batch["segments"] >= 0, batch["segments"] + offsets[:, None], -1)
         batch["attention_mask"] = _block_mask(batch.pop("blocks"), n_prefix, dtype)

@@ -36,8 +36,9 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = No
     consecutive pairs with the same context (the choices of one question) share one row, the context once and
     then every continuation, each with its own position ids (restarting where the context ends) and an attention
     mask that hides the other continuations from it. That computes exactly ``log P(continuation | context)`` for
-    each, with the context's tokens run once instead of once per choice. Rows are padded on the right and run
-    ``batch_size`` at a time, longest first. The logits at position t predict token t + 1.
+    each, with the context's tokens run once instead of once per choice. Rows are padded on the left (so that the
+    continuations end together) and run ``batch_size`` at a time, longest first. The logits at position t predict
+    token t + 1.
 
     Raises :class:`ItemError` (a ValueError) before any work when a continuation has no tokens.
     """
