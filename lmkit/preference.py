@@ -34,7 +34,7 @@ from lmkit import finetune as ft
 from lmkit.data import data_file
 from lmkit.files import DataError, read_jsonl
 from lmkit import checks
-from lmkit.logprobs import completion_logprobs, pad
+from lmkit.logprobs import completion_logprobs, labelled_positions, pad
 from lmkit.training import FitSettings, fit, make_accelerator
 
 __all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
@@ -84,7 +84,7 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
     Equal to TRL's ``DPOTrainer`` sequence log-probabilities (``tests/test_preference.py``). Raises ValueError before
     the forward pass when every label is -100.
     """
-    if not (batch["labels"][:, 1:] != ft.IGNORE).any():
+    if not labelled_positions(batch["labels"])[0].numel():
         raise ValueError("every label is -100: nothing to score; check that the completions are not cut off")
     return completion_logprobs(model, batch).logprob
 
