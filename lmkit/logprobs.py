@@ -71,7 +71,8 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
     completion (so the answer survives a long prompt; notebook 06).
 
     Raises :class:`lmkit.checks.CheckError` (a ValueError) for an unknown rule, a non-string text, ``eos=True`` with
-    a tokenizer that has no end-of-text token, or ``max_length`` not an integer >= 2.
+    a tokenizer that has no end-of-text token (nor BOS / EOS for an empty harness context), or ``max_length`` not an
+    integer >= 2.
     """
     checks.one_of("rule", rule, RULES)
     for name, value in (("context", context), ("completion", completion)):
@@ -95,6 +96,9 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
             context, completion = context[:-n_spaces], context[-n_spaces:] + completion
         if not context:
             first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+            if first is None:
+                checks.fail("the context is empty and the tokenizer has no BOS or EOS token to stand for it: "
+                            "give the context some text")
             ctx, comp = [first], ids(completion)
         else:
             ctx = ids(context)
@@ -203,8 +207,10 @@ def completion_logprobs(model, batch: dict, **model_kwargs) -> Scores:
     Without ``segments`` each row is one completion. ``model_kwargs`` go to the forward call (a KV cache).
 
     One forward pass; the LM head runs only at :func:`labelled_positions`; log-softmax in float32. Returns
-    :class:`Scores` with one entry per completion; a completion with no labelled token scores 0 with 0 tokens.
-    Gradients flow when enabled (DPO and fine-tuning train on ``logprob``). Raises
+    :class:`Scores` with one entry per completion; a completion with no labelled token scores 0 with 0 tokens
+    (and counts as greedy). Gradients flow when enabled: the fine-tuning loss (notebook 06,
+    :func:`lmkit.finetune.forward_nll`) and DPO (notebook 15, :func:`lmkit.preference.sequence_logps`) train on
+    ``logprob``; notebooks 09 and 14 score through :func:`pair_logprobs`. Raises
     :class:`lmkit.checks.CheckError` when a key is missing or ``labels`` and ``input_ids`` differ in shape.
     Equal to TRL's ``DPOTrainer`` log-probabilities (``tests/test_preference.py``) and to
     ``F.cross_entropy(..., ignore_index=-100, reduction="sum")`` negated (``tests/test_finetune.py``).
