@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny random Llama with a word-level tokenizer, saved as a normal model folder."""
+"""Shared fixtures: a tiny random Llama with a word-level tokenizer, saved as a normal model folder; the real model.
+
+Integration tests are those marked ``@pytest.mark.integration`` (registered in pyproject.toml), and only those: a
+test that asks for ``real_lm`` without the marker is refused at collection (see tests/README.md).
+"""
 from __future__ import annotations
 
 import pytest
@@ -64,3 +68,16 @@ def real_lm():
     import lmkit
 
     return lmkit.load(device="cpu")
+
+
+REAL_MODEL_FIXTURES = {"real_lm"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Integration by marker only: a test that uses the real model must say so, so that ``-m "not integration"``
+    leaves exactly the fast tests."""
+    unmarked = [item.nodeid for item in items if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and not item.get_closest_marker("integration")]
+    if unmarked:
+        raise pytest.UsageError("these tests use the real model but lack @pytest.mark.integration: "
+                                + ", ".join(unmarked))

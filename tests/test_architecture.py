@@ -65,7 +65,8 @@ def imported_modules(name: str, path: Path, known: set[str]) -> list[tuple[str, 
             for alias in node.names:
                 sub = f"{source}.{alias.name}"
                 add(sub if sub in known else source, node.lineno)
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+        elif (isinstance(node, ast.Call) and "import_module" in (getattr(node.func, "attr", None),
+                                                                 getattr(node.func, "id", None))
               and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
               and node.args[0].value.startswith("lmkit")):
             add(node.args[0].value, node.lineno)
