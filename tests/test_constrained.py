@@ -207,3 +207,56 @@ def test_speculative_decoding_under_a_grammar_is_token_identical(byte_lm, constr
                             seed=4, **constraint)
     text = sampled.text
     assert valid(text, NESTED) if "json_schema" in constraint else re.fullmatch(constraint["regex"], text)
+
+
+# ------------------------------------------------------------------- strict, compact JSON unless the schema says not
+OPEN = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
+                                         "population": {"type": "integer"}}, "required": ["city", "population"]}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_json_objects_are_closed_and_compact_by_default(byte_lm, seed):
+    out = G.generate(byte_lm, "the cat", json_schema=OPEN, max_new_tokens=200, do_sample=True, seed=seed,
+                     temperature=1.5)
+    assert out.finish_reason == "grammar" and valid(out, OPEN)
+    assert set(json.loads(out)) == {"city", "population"}  # no key the schema does not name
+    assert json.dumps(json.loads(out), ensure_ascii=False) == out  # one layout: json.dumps's separators
+
+
+def test_strict_schema_closes_named_objects_only():
+    from lmkit.decoding.grammar import strict_schema
+
+    inner = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    schema = {"type": "object", "properties": {"a": inner, "any": {"type": "object"},
+                                               "list": {"type": "array", "items": inner}},
+              "$defs": {"d": inner}}
+    got = strict_schema(schema)
+    assert got["additionalProperties"] is False and got["properties"]["a"]["additionalProperties"] is False
+    assert got["properties"]["list"]["items"]["additionalProperties"] is False
+    assert got["$defs"]["d"]["additionalProperties"] is False
+    assert "additionalProperties" not in got["properties"]["any"]  # "any object" stays any object
+    assert "additionalProperties" not in schema and "additionalProperties" not in inner  # the caller's dict unchanged
+    said = {"type": "object", "properties": {"x": {}}, "additionalProperties": True}
+    assert strict_schema(said) == said
+    parts = {"type": "object", "properties": {"x": {}}, "allOf": [{"properties": {"y": {}}}]}
+    assert "additionalProperties" not in strict_schema(parts)
+
+
+def accepts(lm, schema, text) -> bool:
+    """Whether the grammar of ``schema`` lets the tokens of ``text`` through, one by one, to a complete match."""
+    g = C.Grammar(lm, json_schema=schema)
+    for token in lm.tokenizer.encode(text, add_special_tokens=False):
+        if not g.allowed()[token]:
+            return False
+        g.advance(token)
+    return g.accepting
+
+
+def test_open_objects_and_flexible_whitespace_when_the_schema_asks(byte_lm):
+    three = '{"city": "a", "population": 1, "z": 2}'
+    assert accepts(byte_lm, OPEN, '{"city": "a", "population": 1}') and not accepts(byte_lm, OPEN, three)
+    assert accepts(byte_lm, dict(OPEN, additionalProperties=True), three)
+    loose = '{ "city":"a",\n  "population":1 }'
+    assert not accepts(byte_lm, OPEN, loose)
+    flexible = {"whitespace_flexible": True, "item_separator": ",", "key_separator": ":"}
+    assert accepts(byte_lm, dict(OPEN, **{"x-guidance": flexible}), loose)

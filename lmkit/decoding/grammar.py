@@ -26,11 +26,48 @@ import torch
 from lmkit import checks
 from lmkit.decoding.settings import Settings, SettingsError, eos_ids
 
-__all__ = ["Grammar", "GrammarLogitsProcessor", "JSON_OPTIONS", "for_settings", "tokenizer_info", "unpack_bitmask"]
+__all__ = ["Grammar", "GrammarLogitsProcessor", "JSON_OPTIONS", "strict_schema", "for_settings",
+           "tokenizer_info", "unpack_bitmask"]
 
-# Whitespace between JSON tokens: spaces and newlines, at most 12 in a row. JSON allows any amount, and a grammar
-# that does lets a model loop on whitespace until max_new_tokens (a random model does it at once).
-JSON_OPTIONS = {"whitespace_pattern": r"[\n ]{0,12}"}
+JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+"""llguidance's JSON options that lmkit uses by default: one layout, ``{"a": 1, "b": [2, 3]}`` (the separators of
+Python's ``json.dumps``), no other whitespace. JSON allows any amount, and a grammar that does lets a small model
+fill its budget with blank lines. A schema opts out with its own ``"x-guidance"`` key, which llguidance applies
+over these defaults: ``{"x-guidance": {"whitespace_flexible": true, "item_separator": ",", "key_separator": ":"},
+...}`` allows any JSON whitespace around the separators."""
+
+_SUBSCHEMA_DICTS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_ONE = ("items", "additionalItems", "not", "if", "then", "else", "contains", "additionalProperties")
+
+
+def strict_schema(schema: dict) -> dict:
+    """A copy of ``schema`` in which every object schema that names its ``properties`` and says nothing else about
+    other keys gets ``"additionalProperties": false`` (notebook 12).
+
+    JSON Schema lets an object carry any property it does not name, so a grammar compiled from it lets a model
+    invent keys (``"population_density_by_city": [...]``) until the budget runs out. Structured-output engines
+    (OpenAI's strict mode, for one) close objects by default; so does lmkit. A schema keeps extra keys by saying so:
+    ``"additionalProperties": true`` (or a schema for them). Left open: an object that names no properties
+    (``{"type": "object"}`` means any object), and one combined with ``allOf`` / ``anyOf`` / ``oneOf`` or
+    ``patternProperties``, where closing one part would refuse the keys that another part names.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    says_more = ("additionalProperties", "unevaluatedProperties", "patternProperties", "allOf", "anyOf", "oneOf")
+    if isinstance(out.get("properties"), dict) and not any(key in out for key in says_more):
+        out["additionalProperties"] = False
+    for key in _SUBSCHEMA_DICTS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: strict_schema(sub) for name, sub in out[key].items()}
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [strict_schema(sub) for sub in out[key]]
+    for key in _SUBSCHEMA_ONE:
+        if isinstance(out.get(key), dict):
+            out[key] = strict_schema(out[key])
+    return out
 
 
 def for_settings(lm, s: Settings, prompt_length: int) -> "GrammarLogitsProcessor | None":
@@ -70,7 +107,9 @@ class Grammar:
     Built from ``json_schema`` (a dict or a JSON string) or ``regex`` (the whole output must match it). Everything
     is checked here, before any model work, and each failure raises :class:`lmkit.decoding.settings.SettingsError` in one
     line: a schema that is not valid JSON Schema (checked with ``jsonschema``) or that llguidance cannot compile,
-    a regex that does not parse, and a regex that matches no string at all.
+    a regex that does not parse, and a regex that matches no string at all. A JSON schema is compiled with
+    lmkit's strict, compact defaults: objects closed (:func:`strict_schema`; ``strict=False`` keeps JSON Schema's
+    open objects) and one layout (:data:`JSON_OPTIONS`; ``json_options=`` replaces them).
 
     - :meth:`allowed`: the ``[vocab]`` bool mask of tokens that can come next;
     - :meth:`mask`: logits ``[1, V]`` with the disallowed ones set to ``-inf`` (a new tensor);
@@ -78,14 +117,16 @@ class Grammar:
     - :meth:`rollback` and :meth:`follow`: undo tokens, or move to any output (for callers that back up).
     """
 
-    def __init__(self, lm, *, json_schema=None, regex=None):
+    def __init__(self, lm, *, json_schema=None, regex=None, strict: bool = True, json_options: dict | None = None):
         import llguidance
 
         if (json_schema is None) == (regex is None):
             checks.fail("give exactly one of json_schema= and regex=", SettingsError)
         if json_schema is not None:
             self.kind, source = "json_schema", self._check_schema(json_schema)
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(source, defaults=JSON_OPTIONS)
+            compiled = strict_schema(source) if strict else source
+            options = JSON_OPTIONS if json_options is None else json_options
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(compiled, defaults=options)
         else:
             if not isinstance(regex, str):
                 checks.fail(f"regex={regex!r} must be a string (a regular expression the whole output must match)", SettingsError)
