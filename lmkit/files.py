@@ -50,6 +50,7 @@ def atomic_file(path, *, durable: bool = False) -> Iterator[Path]:
     raises, the temporary file is removed and ``path`` is untouched. ``durable=True`` also flushes the file to
     disk (``fsync``) before the rename. The parent folder is created if needed.
     """
+    checks.boolean("durable", durable)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{path.name}.tmp-", dir=path.parent)
@@ -86,6 +87,7 @@ def atomic_folder(path, *, durable: bool = False) -> Iterator[Path]:
     raises, the temporary folder is removed and ``path`` is untouched. ``durable=True`` flushes every file to disk
     before the rename. Temporary folders are named ``<name>.tmp-*``, so that readers can ignore them.
     """
+    checks.boolean("durable", durable)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.tmp-", dir=path.parent))

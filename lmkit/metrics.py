@@ -60,6 +60,9 @@ def _text_ids(lm, text) -> torch.Tensor:
 
 def window_starts(n: int, window: int, stride: int) -> range:
     """Start positions of the windows over ``n`` tokens: ``0, stride, 2·stride, ...`` until one reaches the end."""
+    n = checks.integer("n", n, low=0, fix="the number of tokens")
+    window = checks.integer("window", window, low=1, fix=f"the window length (default {DEFAULT_WINDOW})")
+    stride = checks.integer("stride", stride, low=1, fix="the step between windows, as check_window returns")
     return range(0, max(n - window, 0) + stride, stride)
 
 

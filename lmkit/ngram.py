@@ -59,6 +59,8 @@ def _as_sequences(ids) -> list[np.ndarray]:
 
 def ngram_keys(ids: np.ndarray, k: int, vocab_size: int) -> np.ndarray:
     """The key ``sum id_j * V**(k-1-j)`` of every k-gram of ``ids``, in order (notebook 01)."""
+    k = checks.integer("k", k, low=1, fix="the n-gram order")
+    vocab_size = checks.integer("vocab_size", vocab_size, low=1, fix="the tokenizer's size, len(tokenizer)")
     if len(ids) < k:
         return np.empty(0, dtype=np.int64)
     windows = np.lib.stride_tricks.sliding_window_view(ids, k)

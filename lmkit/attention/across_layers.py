@@ -50,6 +50,8 @@ class LogitLens:
     def rank(self, token_id: int) -> np.ndarray:
         """Rank (0 = top) of ``token_id`` at the last position, for each row."""
         p = self.last_probs
+        token_id = checks.index("token_id", token_id, p.shape[-1], negative=False,
+                                what=f"the vocabulary has {p.shape[-1]} ids")
         return (p > p[:, token_id:token_id + 1]).sum(-1).numpy()
 
     def first_layer(self, token_id: int) -> int | None:

@@ -65,6 +65,7 @@ def replace_positions(source: torch.Tensor, rows_positions) -> callable:
 def replace_heads(source: torch.Tensor, rows_heads, d_k: int) -> callable:
     """An edit of the heads' outputs before ``o_proj`` (``[B, T, H·d_k]``) that writes head ``h``'s slice of
     ``source`` (``[T, H·d_k]``) into row ``r`` at every position, for each ``(r, h)`` in ``rows_heads``."""
+    d_k = checks.integer("d_k", d_k, low=1, fix="the width of one head, lmkit.layers.head_dim(config)")
     def edit(x):
         x = x.clone()
         src = source.to(x)

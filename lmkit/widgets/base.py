@@ -20,6 +20,8 @@ import base64
 import html
 from html.parser import HTMLParser
 
+from lmkit import checks
+
 __all__ = ["Widget", "display_data", "html_to_text", "message_html", "one_line", "png_display_data"]
 
 ERROR_COLOUR = "#b00020"
@@ -38,6 +40,7 @@ def png_display_data(png: bytes, text: str) -> dict:
 
 def message_html(text: str, error: bool = False) -> str:
     """A status-line message as an HTML span: red for an error, dark grey for a note."""
+    checks.boolean("error", error)
     if not text:
         return ""
     return f'<span style="color:{ERROR_COLOUR if error else NOTE_COLOUR}">{html.escape(text)}</span>'

@@ -6,6 +6,7 @@ import time
 
 import ipywidgets as W
 
+from lmkit import checks
 from lmkit import generate as G
 from lmkit.widgets.base import Widget, one_line
 
@@ -35,6 +36,8 @@ class StreamingWidget(Widget):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current generation ends (for tests and scripts); True if it has ended."""
+        if timeout is not None:
+            timeout = checks.real("timeout", timeout, low=0, fix="seconds to wait, or None to wait until it ends")
         if self._thread is not None:
             self._thread.join(timeout)
         return not self.running
