@@ -6,6 +6,7 @@
 | :mod:`~lmkit.profile.memory` | ``PeakMemory`` (kernel peak-RSS counter, GPU allocator peak, or a sampler), ``rss_bytes`` |
 | :mod:`~lmkit.profile.generation` | ``GenerationStats``, the one timed greedy loop ``timed_greedy``, ``time_generation``, ``time_steps`` |
 | :mod:`~lmkit.profile.decoding` | ``LeanDecoder`` (greedy with nothing but the model), ``decode_step``, ``prefill_step`` |
+| :mod:`~lmkit.profile.fastdecode` | ``FastDecoder``: fused, quantized, static-cache, compiled greedy decoding (also notebook 13) |
 | :mod:`~lmkit.profile.ceilings` | measured memory bandwidth, matmul throughput, matrix-vector bandwidth |
 | :mod:`~lmkit.profile.roofline` | bytes and FLOPs per step, the KV-cache formula, decode/prefill bounds, ``RooflinePoint`` |
 | :mod:`~lmkit.profile.plots` | the roofline plot, sweeps, configurations against their bound |
