@@ -179,3 +179,14 @@ def test_html_to_text_reads_like_the_page():
     assert widgets.html_to_text('<span style="color:red">a &lt; b &amp; c</span>') == "a < b & c"
     assert widgets.html_to_text("<div>one</div><div>two</div>") == "one\ntwo"
     assert widgets.html_to_text("") == ""
+
+
+def test_playground_slider_reaches_the_max_new_tokens_it_was_built_with(tiny_lm):
+    """256 is the slider's usual top; a playground built with more (a constrained JSON object) keeps the value, not
+    256; what is not a count >= 1 is refused in one line naming it."""
+    assert widgets.playground(tiny_lm, max_new_tokens=12).max_new_tokens.max == 256
+    big = widgets.playground(tiny_lm, max_new_tokens=400)
+    assert big.max_new_tokens.max == 400 and big.settings()["max_new_tokens"] == 400
+    for bad in (0, True, 2.7):
+        with pytest.raises(ValueError, match=r"^max_new_tokens=.* must be an integer >= 1"):
+            widgets.playground(tiny_lm, max_new_tokens=bad)

@@ -13,6 +13,9 @@ from lmkit.widgets.streaming import StreamingWidget
 __all__ = ["EOS_MARK", "Playground", "alternatives_png", "playground", "prob_color", "tokens_html"]
 
 EOS_MARK = "⟨eos⟩"
+SLIDER_MAX_NEW_TOKENS = 256
+"""The max_new_tokens slider's top, unless the playground is built with a larger max_new_tokens."""
+
 
 def prob_color(p: float) -> str:
     """Background colour for a token of probability ``p``: red (unlikely) through yellow to green (notebook 04)."""
@@ -83,8 +86,8 @@ class Playground(StreamingWidget):
 
     def __init__(self, lm, prompt: str = "The best way to learn a language is", max_new_tokens: int = 40):
         checks.text("prompt", prompt, blank_ok=True, fix="pass the text to continue (it can be edited later)")
-        max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, high=256,
-                                        fix="the slider goes from 1 to 256")
+        max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1,
+                                        fix="pass how many tokens to generate, such as 40")
         super().__init__(lm)
         slider = dict(continuous_update=False, style={"description_width": "140px"},
                       layout=W.Layout(width="380px"))
@@ -96,7 +99,9 @@ class Playground(StreamingWidget):
         self.temperature = W.FloatSlider(0.7, min=0.0, max=2.0, step=0.05, description="temperature", **slider)
         self.top_k = W.IntSlider(50, min=0, max=200, description="top_k (0 = off)", **slider)
         self.top_p = W.FloatSlider(0.95, min=0.0, max=1.0, step=0.01, description="top_p (1 = off)", **slider)
-        self.max_new_tokens = W.IntSlider(max_new_tokens, min=1, max=256, description="max_new_tokens", **slider)
+        # the slider goes to 256, or further when asked for more (a JSON object can take a few hundred tokens)
+        self.max_new_tokens = W.IntSlider(max_new_tokens, min=1, max=max(SLIDER_MAX_NEW_TOKENS, max_new_tokens),
+                                          description="max_new_tokens", **slider)
         self.repetition_penalty = W.FloatSlider(1.0, min=0.5, max=2.0, step=0.05,
                                                 description="repetition_penalty", **slider)
         self.seed = W.IntText(0, description="seed", style={"description_width": "140px"},
@@ -205,5 +210,9 @@ class Playground(StreamingWidget):
 
 
 def playground(lm, prompt: str = "The best way to learn a language is", max_new_tokens: int = 40) -> Playground:
-    """The streaming playground widget for ``lm`` (notebook 04): display it, move the sliders, click Generate."""
+    """The streaming playground widget for ``lm`` (notebook 04): display it, move the sliders, click Generate.
+
+    The ``max_new_tokens`` slider goes from 1 to 256, or to ``max_new_tokens`` when that is larger (a constrained
+    JSON object may need a few hundred tokens). Raises :class:`lmkit.checks.CheckError` for a ``max_new_tokens``
+    that is not an integer >= 1 or a ``prompt`` that is not a string."""
     return Playground(lm, prompt, max_new_tokens)
