@@ -6,6 +6,8 @@ counts, at the top of a file or inside a function (a lazy import is still an edg
 ``from lmkit import x`` is an edge to ``lmkit.x`` when ``x`` is a module, else to ``lmkit``; importing a package
 is importing its ``__init__``. Importing ``lmkit.a.b`` from outside ``lmkit.a`` also runs ``lmkit/a/__init__.py``
 first, so it is an edge to ``lmkit.a`` too (from inside ``lmkit.a`` that package is already being initialised).
+``importlib.import_module`` counts too: with a constant name, or, in a package, ``f"{__name__}.{...}"`` (a loop
+that loads its plug-ins) as an edge to each of its submodules.
 """
 from __future__ import annotations
 
@@ -67,9 +69,14 @@ def imported_modules(name: str, path: Path, known: set[str]) -> list[tuple[str, 
                 add(sub if sub in known else source, node.lineno)
         elif (isinstance(node, ast.Call) and "import_module" in (getattr(node.func, "attr", None),
                                                                  getattr(node.func, "id", None))
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
-              and node.args[0].value.startswith("lmkit")):
-            add(node.args[0].value, node.lineno)
+              and node.args):
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.startswith("lmkit"):
+                add(arg.value, node.lineno)
+            elif (is_package and isinstance(arg, ast.JoinedStr) and len(arg.values) > 1  # f"{__name__}.{sub}"
+                  and getattr(getattr(arg.values[0], "value", None), "id", None) == "__name__"):
+                for sub in sorted(m for m in known if m.rpartition(".")[0] == name):  # any of its submodules
+                    add(sub, node.lineno)
     return found
 
 
@@ -161,6 +168,10 @@ def test_the_graph_reader_resolves_every_import_form(tmp_path, monkeypatch):
     assert find_cycle(import_graph()) is None
     (root / "sub/__init__.py").write_text("from .c import helper\n")
     assert find_cycle(import_graph()) == ["lmkit.sub", "lmkit.sub.c", "lmkit.sub"]
+    (root / "sub/__init__.py").write_text("import importlib\nfor m in ('b', 'c'):\n"
+                                          "    importlib.import_module(f'{__name__}.{m}')\n")  # a plug-in loop
+    assert import_graph()["lmkit.sub"] == {"lmkit.sub.b": 3, "lmkit.sub.c": 3}
+    assert find_cycle(import_graph()) == ["lmkit.sub", "lmkit.sub.b", "lmkit.sub.c", "lmkit.sub"]
 
 
 # ----------------------------------------------------------------------------------------------- lmkit

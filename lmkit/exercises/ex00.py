@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 00 (running an LLM)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 @exercise("00.1", hint="softmax the logits at the LAST position of 'The capital of France is', then read the entry "
                        "of the token id of ' Paris' (one token: lm.tokenizer.encode(' Paris', add_special_tokens=False)).")

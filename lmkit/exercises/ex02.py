@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 02 (tokens and embeddings)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 def _ids(lm, text: str) -> list[int]:

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 03 (attention)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("03.1", hint="answer with a pair (weight, weight without the scaling). Take the query from .q_rot and "

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 04 (generation)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 def _logits(lm, ids):

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 05 (inference profiling)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 def _kv_per_token_value(config) -> int:

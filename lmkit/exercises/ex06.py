@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 06 (fine-tuning)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 def _linear_shapes(config) -> dict[str, tuple[int, int]]:

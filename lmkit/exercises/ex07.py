@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 07 (a GPT from scratch)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 def n_params_of(cfg, **changes) -> int:

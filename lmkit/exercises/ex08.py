@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 08 (compression)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("08.1", hint="a weight of shape (out, in) has out x in codes of `bits` bits (divide by 8 for bytes), plus, "

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 09 (applications)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("09.1", hint="accuracy = (number of positions where the prediction equals the gold label) / (number of "

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 10 (a tokenizer from scratch)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("10.1", hint="answer with a tuple of two ints: regex.findall(GPT2_PATTERN, text) gives the chunks; count "

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 11 (causal interpretability)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("11.1", hint="answer with one float: add up the entries of the attribution Series whose names start with "

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 12 (decoding, faster and constrained)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("12.1", hint="if each proposal is accepted independently with probability alpha, a round keeps j "

@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 13 (SmolLM2 from scratch)."""
 from __future__ import annotations
 
-from . import exercise
+from .registry import exercise
 
 
 @exercise("13.1", hint="answer with an int: V·d (the tied embedding, once) + L·(d·q + 2·d·kv + q·d + 3·d·f + 2·d) + d, "

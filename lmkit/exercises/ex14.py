@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 14 (evaluation)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("14.1", hint="Wilson (1927): with p = k/n and z = 1.96, centre = (p + z²/2n) / (1 + z²/n) and half-width = "

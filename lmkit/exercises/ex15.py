@@ -1,7 +1,7 @@
 """Exercise checkers of notebook 15 (preference tuning with DPO)."""
 from __future__ import annotations
 
-from . import _close, exercise
+from .registry import _close, exercise
 
 
 @exercise("15.1", hint="the rewards are beta * (policy logp - reference logp) for chosen and for rejected; the loss is "
