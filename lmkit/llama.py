@@ -2,7 +2,8 @@
 
 RMSNorm instead of LayerNorm, RoPE instead of added positions, grouped-query attention, a SwiGLU feed-forward, no
 biases, a tied head. Parameter names follow transformers' ``LlamaForCausalLM``, so its state dict loads as it is.
-Notebook 13 writes the same classes in its cells and asserts they agree; the tests use this copy
+Notebook 13 writes the same classes in its cells, with the same names (``RMSNorm``, ``Attention``, ``MLP``, ``Block``,
+``SmolLM``), and asserts they agree; the tests use this copy
 (tests/test_smollm2_scratch.py: logits equal to transformers' on a tiny random config and on the real model).
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch.nn.functional as F
 from lmkit import checks
 from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_base, rope_cos_sin
 
-__all__ = ["llama_inv_freq", "RMSNorm", "GroupedQueryAttention", "SwiGLU", "LlamaBlock", "Llama", "greedy"]
+__all__ = ["llama_inv_freq", "RMSNorm", "Attention", "MLP", "Block", "SmolLM", "greedy", "Llama",
+           "GroupedQueryAttention", "SwiGLU", "LlamaBlock"]
 
 
 def llama_inv_freq(cfg) -> torch.Tensor:
@@ -41,7 +43,7 @@ class RMSNorm(nn.Module):
         return rms_norm(x, self.weight, self.eps)
 
 
-class GroupedQueryAttention(nn.Module):
+class Attention(nn.Module):
     """Causal attention with RoPE on queries and keys; ``n_head / n_kv_head`` query heads share each key/value head
     (Ainslie et al. 2023, GQA) (notebook 13)."""
 
@@ -68,7 +70,7 @@ class GroupedQueryAttention(nn.Module):
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 
-class SwiGLU(nn.Module):
+class MLP(nn.Module):
     """Gated feed-forward ``W_down (SiLU(W_gate x) ⊙ W_up x)`` (Shazeer 2020) (notebook 13)."""
 
     def __init__(self, cfg):
@@ -82,23 +84,23 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-class LlamaBlock(nn.Module):
+class Block(nn.Module):
     """Pre-norm block: ``x + attn(RMSNorm(x))``, then ``x + SwiGLU(RMSNorm(x))`` (notebook 13)."""
 
     def __init__(self, cfg):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = GroupedQueryAttention(cfg)
+        self.self_attn = Attention(cfg)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.mlp = SwiGLU(cfg)
+        self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class Llama(nn.Module):
-    """SmolLM2's architecture from scratch; ``Llama(config)(ids [B, T]) -> logits [B, T, vocab]`` (notebook 13).
+class SmolLM(nn.Module):
+    """SmolLM2's architecture from scratch; ``SmolLM(config)(ids [B, T]) -> logits [B, T, vocab]`` (notebook 13).
 
     ``config`` is a transformers ``LlamaConfig`` (default RoPE only: :func:`lmkit.layers.rope_base` refuses scaled
     types; no attention or MLP biases). The head is tied to the embedding when ``tie_word_embeddings`` is set.
@@ -111,7 +113,7 @@ class Llama(nn.Module):
                              "mlp_bias): use the transformers model for it")
         self.config = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(LlamaBlock(cfg) for _ in range(cfg.num_hidden_layers))
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.tied = bool(getattr(cfg, "tie_word_embeddings", True))
         self.lm_head = None if self.tied else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
@@ -125,7 +127,7 @@ class Llama(nn.Module):
         head = self.embed_tokens.weight if self.tied else self.lm_head.weight
         return self.norm(x) @ head.T
 
-    def load_hf_state_dict(self, state_dict: dict) -> "Llama":
+    def load_hf_state_dict(self, state_dict: dict) -> "SmolLM":
         """Copy a transformers ``LlamaForCausalLM`` state dict in (names without ``model.``; a tied ``lm_head``
         dropped); a missing or unexpected tensor raises (notebook 13)."""
         ours = {k.removeprefix("model."): v for k, v in state_dict.items()
@@ -134,7 +136,7 @@ class Llama(nn.Module):
         return self
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> "Llama":
+    def from_folder(cls, folder: str | os.PathLike) -> "SmolLM":
         """A Llama with the config and safetensors weights of a transformers model folder, e.g.
         :func:`lmkit.models.bundled_cache_dir` (notebook 13)."""
         from safetensors.torch import load_file
@@ -162,3 +164,7 @@ def greedy(model: nn.Module, ids: torch.Tensor, max_new_tokens: int) -> torch.Te
     for _ in range(max_new_tokens):
         ids = torch.cat([ids, model(ids)[:, -1:].argmax(-1)], dim=1)
     return ids
+
+
+# The names these classes had before they were named as notebook 13's cells name them.
+Llama, GroupedQueryAttention, SwiGLU, LlamaBlock = SmolLM, Attention, MLP, Block
