@@ -66,8 +66,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     if len(shapes) != 1 or len(next(iter(shapes))) != 1:
         raise ValueError(f"dpo_loss needs four tensors of the same shape [batch]; got shapes "
                          f"{[tuple(t.shape) for t in tensors]}")
-    if not beta > 0:
-        raise ValueError(f"beta={beta!r}: use a positive number such as 0.1")
+    checks.real("beta", beta, low=0, low_open=True, fix="use a positive number such as 0.1")
     chosen_rewards = beta * (policy_chosen_logps - ref_chosen_logps)
     rejected_rewards = beta * (policy_rejected_logps - ref_rejected_logps)
     loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
@@ -175,7 +174,7 @@ Result = DPOResult  # the name before the loops became one (lmkit.training); old
 
 
 def _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_steps, max_length, eval_every, seed,
-                  output_dir, save_every, resume, progress) -> FitSettings:
+                  output_dir, save_every, resume, progress: bool | None = None) -> FitSettings:
     """Check :func:`train`'s settings (one-line :class:`lmkit.checks.CheckError`) and return the loop's."""
     checks.real("beta", beta, low=0, low_open=True, fix="use a positive number such as 0.1")
     for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("lora_r", lora_r),
@@ -214,7 +213,7 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     Raises ValueError (a one-line :class:`lmkit.checks.CheckError`) for a bad setting before any model work:
     ``beta`` must be a positive number, the counts whole numbers (``2.7`` and ``True`` are refused).
     """
-    import lmkit
+    from lmkit.env import seed_everything
     from lmkit.models import LM
 
     settings = _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_steps, max_length,
@@ -226,7 +225,7 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     train_ex = encode_pairs(tok, train_pairs, max_length)
     val_ex = encode_pairs(tok, val_pairs, max_length) if val_pairs else []
 
-    lmkit.env.seed_everything(seed)
+    seed_everything(seed)
     base = copy.deepcopy(lm.model)
     if getattr(base.config, "_attn_implementation", None) == "eager":
         base.set_attn_implementation("sdpa")  # faster to train; lmkit.load's eager is for reading attentions

@@ -18,6 +18,7 @@ from lmkit.finetune.data import IGNORE, collate, example_order, load_examples
 from lmkit.finetune.lora import add_lora, count_parameters, save
 from lmkit.finetune.loss import evaluate_loss, forward_nll
 from lmkit.finetune.plots import LivePlot
+from lmkit.logprobs import labelled_positions, pad_id
 from lmkit.profile.memory import PeakMemory
 from lmkit.training import FitSettings, fit, make_accelerator, make_schedule, write_json
 
@@ -78,8 +79,9 @@ def _settings(cfg: TrainConfig) -> FitSettings:
 
 
 def _label_tokens(batch: dict) -> int:
-    """The labelled (scored) tokens of a batch: the weight of its summed NLL in the step's mean."""
-    return int((batch["labels"][:, 1:] != IGNORE).sum())
+    """The labelled (scored) tokens of a batch: the weight of its summed NLL in the step's mean (the targets of
+    :func:`lmkit.logprobs.labelled_positions`, the one causal shift)."""
+    return int((labelled_positions(batch["labels"])[1] != IGNORE).sum())
 
 
 def _nll(model, batch: dict):
@@ -95,20 +97,21 @@ def train(config=None, *, plot: bool = False, **overrides) -> FinetuneResult:
     :func:`lmkit.training.fit`. Raises ValueError (:class:`lmkit.data.DataError` for a bad data line) before any
     step for a bad setting or bad data.
     """
-    import lmkit
+    from lmkit.env import seed_everything
+    from lmkit.models import load
 
     cfg = as_config(config, overrides)
     accelerator = make_accelerator(cfg.mixed_precision)
-    lm = lmkit.load(cfg.model, device=accelerator.device, dtype="float32", attn_implementation=cfg.attn_implementation)
+    lm = load(cfg.model, device=accelerator.device, dtype="float32", attn_implementation=cfg.attn_implementation)
     tok = lm.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    pad = pad_id(tok)
     train_ex = load_examples(cfg.train_data, tok, block_size=cfg.block_size, max_length=cfg.max_length,
                              limit=cfg.max_train_examples)
     val_ex = load_examples(cfg.val_data, tok, block_size=cfg.block_size, max_length=cfg.max_length,
                            limit=cfg.max_val_examples) if cfg.val_data is not None else []
     main = accelerator.is_main_process
 
-    lmkit.env.seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     model = add_lora(lm.model, cfg) if cfg.method == "lora" else lm.model
     trainable, total = count_parameters(model)
     if main and cfg.progress is not False:
@@ -121,10 +124,10 @@ def train(config=None, *, plot: bool = False, **overrides) -> FinetuneResult:
         """This process's ``grad_accum`` micro-batches of a step, from the data position alone."""
         order = example_order(len(train_ex), cfg.seed, step * per_step, per_step)
         micro = [order[i * size * world:(i + 1) * size * world] for i in range(cfg.grad_accum)]
-        return [collate([train_ex[j] for j in m[rank * size:(rank + 1) * size]], pad_id) for m in micro]
+        return [collate([train_ex[j] for j in m[rank * size:(rank + 1) * size]], pad) for m in micro]
 
     def validation(net) -> dict:
-        return {"val_loss": evaluate_loss(net, val_ex, pad_id, batch_size=size, device=accelerator.device,
+        return {"val_loss": evaluate_loss(net, val_ex, pad, batch_size=size, device=accelerator.device,
                                           accelerator=accelerator)}
 
     title = f"{'LoRA' if cfg.method == 'lora' else 'full'} fine-tuning: loss"
@@ -139,7 +142,7 @@ def train(config=None, *, plot: bool = False, **overrides) -> FinetuneResult:
                             resumed_from=run.resumed_from, steps_run=run.steps_run)
     if cfg.save_model and main:
         folder = save(lm, Path(cfg.output_dir) / "model")
-        result.lm = lmkit.load(folder, device=accelerator.device)
+        result.lm = load(folder, device=accelerator.device)
         if cfg.progress is not False:
             print(f"merged model saved to {folder}")
     if cfg.output_dir and main:
