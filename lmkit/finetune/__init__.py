@@ -6,7 +6,7 @@ model (LoRA or not) and the loss.
 | module | what it holds |
 |---|---|
 | :mod:`~lmkit.finetune.config` | ``TrainConfig`` (every knob of a run; the CLI's JSON), ``as_config`` |
-| :mod:`~lmkit.finetune.data` | reading, encoding (prompt masked), padding (``DataCollatorForSeq2Seq``), order |
+| :mod:`~lmkit.finetune.data` | reading, encoding (prompt masked) and padding (``encode_example``, ``collate``: :mod:`lmkit.logprobs`'s ``encode_completion`` and ``pad``), order |
 | :mod:`~lmkit.finetune.loss` | ``forward_nll`` (summed NLL of the labelled tokens), ``evaluate_loss`` |
 | :mod:`~lmkit.finetune.lora` | ``add_lora`` (peft), ``merge``, ``save`` (a folder ``lmkit.load`` reads) |
 | :mod:`~lmkit.finetune.checkpoint` | the checkpoints of :mod:`lmkit.training.checkpoint`, also reachable here |

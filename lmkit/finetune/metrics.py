@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from lmkit.finetune.data import IGNORE, collate, encode_example, format_prompt
+from lmkit.finetune.data import collate, encode_example, format_prompt
+from lmkit.logprobs import completion_logprobs, pad, pad_id
 
 __all__ = ["greedy_exact_match", "greedy_answers"]
 
@@ -14,22 +15,17 @@ def greedy_exact_match(lm, records: list[dict], *, batch_size: int = 16, max_len
     """For each record: would greedy decoding write exactly ``completion`` then stop? One forward pass each (notebook 06).
 
     Greedy decoding emits the answer iff, fed the answer so far, the arg-max at every answer position (and at the
-    end-of-turn after it) is the answer's next token: so teacher forcing checks it without generating.
+    end-of-turn after it) is the answer's next token: so teacher forcing checks it without generating. That is the
+    ``greedy`` flag of :func:`lmkit.logprobs.completion_logprobs` (the harness's ``is_greedy``), one per record.
     (A different tokenization of the same string would count as wrong; greedy decoding follows the tokenizer's own.)
     """
     model, tok = lm.model, lm.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model.eval()
     hits = []
     for i in range(0, len(records), batch_size):
         ex = [encode_example(tok, r["prompt"], r["completion"], max_length) for r in records[i:i + batch_size]]
-        batch = {k: v.to(lm.device) for k, v in collate(ex, pad_id).items()}
-        targets = batch["labels"][:, 1:]
-        keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-        guess, targets = logits.argmax(-1), targets[:, keep]
-        ok = ((guess == targets) | (targets == IGNORE)).all(dim=1)
-        hits.extend(ok.tolist())
+        batch = {k: v.to(lm.device) for k, v in collate(ex, pad_id(tok)).items()}
+        hits.extend(completion_logprobs(model, batch).greedy.tolist())
     return hits
 
 
@@ -40,14 +36,10 @@ def greedy_answers(lm, prompts: list[str], *, max_new_tokens: int = 16, batch_si
     (``lmkit.apps.answer_question`` is another thing: one question, optionally with a passage to read.)
     """
     tok, out = lm.tokenizer, []
-    side, tok.padding_side = tok.padding_side, "left"
-    try:
-        for i in range(0, len(prompts), batch_size):
-            texts = [format_prompt(tok, p) for p in prompts[i:i + batch_size]]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-            gen = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=tok.pad_token_id)
-            out.extend(t.strip() for t in tok.batch_decode(gen[:, enc.input_ids.shape[1]:], skip_special_tokens=True))
-    finally:
-        tok.padding_side = side
+    for i in range(0, len(prompts), batch_size):
+        rows = [{"input_ids": tok(format_prompt(tok, p), add_special_tokens=False).input_ids}
+                for p in prompts[i:i + batch_size]]
+        enc = {k: v.to(lm.device) for k, v in pad(rows, tok, side="left").items()}  # every row ends at the edge
+        gen = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id(tok))
+        out.extend(t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
     return out

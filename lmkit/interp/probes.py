@@ -14,6 +14,7 @@ import torch
 
 from lmkit import checks
 from lmkit.interp.hooks import run_with_cache, token_ids
+from lmkit.logprobs import pad
 
 __all__ = ["noun_verb_data", "word_activations", "control_labels", "probe_accuracy", "plot_probes"]
 
@@ -40,7 +41,8 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     """``[layers + 1, N, d]``: the residual stream at the (last) token of ``words[i]`` in ``texts[i]``; row 0 is
     the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 11).
 
-    Texts run in batches, padded on the right: in a causal model a position never sees the padding after it.
+    Texts run in batches, padded on the right (:func:`lmkit.logprobs.pad`): in a causal model a position never sees
+    the padding after it.
     """
     from lmkit.embeddings import word_span
 
@@ -50,12 +52,11 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="pass e.g. batch_size=64")
     n = lm.model.config.num_hidden_layers
     points = [("embed", 0)] + [("resid", l) for l in range(n)]
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     positions = [word_span(lm, text, " " + word)[-1] for text, word in zip(texts, words)]
     columns = []
     for start in range(0, len(texts), batch_size):
         ids = [token_ids(lm, t)[0] for t in texts[start:start + batch_size]]
-        batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=pad)
+        batch = pad([{"input_ids": row} for row in ids], lm.tokenizer)["input_ids"]
         _, cache = run_with_cache(lm, batch, points)
         rows = torch.arange(len(ids))
         pos = torch.tensor(positions[start:start + batch_size])

@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 import torch
 from transformers.generation.streamers import BaseStreamer
 
+from lmkit import checks
 from lmkit.profile.memory import PeakMemory
 from lmkit.profile.timing import format_seconds, percentile, sync
 
@@ -78,8 +79,7 @@ def timed_greedy(prefill: Callable[[], torch.Tensor], step: Callable[[torch.Tens
     ``[batch, 1]`` ids of new token ``i`` (0-based) and returns the next ones. Each stamp is taken after a GPU
     synchronisation. ``prompt_shape`` is ``(batch, prompt tokens)``. Runs under ``torch.inference_mode``.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r}: generate at least 1 token")
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="generate at least 1 token")
     with torch.inference_mode():
         start = time.perf_counter()
         nxt = prefill()
