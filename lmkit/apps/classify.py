@@ -32,8 +32,8 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
     """
     if isinstance(contexts, str) or isinstance(continuations, str):
         checks.fail("contexts and continuations must be lists of strings: wrap a single string in [...]")
-    if not checks.is_integer(batch_size) or batch_size < 1:
-        checks.fail(f"batch_size={batch_size!r} must be a positive integer (rows scored per forward pass)")
+    batch_size = checks.integer("batch_size", batch_size, low=1, must="a positive integer",
+                                fix="rows scored per forward pass, such as 8")
     contexts, continuations = list(contexts), list(continuations)
     if not contexts or not continuations:
         checks.fail(f"got {len(contexts)} context(s) and {len(continuations)} continuation(s): pass at least one "
