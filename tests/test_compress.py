@@ -76,7 +76,7 @@ def test_pruning_reaches_the_asked_sparsity_on_each_layer(model, target):
     head = model.lm_head.weight.detach().clone()
     reached = cp.prune_magnitude(model, target)
     assert reached == pytest.approx(target, abs=1e-3)
-    for _, lin in cp._decoder_linears(model):
+    for _, lin in cp.decoder_linears(model):
         assert (lin.weight == 0).float().mean().item() == pytest.approx(target, abs=1e-3)
     assert torch.equal(model.lm_head.weight, head)  # the tied embedding/head is left alone
 
@@ -201,7 +201,7 @@ def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     total = sum(p.numel() for p in model.parameters())
     pruned = cp.prune_magnitude(__import__("copy").deepcopy(model), 0.5)
-    linear = sum(lin.weight.numel() for _, lin in cp._decoder_linears(model))
+    linear = sum(lin.weight.numel() for _, lin in cp.decoder_linears(model))
     zeros = pruned * linear
     assert exercises.check("08.2", zeros / total, model=model, sparsity=0.5)
     assert not exercises.check("08.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
@@ -281,7 +281,7 @@ def test_pruning_uses_torch_prune_and_leaves_no_mask(model, monkeypatch):
     monkeypatch.setattr(prune, "l1_unstructured", lambda module, *a, **k: pruned.append(module) or
                         l1_unstructured(module, *a, **k))
     cp.prune_magnitude(model, 0.5)
-    layers = [lin for _, lin in cp._decoder_linears(model)]
+    layers = [lin for _, lin in cp.decoder_linears(model)]
     assert len(pruned) == len(layers) and all(a is b for a, b in zip(pruned, layers))  # torch's pruning, each layer
     for lin in layers:
         assert not hasattr(lin, "weight_mask") and "weight_orig" not in dict(lin.named_parameters())

@@ -1,0 +1,105 @@
+"""Dynamic int8 quantization on a copy, with per-channel scales and layers left in float32, and fake quantization
+that rounds the weights or the activations alone to find which costs the quality (notebook 08)."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lmkit.profile.quantize import quantize_int8
+from lmkit.compress.linears import decoder_linears, set_module
+
+
+def dynamic_int8(model: nn.Module, skip: tuple[str, ...] = (), per_channel: bool = False) -> nn.Module:
+    """A copy of ``model`` with its ``nn.Linear`` layers in dynamic int8: int8 weights, activations quantized per
+    call, int8 matmuls (notebook 08).
+
+    With the defaults this is :func:`quantize_int8` (notebook 05): every linear layer, the tied output
+    head included, one scale per weight tensor. ``skip``: layers whose name contains one of these fragments stay
+    float32 (e.g. ``("lm_head", "mlp.down_proj")``). ``per_channel``: one weight scale per output row instead of
+    one per tensor. The activations always get one scale per call (per tensor), and on x86 (fbgemm) only 7 bits
+    of range (``reduce_range``, which avoids an int16 overflow in its kernel).
+    """
+    if not skip and not per_channel:
+        return quantize_int8(copy.deepcopy(model))
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    model = copy.deepcopy(model)
+    spec = {n: qconfig for n, m in model.named_modules() if isinstance(m, nn.Linear) and not any(s in n for s in skip)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+
+
+def fake_quant_activations(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """``x`` rounded as dynamic quantization rounds a linear layer's input: one scale and zero point for the whole
+    tensor, from its min and max, ``2^bits`` levels (fbgemm uses 7 bits of range). Float in, float out."""
+    qmax = 2**bits - 1
+    lo, hi = x.min().clamp(max=0), x.max().clamp(min=0)
+    scale = ((hi - lo) / qmax).clamp_min(1e-12)
+    zero = torch.round(-lo / scale)
+    return (torch.clamp(torch.round(x / scale) + zero, 0, qmax) - zero) * scale
+
+
+class FakeQuantLinear(nn.Module):
+    """A float32 linear layer that rounds what dynamic int8 would round, and nothing else (notebook 08).
+
+    ``weights``: ``None`` (exact), ``"tensor"`` (symmetric int8, one scale per matrix) or ``"channel"`` (one scale
+    per output row). ``act_bits``: ``None`` (exact) or the bits of the per-tensor activation rounding. Switching
+    one at a time says which rounding costs the quality.
+    """
+
+    def __init__(self, linear: nn.Linear, weights: str | None = "tensor", act_bits: int | None = 7):
+        super().__init__()
+        if weights not in (None, "tensor", "channel"):
+            raise ValueError(f"weights={weights!r}: use None, 'tensor' or 'channel'")
+        w = linear.weight.detach().float()
+        if weights:
+            amax = w.abs().amax() if weights == "tensor" else w.abs().amax(1, keepdim=True)
+            scale = (amax / 127.5).clamp_min(1e-12)  # as torch.ao MinMaxObserver: amax / ((127 - -128) / 2)
+            w = torch.round(w / scale).clamp(-128, 127) * scale
+        self.register_buffer("weight", w.clone())
+        self.bias = linear.bias
+        self.act_bits = act_bits
+
+    def forward(self, x):
+        if self.act_bits:
+            x = fake_quant_activations(x, self.act_bits)
+        return F.linear(x, self.weight.to(x.dtype), self.bias)
+
+
+def fake_quantize(model: nn.Module, weights: str | None = "tensor", act_bits: int | None = 7,
+                  skip: tuple[str, ...] = ()) -> nn.Module:
+    """A copy of ``model`` with each ``nn.Linear`` (names without ``skip``) a :class:`FakeQuantLinear`."""
+    model = copy.deepcopy(model)
+    for name, lin in decoder_linears(model, skip):
+        set_module(model, name, FakeQuantLinear(lin, weights, act_bits))
+    return model
+
+
+@torch.no_grad()
+def activation_outliers(model: nn.Module, ids: torch.Tensor) -> dict[str, dict[str, float]]:
+    """For the input of every ``nn.Linear`` on ``ids``: ``max |x|``, its root mean square, and their ratio.
+
+    A ratio of several hundred means that one per-tensor scale, set by the largest value, leaves very few levels
+    for all the others (notebook 08).
+    """
+    stats, hooks = {}, []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            def hook(_, inputs, name=name):
+                x = inputs[0].float()
+                amax, rms = x.abs().max().item(), x.pow(2).mean().sqrt().item()
+                stats[name] = {"max |x|": amax, "rms": rms, "max / rms": amax / max(rms, 1e-12)}
+            hooks.append(mod.register_forward_pre_hook(hook))
+    try:
+        model(ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats
