@@ -158,9 +158,9 @@ def main() -> None:
     fast_decs = {}
     for name, kw in fast_cfgs.items():
         if name == "fast int4" or args.compile:
-            fast_decs[f"{name} eager"] = FD.FastDecoder(model, max_len=ids.shape[1] + n_new, **kw)
+            fast_decs[f"{name} eager"] = FD.FastDecoder(model, context_length=ids.shape[1] + n_new, **kw)
         if args.compile and not args.quick:
-            dec = FD.FastDecoder(model, max_len=ids.shape[1] + n_new, compile=True, **kw)
+            dec = FD.FastDecoder(model, context_length=ids.shape[1] + n_new, compile=True, **kw)
             dec(ids, n_new)
             compile_s[f"{name} compiled"] = dec.compile_s
             fast_decs[f"{name} compiled"] = dec

@@ -31,11 +31,13 @@ from lmkit import checks
 from lmkit.decoding.grammar import for_settings
 from lmkit.decoding.loop import TextAssembler, decode
 from lmkit.decoding.settings import (DEFAULT_MAX_NEW_TOKENS, SETTINGS, Settings, SettingsError, check_prompt,
-                                     check_settings, context_size, eos_ids, processors, prompt_ids)
+                                     check_settings, context_length, context_size, eos_ids, processors,
+                                     prompt_ids)
 from lmkit.decoding.speculative import SpeculativeResult, early_exit_draft, speculative
 
 __all__ = ["SETTINGS", "DEFAULT_MAX_NEW_TOKENS", "SettingsError", "Settings", "Alternative", "Step", "Generation",
-           "check_settings", "check_prompt", "context_size", "prompt_ids", "eos_ids", "processors", "stream",
+           "check_settings", "check_prompt", "context_length", "context_size", "prompt_ids", "eos_ids", "processors",
+           "stream",
            "generate", "reference", "next_token_distribution", "plot_distribution", "speculative",
            "early_exit_draft", "SpeculativeResult"]
 
@@ -152,7 +154,7 @@ def _steps(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, gramma
     character is incomplete, and ``stop`` honoured between two tokens (at once when the text so far is whole,
     else once it is, after at most 3 more tokens)."""
     tok, eos, text = lm.tokenizer, eos_ids(lm), TextAssembler(lm.tokenizer)
-    budget = min(s.max_new_tokens, context_size(lm) - ids.shape[1])
+    budget = min(s.max_new_tokens, context_length(lm) - ids.shape[1])
     tokens = decode(lm.model, ids, processors(s, grammar), max_new_tokens=budget, do_sample=s.do_sample, eos=eos,
                     seed=s.seed)
     start, late = time.perf_counter(), 0
@@ -184,7 +186,7 @@ def generate(lm, prompt, *, stop=None, **settings) -> Generation | list[Generati
     """
     s = check_settings(lm, **settings)
     ids = prompt_ids(lm, prompt, s.chat)
-    room = context_size(lm) - ids.shape[1]
+    room = context_length(lm) - ids.shape[1]
     if s.num_beams == 1 and s.num_return_sequences == 1:
         steps = list(_steps(lm, ids, s, stop, 0, for_settings(lm, s, ids.shape[1])))
         text = lm.tokenizer.decode([step.id for step in steps], skip_special_tokens=True)

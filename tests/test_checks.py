@@ -206,7 +206,7 @@ def _calls():
             [{"question": "q", "choices": ["a", "b"], "answer": 0}], seed=v)),
         ("apps.qa_run", "k", lambda lm, v: apps.qa_run(lm, apps.qa_data()[:1], k=v, progress=False)),
         ("data.heldout_text", "max_chars", lambda lm, v: data.heldout_text(max_chars=v)),
-        ("fastdecode.FastDecoder", "max_len", lambda lm, v: fastdecode.FastDecoder(lm, weights=None, max_len=v)),
+        ("fastdecode.FastDecoder", "context_length", lambda lm, v: fastdecode.FastDecoder(lm, weights=None, context_length=v)),
         ("compress.prune_magnitude", "sparsity", lambda lm, v: compress.prune_magnitude(lm.model, v)),
     ]
 

@@ -129,7 +129,7 @@ def test_distillation_moves_the_student_towards_the_teacher(model):
 
     student = cp.shallow_copy(teacher, [0])
     before = kl_to_teacher(student)
-    losses = cp.distill(student, teacher, ids, steps=30, seq_len=16, batch_size=4, lr=3e-3, alpha=1.0,
+    losses = cp.distill(student, teacher, ids, steps=30, block_size=16, batch_size=4, lr=3e-3, alpha=1.0,
                         temperature=1.0, progress=False)
     assert len(losses) == 30 and losses[-1] < losses[0]
     assert kl_to_teacher(student) < 0.75 * before

@@ -21,7 +21,7 @@ def wide_lm(tiny_lm):
 
 def test_fp32_logits_and_tokens_equal_the_models(tiny_lm):
     ids = torch.tensor([[5, 6, 7, 8, 9]])
-    dec = FD.FastDecoder(tiny_lm.model, weights=None, max_len=32)  # the torch model works as well as the LM
+    dec = FD.FastDecoder(tiny_lm.model, weights=None, context_length=32)  # the torch model works as well as the LM
     with torch.inference_mode():
         ref_logits = tiny_lm.model(ids).logits
     assert torch.allclose(dec.logits(ids), ref_logits, atol=1e-5)
@@ -41,7 +41,7 @@ def test_quantized_weights_stay_close_and_read_fewer_bytes(wide_lm):
         ref = torch.log_softmax(wide_lm.model(ids).logits, -1)
     sizes = {}
     for weights in (None, "int8", "int4"):
-        dec = FD.FastDecoder(wide_lm, weights=weights, max_len=32)
+        dec = FD.FastDecoder(wide_lm, weights=weights, context_length=32)
         got = torch.log_softmax(dec.logits(ids), -1)
         assert got.shape == ref.shape
         kl = torch.nn.functional.kl_div(got, ref, log_target=True, reduction="batchmean").item()
@@ -79,8 +79,8 @@ def test_bad_input_is_refused_with_the_fix(tiny_lm, wide_lm):
         FD.FastDecoder(tiny_lm, weights="int2")
     with pytest.raises(ValueError, match=r"\(32 here\) to be a multiple of group=64"):
         FD.FastDecoder(tiny_lm, weights="int4", group=64)  # hidden size 32
-    dec = FD.FastDecoder(wide_lm, weights=None, max_len=8)
-    with pytest.raises(ValueError, match="max_len=10"):
+    dec = FD.FastDecoder(wide_lm, weights=None, context_length=8)
+    with pytest.raises(ValueError, match="context_length=10"):
         dec(torch.tensor([[1, 2, 3, 4, 5, 6]]), 4)
     with pytest.raises(ValueError, match="a batch of 2"):
         dec(torch.tensor([[1, 2], [3, 4]]), 2)
@@ -101,7 +101,7 @@ def test_bad_input_is_refused_with_the_fix(tiny_lm, wide_lm):
 
 def test_compiled_step_gives_the_eager_tokens(wide_lm):
     ids = torch.tensor([[5, 6, 7]])
-    eager = FD.FastDecoder(wide_lm, weights=None, max_len=16)(ids, 5)
-    dec = FD.FastDecoder(wide_lm, weights=None, max_len=16, compile=True)
+    eager = FD.FastDecoder(wide_lm, weights=None, context_length=16)(ids, 5)
+    dec = FD.FastDecoder(wide_lm, weights=None, context_length=16, compile=True)
     assert dec(ids, 5).tokens == eager.tokens and dec.compile_s > 0
     assert dec(ids, 5).tokens == eager.tokens

@@ -379,7 +379,7 @@ def test_lean_decoder_rejects_bad_input(tiny_lm):
     with pytest.raises(ValueError, match="max_new_tokens=0"):
         P.LeanDecoder(tiny_lm)(torch.tensor([[5, 6]]), 0)
     with pytest.raises(ValueError, match="exceed the static cache of 4"):
-        P.LeanDecoder(tiny_lm, max_len=4)(torch.tensor([[5, 6, 7]]), 3)
+        P.LeanDecoder(tiny_lm, context_length=4)(torch.tensor([[5, 6, 7]]), 3)
     with pytest.raises(ValueError, match="compile=True needs static=True"):
         P.LeanDecoder(tiny_lm, static=False, compile=True)
 

@@ -290,7 +290,7 @@ def test_dpo_refuses_fractions_and_booleans_before_work(tiny_lm, name, value, mo
 
 
 @pytest.mark.parametrize("kwargs, match", [({"steps": 2.7}, "steps=2.7"), ({"steps": True}, "steps=True"),
-                                           ({"seq_len": True}, "seq_len=True"), ({"alpha": 1.5}, "alpha=1.5"),
+                                           ({"block_size": True}, "block_size=True"), ({"alpha": 1.5}, "alpha=1.5"),
                                            ({"temperature": 0}, "temperature=0"), ({"lr": -1.0}, "lr=-1.0")])
 def test_distill_refuses_bad_settings_before_a_step(kwargs, match):
     teacher = toy_llama()
@@ -298,7 +298,7 @@ def test_distill_refuses_bad_settings_before_a_step(kwargs, match):
     before = weights(student)
     ids = torch.arange(4, 60).repeat(4)
     with pytest.raises(ValueError, match=match):
-        cp.distill(student, teacher, ids, **{"steps": 2, "seq_len": 8, "progress": False, **kwargs})
+        cp.distill(student, teacher, ids, **{"steps": 2, "block_size": 8, "progress": False, **kwargs})
     assert torch.equal(weights(student), before)
     assert student.get_input_embeddings().weight.requires_grad
 
@@ -313,6 +313,6 @@ def test_distill_losses_are_the_loops_history():
     teacher = toy_llama()
     student = cp.shallow_copy(teacher, [0])
     ids = torch.randint(4, 64, (500,), generator=torch.Generator().manual_seed(0))
-    losses = cp.distill(student, teacher, ids, steps=3, seq_len=8, batch_size=2, alpha=0.5, progress=False)
+    losses = cp.distill(student, teacher, ids, steps=3, block_size=8, batch_size=2, alpha=0.5, progress=False)
     assert len(losses) == 3 and all(math.isfinite(x) and x > 0 for x in losses)
     assert not student.training and student.get_input_embeddings().weight.requires_grad

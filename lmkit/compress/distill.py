@@ -61,30 +61,30 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | No
     return alpha * temperature**2 * kl + (1 - alpha) * ce
 
 
-def token_batches(ids: torch.Tensor, seq_len: int, batch_size: int, steps: int, seed: int = 0):
-    """``steps`` batches of random windows ``[batch_size, seq_len + 1]`` of a 1-D id tensor, the same for the same
+def token_batches(ids: torch.Tensor, block_size: int, batch_size: int, steps: int, seed: int = 0):
+    """``steps`` batches of random windows ``[batch_size, block_size + 1]`` of a 1-D id tensor, the same for the same
     seed (notebook 08). The arguments are checked at the call, before the first batch (one-line ValueError)."""
-    seq_len = checks.integer("seq_len", seq_len, low=1, fix="pass the window length in tokens, e.g. 128")
+    block_size = checks.integer("block_size", block_size, low=1, fix="pass the window length in tokens, e.g. 128")
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="pass e.g. 4")
     steps = checks.integer("steps", steps, low=1, fix="take at least one step")
     seed = checks.integer("seed", seed, low=0, fix="pass e.g. seed=0")
     if not torch.is_tensor(ids) or ids.dim() != 1:
         checks.fail(f"ids must be a 1-D tensor of token ids, not {type(ids).__name__}"
                     f"{list(ids.shape) if torch.is_tensor(ids) else ''}: pass torch.as_tensor(tokenizer(text).input_ids)")
-    if ids.numel() <= seq_len + 1:
-        checks.fail(f"{ids.numel()} tokens are too few for seq_len={seq_len}: pass more text")
+    if ids.numel() <= block_size + 1:
+        checks.fail(f"{ids.numel()} tokens are too few for block_size={block_size}: pass more text")
 
     def windows():
         gen = torch.Generator().manual_seed(seed)
-        offsets = torch.arange(seq_len + 1)
+        offsets = torch.arange(block_size + 1)
         for _ in range(steps):
-            start = torch.randint(ids.numel() - seq_len - 1, (batch_size,), generator=gen)
+            start = torch.randint(ids.numel() - block_size - 1, (batch_size,), generator=gen)
             yield ids[start[:, None] + offsets]
 
     return windows()
 
 
-def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *, steps: int, seq_len: int = 128,
+def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *, steps: int, block_size: int = 128,
             batch_size: int = 4, lr: float = 5e-4, alpha: float = 0.5, temperature: float = 2.0,
             train_embeddings: bool = False, seed: int = 0, progress: bool | None = None, desc: str = "distill") -> list:
     """Train ``student`` on windows of ``ids`` with :func:`distill_loss`; returns the loss of each step (notebook 08).
@@ -102,13 +102,13 @@ def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *,
     checks.boolean("train_embeddings", train_embeddings)
     if alpha > 0 and teacher is None:
         checks.fail(f"alpha={alpha} needs a teacher: pass the teacher model, or alpha=0 to train on the data alone")
-    batches = token_batches(ids, seq_len, batch_size, steps, seed)
+    batches = token_batches(ids, block_size, batch_size, steps, seed)
     warmup = max(1, steps // 10)
     settings = FitSettings(max_steps=steps, lr=lr, schedule=lambda s: min(1.0, (s + 1) / warmup), max_grad_norm=1.0,
                            progress=progress, desc=desc)
 
     def kd_loss(model, batch: torch.Tensor):
-        """The loss hook: :func:`distill_loss` of a window batch ``[B, seq_len + 1]``, no other metric."""
+        """The loss hook: :func:`distill_loss` of a window batch ``[B, block_size + 1]``, no other metric."""
         x, y = batch[:, :-1], batch[:, 1:]
         teacher_logits = None
         if alpha > 0:

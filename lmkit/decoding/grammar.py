@@ -90,7 +90,7 @@ def tokenizer_info(tokenizer, eos: tuple[int, ...] = ()):
 
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         checks.fail(f"constrained decoding needs a fast tokenizer, not {type(tokenizer).__name__}: "
-              "load the model with lmkit.load (which gives a fast one)", SettingsError)
+                    "load the model with lmkit.load (which gives a fast one)", SettingsError)
     return llguidance.hf.from_tokenizer(tokenizer, eos_token=list(eos) or None)
 
 
@@ -105,8 +105,8 @@ class Grammar:
     """One constrained generation's grammar state (notebook 12).
 
     Built from ``json_schema`` (a dict or a JSON string) or ``regex`` (the whole output must match it). Everything
-    is checked here, before any model work, and each failure raises :class:`lmkit.decoding.settings.SettingsError` in one
-    line: a schema that is not valid JSON Schema (checked with ``jsonschema``) or that llguidance cannot compile,
+    is checked here, before any model work, and each failure raises :class:`lmkit.decoding.settings.SettingsError`
+    in one line: a schema that is not valid JSON Schema (checked with ``jsonschema``) or that llguidance cannot compile,
     a regex that does not parse, and a regex that matches no string at all. A JSON schema is compiled with
     lmkit's strict, compact defaults: objects closed (:func:`strict_schema`; ``strict=False`` keeps JSON Schema's
     open objects) and one layout (:data:`JSON_OPTIONS`; ``json_options=`` replaces them).
@@ -129,7 +129,8 @@ class Grammar:
             grammar = llguidance.LLMatcher.grammar_from_json_schema(compiled, defaults=options)
         else:
             if not isinstance(regex, str):
-                checks.fail(f"regex={regex!r} must be a string (a regular expression the whole output must match)", SettingsError)
+                checks.fail(f"regex={regex!r} must be a string (a regular expression the whole output must match)",
+                            SettingsError)
             self.kind, source = "regex", regex
             grammar = llguidance.LLMatcher.grammar_from_regex(regex)
         self.source = source
@@ -139,13 +140,13 @@ class Grammar:
             first = next((line.strip() for line in error.splitlines() if line.strip().startswith("error:")),
                          error.splitlines()[0].strip())
             checks.fail(f"{self.kind} {str(source)[:60]!r} rejected by llguidance ({first[:120]}): "
-                  f"fix the {'schema' if self.kind == 'json_schema' else 'pattern'}", SettingsError)
+                        f"fix the {'schema' if self.kind == 'json_schema' else 'pattern'}", SettingsError)
         self.matcher = llguidance.LLMatcher(self.info, grammar, log_level=0)
         self.vocab_size = self.info.vocab_size
         first_mask = self.allowed()
         if self.matcher.is_error() or not first_mask.any():
             checks.fail(f"{self.kind} {str(source)[:60]!r} matches no output the tokenizer can write: "
-                  "check the pattern (an empty character class such as [^\\s\\S] matches nothing)", SettingsError)
+                        "check the pattern (an empty character class such as [^\\s\\S] matches nothing)", SettingsError)
         self._first = first_mask
         self.consumed: list[int] = []
 
@@ -158,14 +159,14 @@ class Grammar:
                 schema = json.loads(schema)
             except json.JSONDecodeError as err:
                 checks.fail(f"json_schema is not valid JSON ({err.msg} at character {err.pos}): pass a dict or a JSON "
-                      "string", SettingsError)
+                            "string", SettingsError)
         if not isinstance(schema, dict):
             checks.fail(f"json_schema must be a JSON object (dict), not {type(schema).__name__}", SettingsError)
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as err:
             checks.fail(f"json_schema is not a valid JSON Schema ({err.message[:100]}): fix the schema, e.g. "
-                  "{'type': 'object', 'properties': {'name': {'type': 'string'}}}", SettingsError)
+                        "{'type': 'object', 'properties': {'name': {'type': 'string'}}}", SettingsError)
         return schema
 
     def allowed(self) -> torch.Tensor:

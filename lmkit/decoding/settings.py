@@ -19,7 +19,7 @@ import torch
 from lmkit import checks
 
 __all__ = ["SETTINGS", "DEFAULT_MAX_NEW_TOKENS", "SettingsError", "Settings", "check_settings", "check_prompt",
-           "check_constraint", "context_size", "prompt_ids", "eos_ids", "processors"]
+           "check_constraint", "context_length", "context_size", "prompt_ids", "eos_ids", "processors"]
 
 # Settings named as in transformers, plus ``seed`` and ``chat``. ``None`` means: the model's generation_config
 # value, else transformers' global default (exactly how ``model.generate`` resolves an unset setting).
@@ -133,9 +133,12 @@ def check_constraint(s: Settings) -> None:
                     SettingsError)
 
 
-def context_size(lm) -> int:
+def context_length(lm) -> int:
     """How many tokens (prompt + generated) the model can attend to (notebook 04)."""
     return int(getattr(lm.model.config, "max_position_embeddings", None) or lm.tokenizer.model_max_length)
+
+
+context_size = context_length  # the name before lmkit called the model's context one thing everywhere
 
 
 _PROMPT_TYPES = ("a str; with chat=True also a list of {'role': str, 'content': str} messages")
@@ -150,19 +153,22 @@ def check_prompt(prompt, chat: bool = False) -> list[dict] | str:
     if isinstance(prompt, str):
         if not prompt.strip():
             checks.fail("empty prompt: give at least one word to continue" if not chat else
-                  "empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages", SettingsError)
+                        "empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages",
+                        SettingsError)
         return [{"role": "user", "content": prompt}] if chat else prompt
     if not chat:
         hint = "; pass a list of messages only with chat=True" if isinstance(prompt, (list, tuple)) else ""
         checks.fail(f"prompt must be a string, not {type(prompt).__name__}: use {_PROMPT_TYPES}{hint}", SettingsError)
     if not isinstance(prompt, (list, tuple)):
-        checks.fail(f"prompt must be a string or a list of messages, not {type(prompt).__name__}: use {_PROMPT_TYPES}", SettingsError)
+        checks.fail(f"prompt must be a string or a list of messages, not {type(prompt).__name__}: use "
+                    f"{_PROMPT_TYPES}", SettingsError)
     for m in prompt:
         if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
-            checks.fail(f"chat message {str(m)[:40]!r} is not a {{'role': str, 'content': str}} dict: use {_PROMPT_TYPES}", SettingsError)
+            checks.fail(f"chat message {str(m)[:40]!r} is not a {{'role': str, 'content': str}} dict: use "
+                        f"{_PROMPT_TYPES}", SettingsError)
     if not any(m["content"].strip() for m in prompt):
         checks.fail("empty chat: pass a non-empty string or a list of {'role': ..., 'content': ...} messages "
-              "with non-empty content", SettingsError)
+                    "with non-empty content", SettingsError)
     return list(prompt)
 
 
@@ -187,9 +193,9 @@ def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
         ids = lm.encode(prompt)
     if ids.shape[1] == 0:
         checks.fail(f"prompt {str(prompt)[:40]!r} gives no tokens: give at least one word to continue", SettingsError)
-    room = context_size(lm) - ids.shape[1]
+    room = context_length(lm) - ids.shape[1]
     if room < 1:
-        checks.fail(f"prompt is {ids.shape[1]} tokens but the context holds {context_size(lm)}: "
+        checks.fail(f"prompt is {ids.shape[1]} tokens but the context holds {context_length(lm)}: "
               "shorten the prompt to leave room for new tokens", SettingsError)
     return ids
 

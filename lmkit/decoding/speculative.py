@@ -32,7 +32,7 @@ import torch
 from lmkit import checks
 from lmkit.decoding.grammar import for_settings
 from lmkit.decoding.loop import finished
-from lmkit.decoding.settings import (SettingsError, check_settings, context_size, eos_ids, processors,
+from lmkit.decoding.settings import (SettingsError, check_settings, context_length, eos_ids, processors,
                                      prompt_ids)
 from lmkit.kvcache import with_cache
 from lmkit.models import LM
@@ -121,7 +121,8 @@ def _draft_model(lm, draft):
     same_tok = tok is None or tok is lm.tokenizer or tok.get_vocab() == lm.tokenizer.get_vocab()
     if n_draft != n_target or not same_tok:
         checks.fail(f"the draft's vocabulary ({n_draft} ids{'' if same_tok else ', another tokenizer'}) differs from "
-              f"the target's ({n_target}): use a draft with the same tokenizer, e.g. early_exit_draft(lm, 8)", SettingsError)
+                    f"the target's ({n_target}): use a draft with the same tokenizer, e.g. early_exit_draft(lm, 8)",
+                    SettingsError)
     return model
 
 
@@ -240,7 +241,7 @@ def speculative(lm, prompt, draft, num_draft_tokens: int = 4, **settings):
     seq = prompt_ids(lm, prompt, s.chat)
     n_prompt, eos = seq.shape[1], eos_ids(lm)
     procs = processors(s, for_settings(lm, s, n_prompt))
-    max_new = min(s.max_new_tokens, context_size(lm) - n_prompt)
+    max_new = min(s.max_new_tokens, context_length(lm) - n_prompt)
     t_cache, d_cache = DynamicCache(config=lm.model.config), DynamicCache(config=dmodel.config)
     counts = dict(target_passes=0, draft_passes=0, proposed=0, verified=0, accepted=0)
     start, reason = time.perf_counter(), None

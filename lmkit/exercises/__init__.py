@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from lmkit.exercises.registry import _REGISTRY, Exercise, Result, _close, check, exercise, keys  # noqa: F401
+from lmkit.exercises.registry import _REGISTRY, CheckResult, Exercise, Result, _close, check, exercise, keys  # noqa: F401
 
-__all__ = ["Exercise", "Result", "check", "exercise", "keys"]
+__all__ = ["Exercise", "CheckResult", "Result", "check", "exercise", "keys"]
 
 # The checkers register themselves on import, one module per notebook (each imports .registry, not this package).
 for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):

@@ -20,7 +20,7 @@ class Exercise:
 
 
 @dataclass(frozen=True)
-class Result:
+class CheckResult:
     """What :func:`check` returns: true when right; shows itself as a coloured line in a notebook."""
 
     key: str
@@ -52,20 +52,23 @@ def keys() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def check(key: str, answer: Any, **context) -> Result:
+Result = CheckResult  # the name before the package had three classes called Result; old imports keep working
+
+
+def check(key: str, answer: Any, **context) -> CheckResult:
     """Check a learner's ``answer`` to exercise ``key``; ``context`` passes what the checker needs (e.g. ``lm=lm``)."""
     if key not in _REGISTRY:
         raise ValueError(f"unknown exercise {key!r}: use one of {', '.join(keys())}")
     ex = _REGISTRY[key]
     if answer is Ellipsis or answer is None:
-        return Result(key, False, f"replace `answer = ...` with your answer. Hint: {ex.hint}")
+        return CheckResult(key, False, f"replace `answer = ...` with your answer. Hint: {ex.hint}")
     try:
         ok = bool(ex.checker(answer, **context))
     except Exception as exc:  # noqa: BLE001 - a learner's malformed answer is feedback, not a traceback
         ok, hint = False, f"could not check this answer ({type(exc).__name__}: {exc}). Hint: {ex.hint}"
     else:
         hint = f"Hint: {ex.hint}"
-    result = Result(key, ok, "well done." if ok else hint)
+    result = CheckResult(key, ok, "well done." if ok else hint)
     if not ok and os.environ.get("LMKIT_STRICT_EXERCISES") == "1":
         raise AssertionError(repr(result))
     return result

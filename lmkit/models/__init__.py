@@ -18,12 +18,13 @@ from lmkit.models.cache import (BUNDLED_FILE, BUNDLED_PACKAGE, BUNDLED_PIP, MANI
                                 convert_bundled, write_manifest)
 from lmkit.models.device import native_bf16, resolve_device, resolve_dtype
 from lmkit.models.hub import hub_reachable
-from lmkit.models.lm import DEFAULT_CONTEXT, DEFAULT_HUB_ID, DEFAULT_NAME, LM, LoadError
+from lmkit.models.lm import (DEFAULT_CONTEXT, DEFAULT_CONTEXT_LENGTH, DEFAULT_HUB_ID, DEFAULT_NAME, LM,
+                             LoadError)
 from lmkit.models.loading import attn_implementations, check_attn_implementation, load
 from lmkit.models.parameters import parameter_breakdown, plot_parameters
 
-__all__ = ["LM", "LoadError", "load", "DEFAULT_NAME", "DEFAULT_HUB_ID", "DEFAULT_CONTEXT", "BUNDLED_PACKAGE",
-           "BUNDLED_FILE", "BUNDLED_PIP", "MANIFEST", "resolve_device", "resolve_dtype", "native_bf16",
+__all__ = ["LM", "LoadError", "load", "DEFAULT_NAME", "DEFAULT_HUB_ID", "DEFAULT_CONTEXT_LENGTH", "DEFAULT_CONTEXT",
+           "BUNDLED_PACKAGE", "BUNDLED_FILE", "BUNDLED_PIP", "MANIFEST", "resolve_device", "resolve_dtype", "native_bf16",
            "bundled_gguf", "cache_root", "bundled_cache_dir", "cache_is_valid", "write_manifest", "convert_bundled",
-           "cache_readable", "hub_reachable", "attn_implementations", "check_attn_implementation",
-           "parameter_breakdown", "plot_parameters", "_safetensors_header_ok"]
+           "cache_readable", "hub_reachable", "attn_implementations", "check_attn_implementation", "parameter_breakdown",
+           "plot_parameters", "_safetensors_header_ok"]

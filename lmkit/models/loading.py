@@ -18,12 +18,12 @@ import torch
 from lmkit import checks
 from lmkit.models import cache, hub
 from lmkit.models.device import resolve_device, resolve_dtype
-from lmkit.models.lm import DEFAULT_CONTEXT, DEFAULT_HUB_ID, DEFAULT_NAME, LM, LoadError
+from lmkit.models.lm import DEFAULT_CONTEXT_LENGTH, DEFAULT_HUB_ID, DEFAULT_NAME, LM, LoadError
 
 
 def _finish(model, tokenizer, device: torch.device, dtype: torch.dtype, name: str) -> LM:
     if getattr(tokenizer, "model_max_length", 0) > 10**6:  # "no limit" sentinel from some configs
-        tokenizer.model_max_length = getattr(model.config, "max_position_embeddings", DEFAULT_CONTEXT)
+        tokenizer.model_max_length = getattr(model.config, "max_position_embeddings", DEFAULT_CONTEXT_LENGTH)
     tokenizer.padding_side = "left"  # batched generation continues each row from its last real token
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

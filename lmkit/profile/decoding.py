@@ -23,8 +23,8 @@ class LeanDecoder:
     ``model.generate`` runs logits processors, stopping criteria, a streamer and cache bookkeeping at every step;
     this loop runs one forward pass per token (``logits_to_keep=1``: only the last position goes through the
     output head), an argmax, and nothing else. With ``static=True`` the KV cache is a
-    ``transformers.StaticCache`` allocated once for ``max_len`` tokens and written in place (no concatenation), so
-    every decode step has the same shapes (``max_len=None``: sized to each call, prompt + new tokens, so that
+    ``transformers.StaticCache`` allocated once for ``context_length`` tokens and written in place (no concatenation), so
+    every decode step has the same shapes (``context_length=None``: sized to each call, prompt + new tokens, so that
     attention reads no empty slots): that is what lets ``compile=True`` (``torch.compile`` of the decode
     step only; the prefill stays eager) build one graph and reuse it. ``freeze=True`` also turns on inductor's
     ``freezing`` for this compile only (``torch.compile(..., options={"freezing": True})``; the process-wide
@@ -36,14 +36,14 @@ class LeanDecoder:
     """
 
     def __init__(self, lm_or_model, *, static: bool = True, compile: bool = False, freeze: bool = False,
-                 max_len: int | None = None):
+                 context_length: int | None = None):
         from transformers import DynamicCache, StaticCache
 
         self.model = as_model(lm_or_model)
-        self.static, self.max_len, self.compile_s = static, max_len, 0.0
+        self.static, self.context_length, self.compile_s = static, context_length, 0.0
         self.device = next(self.model.parameters()).device
         config = self.model.config
-        self._new_cache = ((lambda n: StaticCache(config=config, max_cache_len=self.max_len or n)) if static
+        self._new_cache = ((lambda n: StaticCache(config=config, max_cache_len=self.context_length or n)) if static
                            else (lambda n: DynamicCache(config=config)))
         self._forward = self.model.forward
         if compile:
@@ -59,9 +59,9 @@ class LeanDecoder:
             input_ids = input_ids.unsqueeze(0)
         input_ids = input_ids.to(self.device)
         b, t = input_ids.shape
-        if self.static and self.max_len and t + max_new_tokens > self.max_len:
-            raise ValueError(f"prompt {t} + {max_new_tokens} new tokens exceed the static cache of {self.max_len}: "
-                             f"build LeanDecoder(..., max_len={t + max_new_tokens})")
+        if self.static and self.context_length and t + max_new_tokens > self.context_length:
+            raise ValueError(f"prompt {t} + {max_new_tokens} new tokens exceed the static cache of {self.context_length}: "
+                             f"build LeanDecoder(..., context_length={t + max_new_tokens})")
         first_call = self._compiled and not self.compile_s
         cache = self._new_cache(t + max(max_new_tokens, 1))
 

@@ -90,10 +90,10 @@ class _Int4(nn.Module):
 class _Llama(nn.Module):
     """The decoder stack with fused weights and a fixed per-layer KV cache; ``forward(ids, pos)`` → logits."""
 
-    def __init__(self, hf_model, dtype: torch.dtype, weights: str | None, max_len: int, group: int):
+    def __init__(self, hf_model, dtype: torch.dtype, weights: str | None, context_length: int, group: int):
         super().__init__()
         c, base = hf_model.config, hf_model.model
-        self.max_len = max_len
+        self.context_length = context_length
         self.heads, self.kv_heads = c.num_attention_heads, c.num_key_value_heads
         self.head_dim = head_dim(c)
         self.eps = c.rms_norm_eps
@@ -123,15 +123,15 @@ class _Llama(nn.Module):
         else:
             self.head = _Dense(hf_model.lm_head.weight, dtype)
         # RoPE tables for every position, from the model's own inverse frequencies (rotate-half convention)
-        cos, sin = rope_cos_sin(torch.arange(max_len), frequencies=base.rotary_emb.inv_freq.float().cpu())
+        cos, sin = rope_cos_sin(torch.arange(context_length), frequencies=base.rotary_emb.inv_freq.float().cpu())
         scaling = getattr(base.rotary_emb, "attention_scaling", 1.0)
         self.register_buffer("cos", (cos * scaling).to(dtype))
         self.register_buffer("sin", (sin * scaling).to(dtype))
         self.caches = nn.ModuleList()
         for _ in base.layers:  # one buffer per layer: compiled code writes a slot in place, copying nothing else
             cache = nn.Module()
-            cache.register_buffer("k", torch.zeros(self.kv_heads, max_len, self.head_dim))
-            cache.register_buffer("v", torch.zeros(self.kv_heads, max_len, self.head_dim))
+            cache.register_buffer("k", torch.zeros(self.kv_heads, context_length, self.head_dim))
+            cache.register_buffer("v", torch.zeros(self.kv_heads, context_length, self.head_dim))
             self.caches.append(cache)
 
     def _norm(self, x, w):
@@ -142,7 +142,7 @@ class _Llama(nn.Module):
         x = F.embedding(ids[0], self.embed)  # (t, hidden)
         cos, sin = self.cos[pos], self.sin[pos]
         group = self.heads // self.kv_heads
-        visible = (torch.arange(self.max_len, device=ids.device)[None, :] <= pos[:, None]).repeat(group, 1)
+        visible = (torch.arange(self.context_length, device=ids.device)[None, :] <= pos[:, None]).repeat(group, 1)
         nq, nkv = self.heads * self.head_dim, self.kv_heads * self.head_dim
         for i, cache in enumerate(self.caches):
             q, k, v = self.qkv[i](self._norm(x, self.norm1[i])).split([nq, nkv, nkv], -1)
@@ -174,11 +174,11 @@ class FastDecoder:
       and int8 CPU kernels are fast for bf16 inputs only), else the model's dtype. The KV cache is always fp32.
     - ``compile``: ``torch.compile`` the one-token step (fixed shapes, one graph); ``compile_s`` is the first
       call's time, compilation included.
-    - ``max_len``: prompt + new tokens must fit; the cache and RoPE tables are sized to it.
+    - ``context_length``: prompt + new tokens must fit; the cache and RoPE tables are sized to it.
     """
 
     def __init__(self, lm_or_model, *, weights: str | None = "int4", dtype: torch.dtype | None = None,
-                 compile: bool = False, max_len: int = 512, group: int = 32):
+                 compile: bool = False, context_length: int = 512, group: int = 32):
         model = as_model(lm_or_model)
         config = model.config
         if getattr(config, "model_type", None) != "llama":
@@ -193,7 +193,7 @@ class FastDecoder:
                              f"use lmkit.profile.LeanDecoder for it instead")
         checks.one_of("weights", weights, WEIGHTS)
         checks.boolean("compile", compile)
-        max_len = checks.integer("max_len", max_len, low=1, fix="prompt + new tokens, such as 512")
+        context_length = checks.integer("context_length", context_length, low=1, fix="prompt + new tokens, such as 512")
         group = checks.integer("group", group, low=1, fix="int4 weights per scale, such as 32")
         if dtype is not None and not isinstance(dtype, torch.dtype):
             checks.fail(f"dtype={checks.show(dtype)} is not a torch.dtype: pass e.g. torch.bfloat16, or None")
@@ -205,8 +205,8 @@ class FastDecoder:
             dtype = torch.bfloat16 if weights else next(model.parameters()).dtype
         self.weights, self.dtype, self.device, self.compile_s = weights, dtype, device, 0.0
         with torch.no_grad():
-            self.net = _Llama(model, dtype, weights, max_len, group).to(device).eval()
-        self.max_len = max_len
+            self.net = _Llama(model, dtype, weights, context_length, group).to(device).eval()
+        self.context_length = context_length
         self._step = self.net
         if compile:
             self._step = torch.compile(self.net, dynamic=False, fullgraph=True)
@@ -225,18 +225,18 @@ class FastDecoder:
     def decode_bytes(self, context: int) -> int:
         """Bytes read per decode step with ``context`` tokens cached: every weight once + the whole fp32 KV buffer.
 
-        Attention reads all ``max_len`` slots of the buffer at every step, the empty ones masked (fixed shapes are
-        what lets ``torch.compile`` make one graph), so the cache counts ``max_len`` tokens whatever ``context`` is;
+        Attention reads all ``context_length`` slots of the buffer at every step, the empty ones masked (fixed shapes are
+        what lets ``torch.compile`` make one graph), so the cache counts ``context_length`` tokens whatever ``context`` is;
         ``context`` is checked against it. An embedding table that is not also the output head (the quantized head
-        is a copy) is only looked up: one row counts. Raises ``ValueError`` if ``context`` is outside 0..max_len.
+        is a copy) is only looked up: one row counts. Raises ``ValueError`` if ``context`` is outside 0..context_length.
         """
-        checks.integer("context", context, low=0, high=self.max_len,
-                       fix=f"use 0..max_len={self.max_len} (the tokens the cache holds)")
+        checks.integer("context", context, low=0, high=self.context_length,
+                       fix=f"use 0..context_length={self.context_length} (the tokens the cache holds)")
         net = self.net
         lookup = 0
         if getattr(net.head, "w", net.embed[:0]).data_ptr() != net.embed.data_ptr():
             lookup = (net.embed.shape[0] - 1) * net.embed.shape[1] * net.embed.element_size()
-        kv = len(net.caches) * 2 * net.kv_heads * net.head_dim * self.max_len * 4
+        kv = len(net.caches) * 2 * net.kv_heads * net.head_dim * self.context_length * 4
         return self.weight_bytes() - lookup + kv
 
     def matmul_bandwidth(self, *, repeats: int = 5) -> tuple[float, Timing]:
@@ -269,9 +269,9 @@ class FastDecoder:
         if input_ids.shape[0] != 1:
             raise ValueError(f"FastDecoder decodes one sequence; got a batch of {input_ids.shape[0]}: "
                              f"loop over the rows or use model.generate for batches")
-        if input_ids.shape[1] + max_new_tokens > self.max_len:
-            raise ValueError(f"prompt {input_ids.shape[1]} + {max_new_tokens} new tokens exceed max_len="
-                             f"{self.max_len}: build FastDecoder(..., max_len={input_ids.shape[1] + max_new_tokens})")
+        if input_ids.shape[1] + max_new_tokens > self.context_length:
+            raise ValueError(f"prompt {input_ids.shape[1]} + {max_new_tokens} new tokens exceed context_length="
+                             f"{self.context_length}: build FastDecoder(..., context_length={input_ids.shape[1] + max_new_tokens})")
         return input_ids.to(self.device)
 
     def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
