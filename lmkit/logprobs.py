@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from lmkit import checks
 from lmkit.env import show_progress
-from lmkit.kvcache import returned_cache, with_cache
+from lmkit.transformers_compat import returned_cache, with_cache
 
 __all__ = ["IGNORE", "RULES", "SIDES", "Scores", "encode_completion", "labelled_example", "pad_id", "pad",
            "labelled_positions", "completion_logprobs", "common_prefix", "pair_logprobs"]

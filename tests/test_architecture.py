@@ -416,3 +416,49 @@ def test_each_piece_is_written_once():
     assert all(hit.startswith("lmkit/checks.py:") for hit in number_checks()), \
         f"check numbers with lmkit.checks.integer / real: {[h for h in number_checks() if 'checks.py' not in h]}"
     assert number_checks(), "the number checks were not found in lmkit/checks.py: has the finder gone blind?"
+
+
+# ------------------------------------------------------------------------ the README's package tables are the layout
+README = PACKAGE.parent / "README.md"
+SHIMS = {"lmkit.constrained", "lmkit.speculative", "lmkit.fastdecode", "lmkit.kvcache"}  # old import paths only
+
+
+def readme_tables() -> dict[str, list[str]]:
+    """``{"infrastructure": [...], "lesson": [...]}``: the modules named in the first cell of each README table row."""
+    import re
+
+    tables: dict[str, list[str]] = {}
+    current = None
+    for line in README.read_text(encoding="utf-8").splitlines():
+        head = re.match(r"\|\s*(infrastructure|lesson)\b", line)
+        if head:
+            current = tables.setdefault(head.group(1), [])
+        elif current is not None and line.startswith("|") and not line.startswith("|---"):
+            current.extend(re.findall(r"`(lmkit\.[a-z_]+)`", line.split("|")[1]))
+        elif not line.startswith("|"):
+            current = None
+    return tables
+
+
+def test_readme_tables_name_every_top_level_module_once():
+    tables = readme_tables()
+    named = tables.get("infrastructure", []) + tables.get("lesson", [])
+    top = {name for name in lmkit_modules() if name.count(".") == 1 and not name.endswith("__main__")}
+    assert sorted(named) == sorted(set(named)), "a module is named twice in the README tables"
+    assert set(named) == top - SHIMS, (f"missing from the README: {sorted(top - SHIMS - set(named))}; "
+                                       f"not in lmkit: {sorted(set(named) - top)}")
+    for shim in SHIMS:  # an old import path holds no code of its own: it only re-exports
+        tree = ast.parse((PACKAGE / (shim.split(".")[1] + ".py")).read_text(encoding="utf-8"))
+        assert all(isinstance(n, (ast.ImportFrom, ast.Assign, ast.Expr)) for n in tree.body), shim
+
+
+def test_infrastructure_imports_no_lesson():
+    tables = readme_tables()
+    infra = set(tables["infrastructure"])
+    graph = import_graph()
+    for module, edges in graph.items():
+        top = ".".join(module.split(".")[:2])
+        if top not in infra:
+            continue
+        lessons = {".".join(t.split(".")[:2]) for t in edges} - infra - {"lmkit"}
+        assert not lessons, f"{module} (infrastructure) imports lesson modules {sorted(lessons)}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lmkit import profile as P
-from lmkit.kvcache import returned_cache, with_cache
+from lmkit.transformers_compat import returned_cache, with_cache
 
 
 # ----------------------------------------------------------------------------------------------- statistics

@@ -1,4 +1,4 @@
-"""lmkit.kvcache: the KV cache passes and comes back under the installed transformers' name, with no deprecation."""
+"""lmkit.transformers_compat: the KV cache passes and comes back under the installed transformers' name, with no deprecation."""
 import inspect
 import warnings
 
@@ -6,7 +6,7 @@ import torch
 from transformers import DynamicCache, LlamaForCausalLM
 
 from lmkit import generate as G
-from lmkit import kvcache
+from lmkit import transformers_compat as kvcache
 from lmkit.profile.decoding import decode_step
 
 

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import torch
 
-from lmkit.kvcache import cache_arg, returned_cache, with_cache
+from lmkit.transformers_compat import cache_arg, returned_cache, with_cache
 
 __all__ = ["FINISH_REASONS", "Token", "decode", "finished", "TextAssembler"]
 

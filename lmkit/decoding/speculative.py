@@ -34,7 +34,7 @@ from lmkit.decoding.grammar import for_settings
 from lmkit.decoding.loop import finished
 from lmkit.decoding.settings import (SettingsError, check_settings, context_length, eos_ids, processors,
                                      prompt_ids)
-from lmkit.kvcache import with_cache
+from lmkit.transformers_compat import with_cache
 from lmkit.models import LM
 
 __all__ = ["SpeculativeResult", "speculative", "early_exit_draft", "propose", "verify_greedy", "verify_sampled",

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from lmkit.profile.generation import GenerationStats, as_model, timed_greedy
-from lmkit.kvcache import returned_cache, with_cache
+from lmkit.transformers_compat import returned_cache, with_cache
 
 __all__ = ["LeanDecoder", "decode_step", "prefill_step"]
 
