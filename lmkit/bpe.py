@@ -39,7 +39,9 @@ kept apart from other whitespace."""
 
 def count_pairs(ids: Sequence[int], counts: dict | None = None, weight: int = 1) -> dict:
     """Add ``weight`` to ``counts[(a, b)]`` for every adjacent pair of ``ids``; returns ``counts`` (notebook 10)."""
+    weight = checks.integer("weight", weight, low=1, fix="pass how often this sequence occurs, e.g. weight=1")
     counts = {} if counts is None else counts
+    ids = list(ids)
     for pair in zip(ids, ids[1:]):
         counts[pair] = counts.get(pair, 0) + weight
     return counts
@@ -55,8 +57,21 @@ def _specials(special_tokens) -> list[str]:
     return specials
 
 
+def _compile(pattern):
+    """The pre-split pattern compiled; one that is not a string or not a regular expression is a one-line error."""
+    checks.text("pattern", pattern, fix="pass a pre-split regular expression such as GPT2_SPLIT")
+    try:
+        return regex.compile(pattern)
+    except regex.error as e:
+        checks.fail(f"pattern={checks.show(pattern, 60)} is not a regular expression ({e}): pass one such as GPT2_SPLIT")
+
+
 def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """``ids`` with every occurrence of ``pair``, scanned left to right, replaced by ``new_id`` (notebook 10)."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(checks.is_integer(x) for x in pair)):
+        checks.fail(f"pair={checks.show(pair)} is not two ids: pass e.g. pair=(104, 105)")
+    new_id = checks.integer("new_id", new_id, low=0, fix="pass the merged token's id, 256 + merge number")
+    ids = list(ids)
     out, i, n = [], 0, len(ids)
     a, b = pair
     while i < n:
@@ -80,6 +95,10 @@ class BPE:
 
     def __init__(self, merges: Iterable[tuple[int, int]], *, pattern: str = GPT2_SPLIT,
                  special_tokens: Iterable[str] = ()):
+        merges = list(merges)
+        for k, m in enumerate(merges):
+            if not (isinstance(m, (tuple, list)) and len(m) == 2):
+                checks.fail(f"merge {k} = {checks.show(m)} is not a pair of ids: pass merges as [(a, b), ...]")
         self.merges = [tuple(m) for m in merges]
         self.ranks = {pair: 256 + k for k, pair in enumerate(self.merges)}
         self.vocab = [bytes([i]) for i in range(256)]
@@ -87,8 +106,8 @@ class BPE:
             if not (checks.is_integer(a) and checks.is_integer(b) and 0 <= a < 256 + k and 0 <= b < 256 + k):
                 checks.fail(f"merge {k} = {(a, b)} uses an id that does not exist yet: merges must be in order")
             self.vocab.append(self.vocab[a] + self.vocab[b])
-        self.pattern = checks.text("pattern", pattern, fix="pass a pre-split regular expression such as GPT2_SPLIT")
-        self._split = regex.compile(pattern)
+        self._split = _compile(pattern)
+        self.pattern = pattern
         specials = _specials(special_tokens)
         self.special_tokens = {s: len(self.vocab) + k for k, s in enumerate(specials)}
         self.vocab += [s.encode("utf-8") for s in specials]
@@ -109,8 +128,11 @@ class BPE:
               special_tokens: Iterable[str] = ()) -> "BPE":
         """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text`` (notebook 10).
 
-        Stops early when no pair occurs twice. Special tokens never take part in training (they are cut out of the
-        text first). Raises ValueError if ``vocab_size`` leaves no room for the 256 bytes and the special tokens.
+        Stops early when no pair occurs twice. Special tokens never take part in training: each occurrence of a
+        special token's text in ``text`` is cut out first (it marks a boundary, as ``<|endoftext|>`` between
+        documents), so no merge crosses it or learns its pieces. Raises ValueError if ``vocab_size`` is not an
+        integer or leaves no room for the 256 bytes and the special tokens, or if ``pattern`` is not a regular
+        expression.
         """
         specials = _specials(special_tokens)
         checks.text("text", text, blank_ok=True, fix="pass the training text")
@@ -118,7 +140,7 @@ class BPE:
         vocab_size = checks.integer("vocab_size", vocab_size, low=least,
                                     fix=f"the 256 byte ids plus {len(specials)} special tokens need {least}")
         n_merges = vocab_size - least
-        split = regex.compile(checks.text("pattern", pattern, fix="pass a regular expression such as GPT2_SPLIT"))
+        split = _compile(pattern)
         if specials:
             text = "".join(regex.split("|".join(regex.escape(s) for s in specials), text))
         chunk_counts = Counter(split.findall(text))
@@ -185,8 +207,10 @@ class BPE:
         """Token ids of ``text`` (notebook 10).
 
         ``bytes`` are accepted too (any bytes, valid UTF-8 or not: they are read with ``surrogateescape`` and come
-        back exactly from :meth:`decode_bytes`). With ``special=True`` each special token's text becomes its id;
-        with ``special=False`` it is encoded as ordinary text.
+        back exactly from :meth:`decode_bytes`). With ``special=True`` (the default, as when this tokenizer reads its
+        own training format) each special token's text becomes its id; with ``special=False`` it is encoded as
+        ordinary text, byte by byte: use that for data you did not write (user text, scraped pages), so that a
+        ``"<|endoftext|>"`` inside it cannot end a document. Either way :meth:`decode` gives the text back exactly.
         """
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", "surrogateescape")
@@ -204,18 +228,24 @@ class BPE:
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """The bytes of ``ids`` concatenated; an id outside the vocabulary raises ValueError (notebook 10)."""
+        """The bytes of ``ids`` concatenated; an id outside ``0..len(self) - 1`` (a negative one included: it does
+        not count from the end) or one that is not an integer raises a one-line ValueError (notebook 10)."""
+        if hasattr(ids, "tolist"):  # a tensor or an array
+            ids = ids.tolist()
+        if checks.is_integer(ids) or isinstance(ids, (str, bytes, dict)) or not hasattr(ids, "__iter__"):
+            checks.fail(f"ids={checks.show(ids)} is not a list of ids: pass e.g. [72, 105]")
         ids = list(ids)
         bad = [i for i in ids if not (checks.is_integer(i) and 0 <= i < len(self.vocab))]
         if bad:
             checks.fail(f"id {checks.show(bad[0])} is not in the vocabulary of {len(self.vocab)} tokens: "
-                        "decode ids that this tokenizer produced")
+                        f"pass ids 0..{len(self.vocab) - 1}, as this tokenizer produced them")
         return b"".join(self.vocab[i] for i in ids)
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of ``ids``; bytes that are not valid UTF-8 (a cut multi-byte character) become U+FFFD with the
         default ``errors="replace"`` (``"surrogateescape"`` keeps them) (notebook 10)."""
-        return self.decode_bytes(list(ids)).decode("utf-8", errors)
+        checks.one_of("errors", errors, ("replace", "strict", "ignore", "surrogateescape", "backslashreplace"))
+        return self.decode_bytes(ids).decode("utf-8", errors)
 
     def token_strings(self) -> list[str]:
         """Each id's text, with bytes that are not valid UTF-8 on their own shown as ``\\xNN`` (notebook 10)."""

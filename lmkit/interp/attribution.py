@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 
 from lmkit import checks
-from lmkit.interp.hooks import answer_id, run_with_cache, token_ids
+from lmkit.interp.hooks import run_with_cache, token_ids
+from lmkit.interp.patching import check_answers
 from lmkit.layers import head_dim
 
 __all__ = ["components", "logit_attribution", "plot_attribution"]
@@ -54,10 +55,9 @@ def logit_attribution(lm, text, answer, foil=None) -> pd.Series:
     unembedding ``W_U`` are applied as they are. A head's part is its ``d_k`` outputs times its own columns of
     ``o_proj`` (the per-head split of ``o_proj``). "Direct" means through the residual stream straight to the
     logits: what a head does by changing later layers' inputs is not counted here (patching measures that).
-    ``answer``/``foil``: one-token strings or ids (a one-line ValueError otherwise) (notebook 11).
+    ``answer``/``foil``: one-token strings or ids, not the same token (a one-line ValueError otherwise) (notebook 11).
     """
-    a = answer_id(lm, answer)
-    f = None if foil is None else answer_id(lm, foil)
+    a, f = check_answers(lm, answer, foil)
     names, parts, x = components(lm, text)
     norm = lm.model.model.norm
     eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", None) or lm.model.config.rms_norm_eps
@@ -77,6 +77,13 @@ def plot_attribution(series: pd.Series, n_layers: int, n_heads: int, ax=None, ti
 
     n_layers = checks.integer("n_layers", n_layers, low=1, fix="pass the model's num_hidden_layers")
     n_heads = checks.integer("n_heads", n_heads, low=1, fix="pass the model's num_attention_heads")
+    if not isinstance(series, pd.Series):
+        checks.fail(f"series={checks.show(series)} is not a pandas Series: pass logit_attribution(...)'s result")
+    missing = [k for k in [f"L{l}H{h}" for l in range(n_layers) for h in range(n_heads)]
+               + [f"L{l}.mlp" for l in range(n_layers)] + ["embedding"] if k not in series.index]
+    if missing:
+        checks.fail(f"series has no {missing[0]!r} (n_layers={n_layers}, n_heads={n_heads}): pass the model's "
+                    "num_hidden_layers and num_attention_heads and logit_attribution(...)'s result")
     heads = np.array([[series[f"L{l}H{h}"] for h in range(n_heads)] for l in range(n_layers)])
     mlps = np.array([[series[f"L{l}.mlp"]] for l in range(n_layers)])
     grid = np.concatenate([heads, np.full((n_layers, 1), np.nan), mlps], axis=1)

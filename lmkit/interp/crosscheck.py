@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 
 from lmkit import checks
-from lmkit.interp.hooks import answer_id
-from lmkit.interp.patching import WHERE, check_pair, layer_list, normalise
+from lmkit.interp.patching import check_effect, check_patch, normalise
 from lmkit.layers import head_dim
 
 __all__ = ["nnsight_model", "nnsight_patch"]
@@ -42,13 +41,16 @@ def _value(envoy, attr: str):
 def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, layers=None, model=None) -> torch.Tensor:
     """:func:`lmkit.interp.patch`'s tensor (``[layers, positions]``, or ``[layers, heads]`` for ``"head"``), computed
     with nnsight's tracing instead of hand-written hooks; ``layers`` as there; ``model`` reuses a
-    :func:`nnsight_model` (notebook 11)."""
-    checks.one_of("where", where, WHERE)
-    ids_clean, ids_corrupt = check_pair(lm, clean, corrupt)
-    a, f = answer_id(lm, answer), answer_id(lm, foil)
-    model = nnsight_model(lm) if model is None else model
+    :func:`nnsight_model` (notebook 11). Its inputs go through the same checks as ``patch``
+    (:func:`lmkit.interp.patching.check_patch`, then :func:`~lmkit.interp.patching.check_effect`), so the two refuse
+    the same inputs with the same one-line errors."""
+    ids_clean, ids_corrupt, a, f, layers = check_patch(lm, clean, corrupt, answer, foil, where, layers)
+    if model is None:
+        model = nnsight_model(lm)
+    elif getattr(model, "_module", None) is not lm.model:
+        checks.fail(f"model={type(model).__name__} does not wrap lm.model: pass model=nnsight_model(lm) for this "
+                    "lm, or leave model=None")
     cfg = lm.model.config
-    layers = layer_list(lm, layers)
     t, n_heads, d_k = ids_clean.shape[1], cfg.num_attention_heads, head_dim(cfg)
     with torch.inference_mode():
         saved = []  # filled inside the trace: nnsight runs its body itself (no comprehensions there)
@@ -60,6 +62,7 @@ def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, lay
             corrupt_last = model.lm_head.output[0, -1].save()
         m_clean = (clean_last[a] - clean_last[f]).item()
         m_corrupt = (corrupt_last[a] - corrupt_last[f]).item()
+        check_effect(m_clean, m_corrupt)
         rows = []
         for i, layer in enumerate(layers):
             source = saved[i][0]

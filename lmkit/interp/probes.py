@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lmkit import checks
-from lmkit.interp.hooks import run_with_cache, token_ids
+from lmkit.interp.hooks import run_with_cache, special_text, token_ids
 from lmkit.logprobs import pad
 
 __all__ = ["noun_verb_data", "word_activations", "control_labels", "probe_accuracy", "plot_probes"]
@@ -42,7 +42,10 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 11).
 
     Texts run in batches, padded on the right (:func:`lmkit.logprobs.pad`): in a causal model a position never sees
-    the padding after it.
+    the padding after it. ``texts`` and ``words`` are paired by index, so their lengths must match. They are data,
+    not prompts: a text or word holding a special token's text (``"<|im_end|>"``) is refused, since the tokenizer
+    would turn it into that token inside the sentence. Every text is tokenized and checked (the word is in it, it
+    fits the model's context) before the first forward pass.
     """
     from lmkit.embeddings import word_span
 
@@ -52,10 +55,17 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="pass e.g. batch_size=64")
     n = lm.model.config.num_hidden_layers
     points = [("embed", 0)] + [("resid", l) for l in range(n)]
-    positions = [word_span(lm, text, " " + word)[-1] for text, word in zip(texts, words)]
+    for name, items in (("texts", texts), ("words", words)):
+        for i, item in enumerate(items):
+            special = special_text(lm, item)
+            if special is not None:
+                checks.fail(f"{name}[{i}]={checks.show(item, 50)} contains the special token {special!r}: the model "
+                            "would read that token inside the sentence; remove it from the data")
+    positions = [word_span(lm, text, " " + word)[-1] for text, word in zip(texts, words, strict=True)]
+    all_ids = [token_ids(lm, t, f"texts[{i}]")[0] for i, t in enumerate(texts)]
     columns = []
     for start in range(0, len(texts), batch_size):
-        ids = [token_ids(lm, t)[0] for t in texts[start:start + batch_size]]
+        ids = all_ids[start:start + batch_size]
         batch = pad([{"input_ids": row} for row in ids], lm.tokenizer)["input_ids"]
         _, cache = run_with_cache(lm, batch, points)
         rows = torch.arange(len(ids))
@@ -67,7 +77,7 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
 def control_labels(types, seed: int = 0) -> dict:
     """A random binary label for each distinct type in ``types``, half of them 1 (Hewitt & Liang 2019's control
     task: a label fixed per word type, unrelated to the property) (notebook 11)."""
-    uniq = sorted(set(types))
+    uniq = sorted(set(checks.texts("types", types, what="word types")))
     rng = np.random.default_rng(checks.seed("seed", seed))
     flips = rng.permutation(len(uniq)) < len(uniq) // 2
     return {t: int(f) for t, f in zip(uniq, flips)}
@@ -86,12 +96,23 @@ def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, see
 
     c = checks.real("c", c, low=0.0, low_open=True, fix="pass the inverse L2 strength, e.g. c=0.1")
     seed = checks.seed("seed", seed)
-    y, train = np.asarray(labels), np.asarray(train, bool)
-    if features.shape[1] != len(y) or len(y) != len(train):
+    if not isinstance(features, torch.Tensor) or features.dim() != 3 or not features.is_floating_point():
+        checks.fail(f"features has shape {tuple(getattr(features, 'shape', ()))}: pass a [layers, N, d] float "
+                    "tensor, as from word_activations")
+    if not torch.isfinite(features).all():
+        checks.fail("features hold NaN or infinite values: pass finite activations")
+    y, train = np.asarray(labels), np.asarray(train)
+    if train.dtype != bool:
+        checks.fail(f"train has dtype {train.dtype}, not booleans: pass one True/False per row (True = train), "
+                    "e.g. np.array([r['split'] == 'train' for r in rows])")
+    if y.ndim != 1 or train.ndim != 1 or features.shape[1] != len(y) or len(y) != len(train):
         raise ValueError(f"features have {features.shape[1]} rows, labels {len(y)}, train {len(train)}: pass one "
                          "label and one train flag per row")
     if train.all() or not train.any():
         raise ValueError("train selects all rows or none: keep some rows for the test set and some for training")
+    if len(np.unique(y[train])) < 2:
+        checks.fail(f"the training rows all have the label {y[train][0]!r}: a probe needs at least two classes to "
+                    "learn from")
     acc = []
     for x in features.numpy():
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
@@ -108,6 +129,15 @@ def plot_probes(curves: dict, ax=None, title: str = "linear probe accuracy by la
 
     if chance is not None:
         chance = checks.probability("chance", chance, fix="pass the accuracy of guessing, e.g. 0.5, or None")
+    if not isinstance(curves, dict) or not curves:
+        checks.fail(f"curves={checks.show(curves)} must be a non-empty dict {{name: accuracies}}: pass e.g. "
+                    "{'task': acc_task}")
+    if layers is not None:
+        layers = list(layers)
+        for name, acc in curves.items():
+            if len(acc) != len(layers):
+                checks.fail(f"curve {name!r} has {len(acc)} values but layers has {len(layers)}: pass one layer per "
+                            "value")
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4))
     for name, acc in curves.items():

@@ -43,19 +43,30 @@ def steer(lm, vector: torch.Tensor, layer: int, coeff: float = 1.0):
     """Inside the block, ``coeff · vector`` is added to the output of ``layer`` at every position (notebook 11).
 
     With a KV cache the prompt's positions are steered once, at prefill, and each new token as it is made.
+    ``layer`` out of range, a ``coeff`` that is not a finite number, and a ``vector`` that is not a finite ``[d]``
+    float tensor are one-line ValueErrors raised before the hook is attached.
     """
     layer = check_layer(lm, layer)
     coeff = checks.real("coeff", coeff, fix="pass e.g. coeff=4.0 (negative steers away)")
     d = lm.model.config.hidden_size
+    if not isinstance(vector, torch.Tensor) or not vector.is_floating_point():
+        checks.fail(f"vector={checks.show(vector, 60)} is not a float tensor: pass a [{d}] tensor, as from "
+                    "steering_vector")
     if vector.shape != (d,):
         raise ValueError(f"vector has shape {tuple(vector.shape)}: pass a [{d}] tensor, as from steering_vector")
+    if not torch.isfinite(vector).all():
+        checks.fail(f"vector holds NaN or infinite values: pass a finite [{d}] tensor, as from steering_vector")
     shift = (coeff * vector).to(device=lm.device, dtype=lm.dtype)
     with hooked(lm, {("resid", layer): lambda x: x + shift}):
         yield lm
 
 
 def steered_generate(lm, prompt: str, vector: torch.Tensor, layer: int, coeff: float, **settings) -> str:
-    """:func:`lmkit.generate.generate` with ``coeff · vector`` added at ``layer`` (settings as there) (notebook 11)."""
+    """:func:`lmkit.generate.generate` with ``coeff · vector`` added at ``layer`` (settings as there) (notebook 11).
+
+    ``vector``, ``layer`` and ``coeff`` are checked as in :func:`steer`, the prompt and settings by ``generate``, all
+    before the first forward pass. The prompt is read as ``generate`` reads it: special-token text becomes the token.
+    """
     from lmkit.generate import generate
 
     with steer(lm, vector, layer, coeff):
