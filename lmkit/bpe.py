@@ -141,9 +141,10 @@ class BPE:
                                     fix=f"the 256 byte ids plus {len(specials)} special tokens need {least}")
         n_merges = vocab_size - least
         split = _compile(pattern)
-        if specials:
-            text = "".join(regex.split("|".join(regex.escape(s) for s in specials), text))
-        chunk_counts = Counter(split.findall(text))
+        # each piece between special tokens is pre-split on its own, as encode does: joining the pieces would make
+        # chunks (and merges) across a document boundary, "end<|endoftext|>Start" -> "endStart"
+        parts = regex.split("|".join(regex.escape(s) for s in specials), text) if specials else [text]
+        chunk_counts = Counter(chunk for part in parts for chunk in split.findall(part))
         words = [list(chunk.encode("utf-8", "surrogateescape")) for chunk in chunk_counts]
         freqs = list(chunk_counts.values())
 

@@ -93,3 +93,53 @@ def test_bad_arguments_are_refused():
 def test_training_stops_when_no_pair_repeats():
     tok = BPE.train("abcd", 1000)
     assert tok.merges == [] and len(tok) == 256
+
+
+# ----------------------------------------------------------------------------------------------- issue 31
+def test_special_token_text_in_training_data_is_a_boundary():
+    """Special tokens are cut out of the training text and each piece is pre-split alone (as encode does): no chunk,
+    and so no merge, spans a document boundary. Before, the pieces were joined, "x<|endoftext|>y" became "xy"."""
+    text = "x<|endoftext|>y " * 20
+    tok = BPE.train(text, 256 + 10, special_tokens=["<|endoftext|>"])
+    assert (ord("x"), ord("y")) not in tok.merges
+    assert (ord(" "), ord("x")) in tok.merges                  # " x" does occur: "y x" splits into "y", " x"
+    ids = tok.encode(text)
+    assert ids.count(tok.special_tokens["<|endoftext|>"]) == 20 and tok.decode(ids) == text
+    # user text is encoded as text with special=False: the special id never appears and the text comes back
+    assert tok.special_tokens["<|endoftext|>"] not in tok.encode(text, special=False)
+    assert tok.decode(tok.encode(text, special=False)) == text
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda t: t.decode([-1]), r"id -1 is not in the vocabulary of 257 tokens: pass ids 0\.\.256"),
+    (lambda t: t.decode([257]), "id 257 is not in the vocabulary"),
+    (lambda t: t.decode([True]), "id True is not in the vocabulary"),
+    (lambda t: t.decode([1.0]), r"id 1\.0 is not in the vocabulary"),
+    (lambda t: t.decode(5), "ids=5 is not a list of ids"),
+    (lambda t: t.decode("abc"), "ids='abc' is not a list of ids"),
+    (lambda t: t.decode([104], errors="bogus"), "errors='bogus' is not one of"),
+    (lambda t: t.encode("a", special=1), "special=1 must be True or False"),
+    (lambda t: BPE([(1, 2, 3)]), r"merge 0 = \(1, 2, 3\) is not a pair"),
+    (lambda t: BPE([], pattern="(unclosed"), r"pattern='\(unclosed' is not a regular expression"),
+    (lambda t: BPE.train("abab", 300, pattern="[a-"), "is not a regular expression"),
+    (lambda t: BPE.train("abab", float("nan")), "vocab_size=nan must be an integer"),
+    (lambda t: BPE.train("abab", 300.0), r"vocab_size=300\.0 must be an integer"),
+    (lambda t: BPE.train("abab", True), "vocab_size=True must be an integer"),
+    (lambda t: BPE.train("abab", 256, special_tokens=["<s>"]), "vocab_size=256 must be an integer >= 257"),
+    (lambda t: count_pairs([1, 2, 3], weight=0), "weight=0 must be an integer >= 1"),
+    (lambda t: count_pairs([1, 2, 3], weight=float("nan")), "weight=nan"),
+    (lambda t: merge_pair([1, 2], (1, 2), -1), "new_id=-1 must be an integer >= 0"),
+    (lambda t: merge_pair([1, 2], (1,), 256), r"pair=\(1,\) is not two ids"),
+])
+def test_bad_numbers_and_ids_are_one_line_errors(call, match):
+    tok = BPE([], special_tokens=["<|endoftext|>"])
+    with pytest.raises(ValueError, match=match) as err:
+        call(tok)
+    assert "\n" not in str(err.value)
+
+
+def test_decode_takes_a_tensor_of_ids():
+    torch = pytest.importorskip("torch")
+    tok = BPE.train(CORPUS, 256 + 20)
+    ids = tok.encode("the quick fox")
+    assert tok.decode(torch.tensor(ids)) == "the quick fox"
