@@ -32,8 +32,9 @@ from lmkit import checks
 from lmkit.env import show_progress
 from lmkit.transformers_compat import returned_cache, with_cache
 
-__all__ = ["IGNORE", "RULES", "SIDES", "Scores", "encode_completion", "labelled_example", "pad_id", "pad",
-           "labelled_positions", "completion_logprobs", "common_prefix", "pair_logprobs"]
+__all__ = ["IGNORE", "RULES", "SIDES", "Scores", "special_tokens_in", "encode_completion", "labelled_example",
+           "pad_id", "pad", "context_length", "check_fits", "labelled_positions", "completion_logprobs",
+           "common_prefix", "pair_logprobs"]
 
 IGNORE = -100
 """The label of a position that is not scored: the context (prompt) and padding. transformers' and PyTorch's
@@ -50,29 +51,48 @@ _FILL = {"labels": IGNORE, "position_ids": 0, "blocks": -1, "segments": -1}
 
 
 # ----------------------------------------------------------------------------------------------- encoding
+def special_tokens_in(tokenizer, text: str) -> list[str]:
+    """The special tokens of ``tokenizer`` (``<|im_end|>``, ``<|endoftext|>``, ...) written as text inside ``text``,
+    in the order the tokenizer lists them; ``[]`` when there is none.
+
+    A tokenizer called on such text would read each as its special token (a control token), not as the characters
+    a user wrote: lmkit either encodes user text as text (``split_special_tokens=True``) or refuses it with this
+    list in the message (TRL #4481: a DPO completion ending in ``"<|im_end|>"`` got two end-of-turn tokens)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    names = [t.content for t in added.values() if getattr(t, "special", False)]
+    names += [t for t in getattr(tokenizer, "all_special_tokens", []) or [] if t not in names]
+    return [t for t in names if t and t in text]
+
+
 def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "harness", eos: bool = False,
                       max_length: int | None = None) -> tuple[list[int], list[int]]:
     """Token ids of ``context`` and of ``completion`` after it: ``(context_ids, completion_ids)``.
 
-    No special tokens are added by the tokenizer. The two rules (``rule=``):
+    No special tokens are added by the tokenizer, and the completion is read as text: a special token written in it
+    (``"<|im_end|>"``) becomes the ordinary tokens of those characters (``split_special_tokens=True``), never the
+    control token. The two rules (``rule=``):
 
     - ``"harness"`` (lm-evaluation-harness, ``HFLM._encode_pair``; notebook 14): trailing whitespace of the context
       moves to the front of the completion; ``context + completion`` is tokenized as one text, and the completion's
       ids are what follows the context's own ids. A completion is thus scored as the tokens the model would read
       in the whole text. An empty context becomes the BOS token (EOS when there is none), the harness's
-      ``prefix_token_id``: the first completion token needs a position that predicts it.
+      ``prefix_token_id``: the first completion token needs a position that predicts it. Both texts are read as
+      text (the harness would read a special token written in an item as the token itself).
     - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 06, 09, 15): context and completion are
       tokenized on their own and the ids joined, so the completion's tokens are exactly those that a model writes
       after that prompt at generation time, and a label word is the same ids whatever precedes it. An empty
-      context stays empty (:func:`pair_logprobs` refuses it).
+      context stays empty (:func:`pair_logprobs` refuses it). The context keeps its special tokens: it is the
+      caller's prompt, often in a chat template (``<|im_start|>user ...``).
 
-    ``eos=True`` appends the tokenizer's end-of-text id to the completion (a fine-tuned model learns to stop).
+    ``eos=True`` appends the tokenizer's end-of-text id to the completion (a fine-tuned model learns to stop); a
+    completion that writes a special token as text is then refused (training data that ends in ``"<|im_end|>"``
+    would teach the model to write the marker as text before the real one).
     ``max_length``: at most this many ids in all; the start of the context is cut first, then the end of the
     completion (so the answer survives a long prompt; notebook 06).
 
     Raises :class:`lmkit.checks.CheckError` (a ValueError) for an unknown rule, a non-string text, ``eos=True`` with
-    a tokenizer that has no end-of-text token (nor BOS / EOS for an empty harness context), or ``max_length`` not an
-    integer >= 2.
+    a tokenizer that has no end-of-text token (nor BOS / EOS for an empty harness context), ``max_length`` not an
+    integer >= 2, or ``eos=True`` with special-token text in the completion.
     """
     checks.one_of("rule", rule, RULES)
     for name, value in (("context", context), ("completion", completion)):
@@ -84,12 +104,15 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
                                     fix="leave room for a prompt token and an answer token")
     if eos and tokenizer.eos_token_id is None:
         checks.fail("eos=True, but the tokenizer has no eos_token_id: set tokenizer.eos_token or pass eos=False")
+    if eos and (found := special_tokens_in(tokenizer, completion)):
+        checks.fail(f"completion {checks.show(completion, 50)} writes the special token {found[0]!r} as text: eos=True "
+                    "adds the end of text itself; remove the marker from the data")
 
-    def ids(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False).input_ids
+    def ids(text: str, as_text: bool = True) -> list[int]:
+        return tokenizer(text, add_special_tokens=False, split_special_tokens=as_text).input_ids
 
     if rule == "apart":
-        ctx, comp = ids(context), ids(completion)
+        ctx, comp = ids(context, as_text=False), ids(completion)
     else:
         n_spaces = len(context) - len(context.rstrip())
         if n_spaces:
@@ -173,6 +196,28 @@ def pad(examples: list[dict], value, *, side: str = "right") -> dict[str, torch.
     return out
 
 
+# ----------------------------------------------------------------------------------------------- the context
+def context_length(model) -> int | None:
+    """How many positions ``model`` reads (its config's ``max_position_embeddings``), or None when it does not say.
+    A model (or an :class:`lmkit.LM`, or a peft wrapper) is accepted."""
+    model = getattr(model, "model", model) if not hasattr(model, "config") else model
+    n = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(n) if checks.is_integer(n) and n > 0 else None
+
+
+def check_fits(model, lengths, what: str = "sequence", fix: str = "shorten it") -> None:
+    """Refuse, in one line and before any forward pass, the first of ``lengths`` (token counts) that is longer than
+    :func:`context_length` of ``model``: past its context a model's positions are untrained and its scores are
+    silently wrong (lm-evaluation-harness cuts the start instead; lmkit says so and lets the caller choose).
+    ``what`` names an item (``"pair"``: "pair 3 is 8,301 tokens"), ``fix`` ends the message."""
+    limit = context_length(model)
+    if limit is None:
+        return
+    for i, n in enumerate(lengths):
+        if n > limit:
+            checks.fail(f"{what} {i} is {n:,} tokens but the model reads at most {limit:,}: {fix}")
+
+
 # ----------------------------------------------------------------------------------------------- scoring
 class Scores(NamedTuple):
     """Per completion: ``logprob`` (float32, nats, summed over its tokens), ``n_tokens`` (long), ``greedy`` (bool:
@@ -221,6 +266,11 @@ def completion_logprobs(model, batch: dict, **model_kwargs) -> Scores:
     if batch["labels"].shape != batch["input_ids"].shape:
         checks.fail(f"labels have shape {tuple(batch['labels'].shape)} but input_ids {tuple(batch['input_ids'].shape)}"
                     ": pad them together")
+    ids = batch["input_ids"]
+    reach = int(batch["position_ids"].max()) + 1 if "position_ids" in batch and ids.numel() else ids.shape[1]
+    if (limit := context_length(model)) is not None and reach > limit:
+        checks.fail(f"the batch reaches {reach:,} positions but the model reads at most {limit:,}: shorten the "
+                    f"texts (a max_length of at most {limit:,})")
     keep, targets = labelled_positions(batch["labels"])
     extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep,
@@ -305,8 +355,9 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
     Rows are left-padded by :func:`pad` (``pad_with``: a pad id or the tokenizer), so the completions of every row
     end in the last columns and the LM head runs on few of them; explicit position ids make the padding
     invisible. Longest rows first, ``batch_size`` rows per forward pass. Each completion beyond the first costs one
-    token (the copy of the context's last token) in exchange for the context running once. Raises :class:`lmkit.checks.CheckError` before any work for a bad ``batch_size``, no
-    pairs, or a context or completion with no ids.
+    token (the copy of the context's last token) in exchange for the context running once. Raises
+    :class:`lmkit.checks.CheckError` before any work for a bad ``batch_size``, no pairs, a context or completion with
+    no ids, or a pair longer than the model's context (:func:`check_fits`; nothing is cut).
     """
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows scored per forward pass, such as 8")
     pairs = [(list(ctx), list(comp)) for ctx, comp in pairs]
@@ -315,6 +366,8 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
     for i, (ctx, comp) in enumerate(pairs):
         if not ctx or not comp:
             checks.fail(f"pair {i} has a {'context' if not ctx else 'completion'} with no tokens: give it some text")
+    check_fits(model, [len(ctx) + len(comp) for ctx, comp in pairs], "pair",
+               "shorten its context (keep the end of it), so that context + completion fit")
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     dtype = dtype if dtype.is_floating_point else torch.float32

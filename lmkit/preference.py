@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,11 +35,12 @@ from lmkit import finetune as ft
 from lmkit.data import data_file
 from lmkit.files import DataError, read_jsonl
 from lmkit import checks
-from lmkit.logprobs import completion_logprobs, labelled_positions, pad
-from lmkit.training import FitSettings, fit, make_accelerator
+from lmkit.logprobs import check_fits, completion_logprobs, labelled_positions, pad, special_tokens_in
+from lmkit.training import FitSettings, fingerprint, fit, make_accelerator, weights_fingerprint
 
-__all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "encode_pairs",
-           "pair_logps", "preference_metrics", "train", "DPOResult", "Result", "plot_margins"]
+__all__ = ["FIELDS", "SPLITS", "dpo_loss", "sequence_logps", "read_pairs", "load_split", "check_pairs",
+           "encode_pairs", "pair_logps", "preference_metrics", "Reference", "train", "DPOResult", "Result",
+           "plot_margins"]
 
 FIELDS = ("prompt", "chosen", "rejected")
 """The fields every preference line needs, as non-empty strings."""
@@ -106,16 +108,47 @@ def read_pairs(path) -> list[dict]:
 
 
 def load_split(split: str, limit: int | None = None) -> list[dict]:
-    """The project's preference set (``data/preference/``): ``'train'`` (244 pairs) or ``'test'`` (61) (notebook 15)."""
-    if split not in SPLITS:
-        raise DataError(f"split={split!r}: use 'train' or 'test'")
+    """The project's preference set (``data/preference/``): ``'train'`` (244 pairs) or ``'test'`` (61) (notebook 15).
+
+    ``limit``: the first pairs only (an integer >= 1), or None for all."""
+    checks.one_of("split", split, SPLITS, error=DataError)
+    if limit is not None:
+        limit = checks.integer("limit", limit, low=1, fix="pass how many pairs to keep, or None for all",
+                               error=DataError)
     return read_pairs(data_file(f"{DATASET}/{split}.jsonl"))[:limit]
+
+
+def check_pairs(rows, tokenizer=None, name: str = "pairs") -> list[dict]:
+    """``rows`` as a list, each checked before any work: a dict with ``prompt``, ``chosen`` and ``rejected`` as
+    non-empty strings, ``chosen`` different from ``rejected``, and (given the ``tokenizer``) none writing one of its
+    special tokens as text: the chat template and the end of turn are added by :func:`encode_pairs`, and a
+    ``"<|im_end|>"`` typed into a completion would give it two, both labelled (TRL #4481). Raises a one-line
+    :class:`lmkit.data.DataError` naming the pair, the field and the fix."""
+    if isinstance(rows, (str, dict)) or not isinstance(rows, (list, tuple)):
+        checks.fail(f"{name}={checks.show(rows, 50)} must be a list of {{'prompt', 'chosen', 'rejected'}} dicts: "
+                    "pass e.g. load_split('train')", DataError)
+    if not rows:
+        checks.fail(f"{name} is empty: pass a list of {{'prompt', 'chosen', 'rejected'}} dicts", DataError)
+    for i, row in enumerate(rows):
+        bad = [k for k in FIELDS if not (isinstance(row, dict) and isinstance(row.get(k), str) and row[k].strip())]
+        if bad:
+            checks.fail(f"{name}[{i}] needs {', '.join(repr(k) for k in bad)} as non-empty strings, got "
+                        f"{checks.show(row, 60)}", DataError)
+        if row["chosen"].strip() == row["rejected"].strip():
+            checks.fail(f"{name}[{i}]: 'chosen' and 'rejected' are the same text; a pair needs two different "
+                        "completions", DataError)
+        for key in FIELDS if tokenizer is not None else ():
+            if found := special_tokens_in(tokenizer, row[key]):
+                checks.fail(f"{name}[{i}]['{key}'] writes the special token {found[0]!r} as text: the chat template "
+                            "and the end of turn are added by encode_pairs; remove it from the data", DataError)
+    return list(rows)
 
 
 def encode_pairs(tokenizer, rows: list[dict], max_length: int = 256) -> list[tuple[dict, dict]]:
     """(chosen, rejected) examples per pair, each the prompt in the chat template + completion + end of turn, the
     prompt's labels masked to -100 (:func:`lmkit.finetune.encode_example`: prompt and completion tokenized apart,
-    as TRL does) (notebook 15)."""
+    as TRL does) (notebook 15). The rows are checked first (:func:`check_pairs`)."""
+    rows = check_pairs(rows, tokenizer)
     return [(ft.encode_example(tokenizer, r["prompt"], r["chosen"], max_length),
              ft.encode_example(tokenizer, r["prompt"], r["rejected"], max_length)) for r in rows]
 
@@ -131,6 +164,8 @@ def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: 
     """Summed completion log-probabilities (nats) of every (chosen, rejected) pair: two float32 tensors ``[n]``, by
     :func:`sequence_logps` on ``batch_size`` pairs at a time, in eval mode (notebook 15)."""
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="pairs per forward pass, such as 8")
+    if not pairs:
+        checks.fail("got no encoded pairs: pass the list that encode_pairs returns")
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -173,6 +208,34 @@ class DPOResult:
 Result = DPOResult  # the name before the loops became one (lmkit.training); old imports keep working
 
 
+class Reference(NamedTuple):
+    """A value of :func:`train`'s ``reference_cache``: the reference's summed log-probabilities (nats) of a pair's
+    chosen and rejected completions, and ``source``, the digest of what they were computed from (the reference
+    model's weights and the pair's token ids, so its text, the tokenizer and ``max_length``)."""
+
+    chosen: float
+    rejected: float
+    source: str
+
+
+def _check_cache(cache, sources: list[str]) -> dict:
+    """``cache`` if every entry is a :class:`Reference` for the pair at its index (``sources``); else one line."""
+    if not isinstance(cache, dict):
+        checks.fail(f"reference_cache={checks.show(cache, 50)} must be a dict: pass {{}} and reuse it across runs")
+    fresh = "pass a new empty dict and let train() fill it"
+    for key, value in cache.items():
+        if not checks.is_integer(key) or not 0 <= key < len(sources):
+            checks.fail(f"reference_cache has the key {checks.show(key, 30)}, not an index of the {len(sources)} "
+                        f"train_pairs: {fresh}")
+        if not isinstance(value, Reference):
+            checks.fail(f"reference_cache[{key}]={checks.show(value, 40)} does not record what it was computed from "
+                        f"(train() fills it with Reference values): {fresh}")
+        if value.source != sources[key]:
+            checks.fail(f"reference_cache[{key}] was computed from another model, pair or max_length: share a cache "
+                        f"only between runs on the same lm, train_pairs and max_length, or {fresh}")
+    return cache
+
+
 def _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_steps, max_length, eval_every, seed,
                   output_dir, save_every, resume, progress: bool | None = None) -> FitSettings:
     """Check :func:`train`'s settings (one-line :class:`lmkit.checks.CheckError`) and return the loop's."""
@@ -181,7 +244,7 @@ def _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_st
                         ("max_length", max_length)):
         checks.integer(name, value, low=1, fix="pass a whole number such as 4")
     checks.real("lora_alpha", lora_alpha, low=0, low_open=True, fix="pass e.g. 2 * lora_r")
-    checks.integer("seed", seed, low=0, fix="pass e.g. seed=0")
+    checks.seed("seed", seed)
     warmup_steps = checks.integer("warmup_steps", warmup_steps, low=0, fix="pass 0 for no warm-up")
     return FitSettings(max_steps=max_steps, lr=lr, schedule="cosine", warmup_steps=min(warmup_steps, max_steps),
                        weight_decay=0.0, max_grad_norm=1.0, eval_every=eval_every, save_every=save_every,
@@ -209,28 +272,41 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     - ``output_dir`` + ``save_every``: checkpoints in the fine-tuning format (:mod:`lmkit.training.checkpoint`);
       ``resume=True`` continues from the last, refused if it is from another ``beta`` or ``seed``.
     - ``reference_cache``: a dict to share between runs on the same ``lm``, ``train_pairs`` and ``max_length`` (a
-      beta sweep), so that each reference log-probability is computed once; keys are pair indices.
-    Raises ValueError (a one-line :class:`lmkit.checks.CheckError`) for a bad setting before any model work:
-    ``beta`` must be a positive number, the counts whole numbers (``2.7`` and ``True`` are refused).
+      beta sweep), so that each reference log-probability is computed once; keys are pair indices, values
+      :class:`Reference` (with the digest of the weights and token ids they came from). An entry from another
+      model, pair or ``max_length``, or one that train() did not write, is refused.
+    - ``resume`` also refuses a checkpoint of other data (the pairs' token ids), another ``max_length``,
+      ``batch_size`` or LoRA shape, or another base model (:func:`lmkit.training.fit` records its frozen weights).
+    Raises ValueError (a one-line :class:`lmkit.checks.CheckError`, or :class:`lmkit.data.DataError` for the pairs)
+    before any model work: for a bad setting (``beta`` a positive number, the counts whole numbers: ``2.7`` and
+    ``True`` are refused), malformed pairs or pairs that write a special token (:func:`check_pairs`), an entry of
+    ``reference_cache`` that does not match, or an encoded pair longer than the model's context.
     """
     from lmkit.env import seed_everything
     from lmkit.models import LM
 
     settings = _dpo_settings(beta, max_steps, batch_size, lr, lora_r, lora_alpha, warmup_steps, max_length,
                              eval_every, seed, output_dir, save_every, resume, progress)
-    if not train_pairs:
-        raise ValueError("train_pairs is empty: pass a list of {'prompt', 'chosen', 'rejected'} dicts")
+    checks.boolean("plot", plot)
     tok = lm.tokenizer
     device = torch.device(lm.device)
-    train_ex = encode_pairs(tok, train_pairs, max_length)
-    val_ex = encode_pairs(tok, val_pairs, max_length) if val_pairs else []
+    train_ex = encode_pairs(tok, check_pairs(train_pairs, tok, "train_pairs"), max_length)
+    val_ex = encode_pairs(tok, check_pairs(val_pairs, tok, "val_pairs"), max_length) if val_pairs else []
+    for name, examples in (("train_pairs", train_ex), ("val_pairs", val_ex)):
+        check_fits(lm.model, [max(len(c["input_ids"]), len(r["input_ids"])) for c, r in examples], f"{name}: pair",
+                   f"pass max_length <= the model's context (now {max_length})")
+    if reference_cache is not None:
+        weights = weights_fingerprint(lm.model.named_parameters())
+        sources = [fingerprint([weights, c, r]) for c, r in train_ex]
+        ref_cache = _check_cache(reference_cache, sources)
+    else:
+        ref_cache, sources = {}, None
 
     seed_everything(seed)
     base = copy.deepcopy(lm.model)
     if getattr(base.config, "_attn_implementation", None) == "eager":
         base.set_attn_implementation("sdpa")  # faster to train; lmkit.load's eager is for reading attentions
     policy = ft.add_lora(base, ft.TrainConfig(method="lora", lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0))
-    ref_cache = reference_cache if reference_cache is not None else {}
 
     def reference(indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference logps of training pairs, computed once each, when first needed (adapters off)."""
@@ -238,7 +314,8 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
         if todo:
             with policy.disable_adapter():
                 c, r = pair_logps(policy, tok, [train_ex[i] for i in todo], device=device)
-            ref_cache.update({i: (a, b) for i, a, b in zip(todo, c.tolist(), r.tolist())})
+            ref_cache.update({i: Reference(a, b, sources[i] if sources else "") for i, a, b in
+                              zip(todo, c.tolist(), r.tolist())})
         return (torch.tensor([ref_cache[i][0] for i in indices], device=device),
                 torch.tensor([ref_cache[i][1] for i in indices], device=device))
 
@@ -269,7 +346,10 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
     live = (lambda: ft.LivePlot(f"DPO (beta={beta}): loss", ylabel="DPO loss (nats per pair)",
                                 mark_best=False)) if plot else None
     run = fit(policy, dpo_step_loss, pairs_of_step, settings, evaluate=held_out if val_ex else None,
-              accelerator=accelerator, identity={"seed": seed, "method": "dpo-lora", "beta": beta},
+              accelerator=accelerator,
+              identity={"seed": seed, "method": "dpo-lora", "beta": beta, "data": fingerprint(train_ex),
+                        "max_length": max_length, "batch_size": batch_size, "lora_r": lora_r,
+                        "lora_alpha": lora_alpha},
               examples_per_step=batch_size * world, live_plot=live)
     tuned = LM(model=run.model, tokenizer=tok, device=lm.device, name=f"{lm.name} + DPO")
     trainable, _ = ft.count_parameters(run.model)

@@ -5,6 +5,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from lmkit import checks
 from lmkit.data import data_file
 
 from .items import DATA_DIR
@@ -52,6 +53,10 @@ def run_harness(model_folder=None, *, limit: int | None = None, batch_size: int 
     """
     import logging
 
+    if limit is not None:
+        limit = checks.integer("limit", limit, low=1, fix="pass how many items to run, or None for all")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="pass e.g. batch_size=16")
+    checks.text("device", device, fix="pass 'cpu' or 'cuda'")
     try:
         import lm_eval
     except ImportError:

@@ -12,7 +12,7 @@ from .stats import accuracy_interval
 
 from lmkit import checks
 from lmkit.env import show_progress
-from lmkit.logprobs import encode_completion, pad, pad_id, pair_logprobs
+from lmkit.logprobs import context_length, encode_completion, pad, pad_id, pair_logprobs, special_tokens_in
 
 __all__ = ["encode_pair", "loglikelihoods", "multiple_choice", "by_category", "letter_prompt", "parse_letter",
            "letter_choice"]
@@ -40,9 +40,25 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = No
     continuations end together) and run ``batch_size`` at a time, longest first. The logits at position t predict
     token t + 1.
 
-    Raises :class:`ItemError` (a ValueError) before any work when a continuation has no tokens.
+    Texts are read as text: ``"<|im_end|>"`` inside an item is scored as those characters, not as the special token.
+    Nothing is cut: a pair longer than the model's context (lm-evaluation-harness would drop the start of the
+    context) is refused.
+
+    Raises :class:`ItemError` (a ValueError) before any work when ``pairs`` is not a list of two-string tuples or
+    a continuation has no tokens, and :class:`lmkit.checks.CheckError` when a pair is longer than the model's
+    context.
     """
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows scored per forward pass, such as 8")
+    if progress is not None:
+        checks.boolean("progress", progress, fix="pass True, False or None (lmkit.env.PROGRESS)")
+    ok = isinstance(pairs, (list, tuple)) and len(pairs) > 0
+    for i, pair in enumerate(pairs if ok else []):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+            checks.fail(f"pairs[{i}]={checks.show(pair, 60)} is not a (context, continuation) pair of strings: pass "
+                        "e.g. [('The capital of France is', ' Paris')]", ItemError)
+    if not ok:
+        checks.fail(f"pairs={checks.show(pairs, 60)} must be a non-empty list of (context, continuation) pairs: pass "
+                    "e.g. [('The capital of France is', ' Paris')]", ItemError)
     encoded = [encode_pair(lm.tokenizer, ctx, cont) for ctx, cont in pairs]
     for (ctx, cont), (_, ids) in zip(pairs, encoded):
         if not ids:
@@ -95,6 +111,10 @@ def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None
 def by_category(result: dict, key: str = "correct") -> dict:
     """Accuracy per category from a result of :func:`multiple_choice` or :func:`letter_choice`:
     ``{category: (acc, (low, high), n)}`` with 95% Wilson intervals."""
+    if not (isinstance(result, dict) and "category" in result):
+        checks.fail(f"result={checks.show(result, 50)} has no 'category': pass what multiple_choice or letter_choice "
+                    "returned")
+    checks.one_of("key", key, [k for k in ("correct", "correct_norm") if k in result])
     out = {}
     for cat in dict.fromkeys(result["category"]):
         hits = [c for c, k in zip(result[key], result["category"]) if k == cat]
@@ -103,8 +123,19 @@ def by_category(result: dict, key: str = "correct") -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- generated letter
+def _check_letters(item: dict, name: str = "the item") -> None:
+    """One line when ``item`` has more choices than :data:`LETTERS` can name."""
+    if len(item["choices"]) > len(LETTERS):
+        checks.fail(f"{name} has {len(item['choices'])} choices but letters go up to {len(LETTERS)} (A-{LETTERS[-1]}; "
+                    "a ninth, I, reads as a word): score it with multiple_choice, which takes any number", ItemError)
+
+
 def letter_prompt(item: dict) -> str:
-    """The question followed by its lettered choices and an instruction to answer with the letter only."""
+    """The question followed by its lettered choices and an instruction to answer with the letter only.
+
+    Raises :class:`ItemError` for a malformed item or more than ``len(LETTERS)`` (8) choices."""
+    item = check_items([item], where="item")[0]
+    _check_letters(item)
     lines = [f"{LETTERS[k]}. {c.strip()}" for k, c in enumerate(item["choices"])]
     letters = ", ".join(LETTERS[:len(item["choices"])])
     return f"{item['question']}\n" + "\n".join(lines) + f"\nAnswer with one letter ({letters})."
@@ -125,22 +156,40 @@ def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batc
 
     Returns ``acc``, ``acc_ci`` (95% Wilson), ``n``, ``invalid`` (share of replies with no letter), and per item
     ``reply``, ``pred`` (index or -1), ``correct``, ``answer``, ``category``.
+
+    At most ``len(LETTERS)`` (8, A-H) choices per item: a ninth letter would be ``I``, which a reply uses as a
+    word. With ``chat=False`` the prompt is read as text (a ``"<|im_end|>"`` in an item is those characters); with
+    ``chat=True`` an item that writes a special token is refused, since the chat template would make it a control
+    token. Raises :class:`ItemError` for these before any work, and when a prompt does not fit the model's context.
     """
     checks.boolean("chat", chat)
     max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="the letter needs at least one token")
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="prompts generated at once, such as 16")
+    if progress is not None:
+        checks.boolean("progress", progress, fix="pass True, False or None (lmkit.env.PROGRESS)")
     items = check_items(items)
     tok = lm.tokenizer
+    for i, it in enumerate(items):
+        _check_letters(it, f"item {i}")
+        if chat and (found := special_tokens_in(tok, " ".join([it["question"], *it["choices"]]))):
+            checks.fail(f"item {i} writes the special token {found[0]!r} as text, which the chat template would make "
+                        "a control token: remove it, or pass chat=False to read it as text", ItemError)
     texts = [letter_prompt(it) for it in items]
     if chat:
         texts = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
                  for t in texts]
     else:
         texts = [t + "\nAnswer:" for t in texts]
+    encoded = [tok(t, add_special_tokens=False, split_special_tokens=not chat).input_ids for t in texts]
+    limit = context_length(lm.model)
+    for i, ids in enumerate(encoded):
+        if limit is not None and len(ids) + max_new_tokens > limit:
+            checks.fail(f"item {i}'s prompt is {len(ids):,} tokens and max_new_tokens={max_new_tokens}, but the model "
+                        f"reads at most {limit:,}: shorten the question", ItemError)
     replies = []
     starts = range(0, len(texts), batch_size)
     for start in tqdm(starts, desc="generating", disable=not show_progress(progress), leave=False):
-        rows = [{"input_ids": tok(t, add_special_tokens=False).input_ids} for t in texts[start:start + batch_size]]
+        rows = [{"input_ids": ids} for ids in encoded[start:start + batch_size]]
         batch = {k: v.to(lm.device) for k, v in pad(rows, tok, side="left").items()}  # every row ends at the edge
         out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id(tok),
                                 temperature=None, top_p=None, top_k=None)

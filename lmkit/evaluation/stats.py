@@ -43,9 +43,22 @@ def calibration(probs, answers, n_bins: int = 10) -> dict:
 
     ``probs``: per item, the model's probabilities over its choices; confidence = the largest, correct = its
     argmax is the answer. ``ECE = sum_b (n_b / n) * |acc_b - conf_b|``. Returns ``ece``, and per non-empty bin
-    ``bin_lo``, ``bin_hi``, ``confidence``, ``accuracy``, ``count``.
+    ``bin_lo``, ``bin_hi``, ``confidence``, ``accuracy``, ``count``. Raises a one-line
+    :class:`lmkit.checks.CheckError` before any work for a bad ``n_bins``, no items, ``probs`` and ``answers`` of
+    different lengths, a probability row that is not finite numbers in [0, 1] summing to 1, or an answer that is not
+    an index into its row.
     """
     n_bins = checks.integer("n_bins", n_bins, low=1, fix="pass e.g. n_bins=10")
+    probs, answers = list(probs), list(answers)
+    if not probs or len(probs) != len(answers):
+        checks.fail(f"got {len(probs)} probability rows and {len(answers)} answers: pass one row and one answer per "
+                    "item (at least one)")
+    for i, (p, a) in enumerate(zip(probs, answers)):
+        row = np.asarray(p, dtype=float) if isinstance(p, (list, tuple, np.ndarray)) else np.zeros(0)
+        if row.ndim != 1 or len(row) < 1 or not np.isfinite(row).all() or (row < 0).any() or abs(row.sum() - 1) > 1e-3:
+            checks.fail(f"probs[{i}]={checks.show(p, 50)} is not a probability row (finite numbers in [0, 1] summing "
+                        "to 1): pass the softmax over the item's choices")
+        checks.index(f"answers[{i}]", a, len(row), what=f"item {i} has {len(row)} choices", negative=False)
     conf = np.array([max(p) for p in probs])
     hit = np.array([int(np.argmax(p)) == a for p, a in zip(probs, answers)], dtype=float)
     edges = np.linspace(0, 1, n_bins + 1)

@@ -11,9 +11,11 @@ A method is a loss and a batch source: ``fit(model, loss_fn, batches, FitSetting
 """
 from __future__ import annotations
 
-from lmkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_json
+from lmkit.training.checkpoint import (fingerprint, latest_checkpoint, load_checkpoint, save_checkpoint,
+                                       weights_fingerprint, write_json)
 from lmkit.training.loop import (SCHEDULES, FitResult, FitSettings, count_tokens, fit, make_accelerator,
                                  make_schedule)
 
-__all__ = ["SCHEDULES", "FitResult", "FitSettings", "count_tokens", "fit", "latest_checkpoint", "load_checkpoint",
-           "make_accelerator", "make_schedule", "save_checkpoint", "write_json"]
+__all__ = ["SCHEDULES", "FitResult", "FitSettings", "count_tokens", "fingerprint", "fit", "latest_checkpoint",
+           "load_checkpoint", "make_accelerator", "make_schedule", "save_checkpoint", "weights_fingerprint",
+           "write_json"]

@@ -14,6 +14,7 @@ adapters. Multi-GPU: this format assumes replicated weights (DDP); FSDP shards t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -25,7 +26,8 @@ import torch
 
 from lmkit.files import atomic_folder, atomic_write_text
 
-__all__ = ["latest_checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]
+__all__ = ["latest_checkpoint", "save_checkpoint", "load_checkpoint", "write_json", "fingerprint",
+           "weights_fingerprint"]
 
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -71,6 +73,25 @@ def _set_rng_state(tensors: dict, meta: dict) -> None:
         torch.cuda.set_rng_state_all(cuda)
     version, values, gauss = meta["python"]
     random.setstate((version, tuple(values), gauss))
+
+
+def fingerprint(obj) -> str:
+    """A short digest of ``obj`` (JSON data: the encoded examples of a run, its settings): equal objects give equal
+    strings, and any change in a token id gives another. Saved state records it so that a resume or a cache made
+    from other data is refused (``"sha256:1f3a..."``, 16 hex digits)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def weights_fingerprint(named_tensors) -> str:
+    """A digest of ``(name, tensor)`` pairs: names, shapes, dtypes and every byte of the values (a model's frozen
+    weights: the base a LoRA run adapts, the reference a DPO cache was computed with). About a second per 500 MB."""
+    digest = hashlib.sha256()
+    for name, tensor in named_tensors:
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def write_json(path, obj) -> None:

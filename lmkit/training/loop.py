@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from lmkit import checks
 from lmkit.env import show_progress
-from lmkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from lmkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, weights_fingerprint
 
 __all__ = ["SCHEDULES", "FitSettings", "FitResult", "fit", "make_schedule", "make_accelerator", "count_tokens"]
 
@@ -237,18 +237,19 @@ def _optimizer(params: list, settings: FitSettings):
 def _resume(run: _Run, identity: dict) -> int | None:
     """Restore the newest checkpoint of ``output_dir`` when ``resume``; the step it resumed from, or None.
 
-    A checkpoint of another run (a different ``identity``: method, seed, beta...) is refused before anything loads.
+    A checkpoint of another run (a different ``identity``: method, seed, beta, data, frozen weights...) is refused
+    before anything loads; so is one that does not record a key of ``identity`` (made before lmkit recorded it).
     """
     s = run.settings
     if not s.resume or (ckpt := latest_checkpoint(s.output_dir)) is None:
         return None
     saved = json.loads((ckpt / "state.json").read_text())
-    other = {k: saved.get(k) for k, v in identity.items() if saved.get(k) != v}
+    other = [k for k, v in identity.items() if saved.get(k) != v]
     if other:
-        theirs = ", ".join(f"{k}={v!r}" for k, v in other.items())
+        theirs = ", ".join(f"{k}={saved[k]!r}" if k in saved else f"no record of {k}" for k in other)
         ours = ", ".join(f"{k}={identity[k]!r}" for k in other)
         raise ValueError(f"checkpoint {ckpt} is from a run with {theirs} (this run: {ours}): resume with the same "
-                         "settings, or use a new output_dir")
+                         "settings, data and model, or use a new output_dir")
     run.state = load_checkpoint(ckpt, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
                                 accelerator=run.accelerator)
     if s.verbose and run.accelerator.is_main_process:
@@ -333,7 +334,10 @@ def fit(model, loss_fn: Callable, batches, settings: FitSettings, *, evaluate: C
     - ``evaluate(model) -> dict``: held-out metrics, merged into the history entry (see :class:`FitSettings`);
       every process calls it.
     - ``accelerator``: from :func:`make_accelerator` (made here if None); ``identity``: what a checkpoint must
-      match to be resumed (``{"method": "lora", "seed": 0}``), saved with it; ``examples_per_step``: counted into
+      match to be resumed (``{"method": "lora", "seed": 0}``; add ``"data": fingerprint(examples)`` so that other
+      data is refused), saved with it; with checkpoints on, the frozen weights' digest is added as
+      ``"frozen_weights"`` (:func:`~lmkit.training.checkpoint.weights_fingerprint`: the base that adapters were
+      trained on; a checkpoint holds only the trainable weights); ``examples_per_step``: counted into
       the checkpoint's ``examples_seen``; ``live_plot``: a function returning an object with ``update(history)``
       and ``close()`` (:class:`lmkit.finetune.LivePlot`), made on the main process only; ``watch``: a context
       manager entered around the steps (e.g. :class:`lmkit.profile.PeakMemory`).
@@ -347,12 +351,15 @@ def fit(model, loss_fn: Callable, batches, settings: FitSettings, *, evaluate: C
     if not params:
         raise ValueError("the model has no parameter that requires grad: unfreeze what should train "
                          "(p.requires_grad_(True)) or add adapters")
+    identity = dict(identity or {})
+    frozen = [(n, p) for n, p in model.named_parameters() if not p.requires_grad]
+    if frozen and (s.save_every or s.resume):
+        identity["frozen_weights"] = weights_fingerprint(frozen)
     acc = accelerator if accelerator is not None else make_accelerator()
     optimizer = _optimizer(params, s)
     scheduler = make_schedule(optimizer, s.schedule, s.warmup_steps, s.max_steps)
     prepared, optimizer = acc.prepare(model, optimizer)  # the scheduler is stepped by hand, once per step
     optimizer.zero_grad(set_to_none=True)  # gradients left on the model by earlier work do not leak into step 1
-    identity = dict(identity or {})
     run = _Run(s, acc, prepared, loss_fn, weight, params, optimizer, scheduler,
                {"step": 0, "examples_seen": 0, "history": [], **identity})
     resumed_from = _resume(run, identity)
