@@ -147,12 +147,167 @@ def test_nnsight_gives_the_same_patching(tiny_lm, where):
     (lambda lm: interp.ablation_edits(lm, [(0, 9)]), "head=9 is out of range"),
     (lambda lm: interp.ablation_edits(lm, [(5, 0)]), "layer=5 is out of range"),
     (lambda lm: interp.ablation_edits(lm, [(0, 0)], how="mean"), "needs means"),
+    # issue 31, kind 1: pairing by index, and positions past the model's context (the tiny model has 128)
+    (lambda lm: interp.word_activations(lm, [CLEAN] * 4, ["mat"]), "4 texts and 1 words"),
+    (lambda lm: interp.word_activations(lm, ["the cat sat", "the cat " * 70 + "sat"], ["cat", "cat"], batch_size=1),
+     r"texts\[1\] is 141 tokens but the model's context holds 128"),
+    (lambda lm: interp.logit_diff(lm, "the cat " * 70, ANSWER), "is 140 tokens but the model's context holds 128"),
+    (lambda lm: interp.repeated_tokens(lm, seq_len=64), "seq_len=64 must be an integer in \\[2, 63\\]"),
+    (lambda lm: interp.induction_scores(lm, tokens=torch.tensor([[1, 5, 6, 7, 5, 6, 8]])), "differ"),
+    (lambda lm: interp.induction_scores(lm, tokens=torch.tensor([[1, 5, 6, 5, 6, 7]])), "6 columns"),
+    # kind 2 and 6: the checks patch shares with nnsight_patch, all before any forward pass
+    (lambda lm: interp.patch(lm, CLEAN, CORRUPT, ANSWER, FOIL, layers=[]), r"layers=\[\] is empty"),
+    (lambda lm: interp.patch(lm, CLEAN, CORRUPT, ANSWER, FOIL, layers=1), "layers=1 is not a list"),
+    (lambda lm: interp.patch(lm, CLEAN, CORRUPT, ANSWER, FOIL, layers=[True]), "layer=True"),
+    (lambda lm: interp.patch(lm, CLEAN, CLEAN, ANSWER, FOIL), "clean and corrupt prompts are the same 6 tokens"),
+    (lambda lm: interp.patch(lm, CLEAN, CORRUPT, ANSWER, None), "foil=None"),
+    (lambda lm: interp.patch(lm, CLEAN, CORRUPT, ANSWER, FOIL, per_position=1), "per_position=1"),
+    (lambda lm: interp.logit_diff(lm, CLEAN, ANSWER, ANSWER), "same token"),
+    (lambda lm: interp.logit_attribution(lm, CLEAN, ANSWER, ANSWER), "same token"),
+    # kind 5: numbers and tensors
+    (lambda lm: interp.steered_generate(lm, "the cat", torch.ones(32), 0, float("nan"), max_new_tokens=3),
+     "coeff=nan must be a finite number"),
+    (lambda lm: interp.steered_generate(lm, "the cat", torch.ones(32), 0, float("inf"), max_new_tokens=3),
+     "coeff=inf must be a finite number"),
+    (lambda lm: interp.steered_generate(lm, "the cat", torch.ones(32), 0, "4", max_new_tokens=3), "coeff='4'"),
+    (lambda lm: interp.steered_generate(lm, "the cat", torch.ones(32), 0, True, max_new_tokens=3), "coeff=True"),
+    (lambda lm: interp.steered_generate(lm, "the cat", torch.full((32,), float("nan")), 0, 1.0, max_new_tokens=3),
+     "vector holds NaN"),
+    (lambda lm: interp.steered_generate(lm, "the cat", [0.0] * 32, 0, 1.0, max_new_tokens=3), "not a float tensor"),
+    (lambda lm: interp.steered_generate(lm, "the cat", torch.ones(32), 0, 1.0, max_new_tokens=0),
+     "max_new_tokens=0"),
+    (lambda lm: interp.run(lm, torch.tensor([[1, 999]])), r"holds the id 999, outside the vocabulary 0\.\.38"),
+    (lambda lm: interp.run(lm, torch.tensor([[-1, 5]])), "holds the id -1"),
+    (lambda lm: interp.run(lm, torch.tensor([[1.0, 5.0]])), "not integer token ids"),
+    (lambda lm: interp.run(lm, torch.zeros(1, 0, dtype=torch.long)), "no tokens"),
+    (lambda lm: interp.run(lm, lm.encode(CLEAN), {("resid", 0): 3}), "not a function"),
+    (lambda lm: interp.run(lm, lm.encode(CLEAN), [("resid", 0)]), "is not a dict"),
+    (lambda lm: interp.run_with_cache(lm, lm.encode(CLEAN), []), r"points=\[\] records nothing"),
+    (lambda lm: interp.run_with_cache(lm, lm.encode(CLEAN), ("resid", 0)), "not a list of \\(point, layer\\)"),
+    (lambda lm: interp.repeat_losses(lm, torch.tensor([[5]])), "at least two"),
+    (lambda lm: interp.ablation_edits(lm, []), "must be a non-empty list of \\(layer, head\\) pairs"),
+    (lambda lm: interp.ablation_edits(lm, [(0, 1)], how="mean", means={1: torch.zeros(32)}),
+     "means has no \\[32\\] tensor for layer 0"),
+    (lambda lm: interp.random_heads(lm, 0), "k=0 must be an integer in"),
+    (lambda lm: interp.random_heads(lm, 2.5), "k=2.5"),
+    (lambda lm: interp.random_heads(lm, 1, exclude=[0, 1]), "exclude=\\[0, 1\\] must be a list of"),
+    (lambda lm: interp.replace_positions(torch.zeros(6, 32), [(0, [6])]), "position=6 is out of range"),
+    (lambda lm: interp.replace_positions(torch.zeros(6, 32), []), "rows_positions=\\[\\] must be a non-empty"),
+    (lambda lm: interp.replace_heads(torch.zeros(6, 32), [(0, 4)], 8), "head=4 is out of range"),
+    (lambda lm: interp.normalise(0.5, 1.0, 1.0), "clean=1.0 equals corrupted=1.0"),
+    (lambda lm: interp.normalise(0.5, float("nan"), 1.0), "corrupted=nan"),
+    # kind 4: special-token text in an answer, and in probe data
+    (lambda lm: interp.logit_diff(lm, CLEAN, "<|im_end|>"),
+     r"answer='<\|im_end\|>' contains the special token '<\|im_end\|>': an answer is text; .* \(answer=2\)"),
+    (lambda lm: interp.patch(lm, CLEAN, CORRUPT, ANSWER, "<|endoftext|>"), r"\(foil=0\)"),
+    (lambda lm: interp.word_activations(lm, [CLEAN, "the dog ran<|im_end|>"], ["mat", "dog"]),
+     r"texts\[1\]='the dog ran<\|im_end\|>' contains the special token"),
 ])
 def test_bad_input_is_one_line_before_any_forward_pass(tiny_lm, forward_count, call, match):
     with pytest.raises(ValueError, match=match) as err:
         call(tiny_lm)
     assert "\n" not in str(err.value)
     assert not forward_count
+
+
+NNSIGHT_BAD = [
+    dict(clean=CLEAN, corrupt=CORRUPT, answer=ANSWER, foil=ANSWER),
+    dict(clean=CLEAN, corrupt=CLEAN, answer=ANSWER, foil=FOIL),
+    dict(clean=CLEAN, corrupt=CORRUPT, answer=ANSWER, foil=FOIL, layers=[]),
+    dict(clean=CLEAN, corrupt=CORRUPT, answer=ANSWER, foil=FOIL, where="neurons"),
+    dict(clean="the cat sat", corrupt="the big cat sat", answer=ANSWER, foil=FOIL),
+    dict(clean=CLEAN, corrupt=CORRUPT, answer=ANSWER, foil="<|im_end|>"),
+]
+
+
+@pytest.mark.parametrize("kwargs", NNSIGHT_BAD, ids=["same-answer", "same-prompt", "no-layers", "where", "lengths",
+                                                     "special"])
+def test_nnsight_patch_refuses_what_patch_refuses_with_the_same_message(tiny_lm, forward_count, kwargs):
+    """One validation (check_patch) for both: before, nnsight_patch returned all-NaN for answer == foil."""
+    pytest.importorskip("nnsight")
+    from lmkit.interp.crosscheck import nnsight_patch
+
+    with pytest.raises(ValueError) as ours:
+        interp.patch(tiny_lm, **kwargs)
+    with pytest.raises(ValueError) as theirs:
+        nnsight_patch(tiny_lm, **kwargs)
+    assert str(theirs.value) == str(ours.value) and "\n" not in str(ours.value)
+    assert not forward_count
+
+
+def test_runs_that_agree_are_refused_by_both_before_the_patched_runs(tiny_lm):
+    """With every attention and MLP output zeroed, the last position's logits depend on the last token alone, so two
+    prompts that end alike give the same logit difference: normalising would divide by zero (NaN before)."""
+    import copy
+
+    lm = copy.copy(tiny_lm)
+    lm.model = copy.deepcopy(tiny_lm.model)
+    with torch.no_grad():
+        for block in lm.model.model.layers:
+            block.self_attn.o_proj.weight.zero_()
+            block.mlp.down_proj.weight.zero_()
+    assert interp.logit_diff(lm, CLEAN, ANSWER, FOIL) == interp.logit_diff(lm, CORRUPT, ANSWER, FOIL)
+    calls = []
+    lm.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    with pytest.raises(ValueError, match="give the same logit difference"):
+        interp.patch(lm, CLEAN, CORRUPT, ANSWER, FOIL)
+    assert len(calls) == 2                                       # the clean and the corrupted run, no patched one
+    pytest.importorskip("nnsight")
+    from lmkit.interp.crosscheck import nnsight_patch
+
+    with pytest.raises(ValueError, match="give the same logit difference"):
+        nnsight_patch(lm, CLEAN, CORRUPT, ANSWER, FOIL)
+
+
+def test_nnsight_patch_refuses_a_wrapper_of_another_model(tiny_lm, forward_count):
+    pytest.importorskip("nnsight")
+    from lmkit.interp.crosscheck import nnsight_model, nnsight_patch
+    from conftest import make_model
+
+    import copy
+
+    other = copy.copy(tiny_lm)
+    other.model = make_model(tiny_lm.model.config.vocab_size, seed=1)
+    with pytest.raises(ValueError, match="does not wrap lm.model"):
+        nnsight_patch(tiny_lm, CLEAN, CORRUPT, ANSWER, FOIL, model=nnsight_model(other))
+    assert not forward_count
+
+
+def test_a_special_token_is_asked_for_by_id(tiny_lm):
+    eos = tiny_lm.tokenizer.eos_token_id
+    assert interp.answer_id(tiny_lm, eos) == eos
+    last = last_logits(tiny_lm, CLEAN)
+    assert interp.logit_diff(tiny_lm, CLEAN, eos, ANSWER) == pytest.approx(
+        (last[eos] - last[interp.answer_id(tiny_lm, ANSWER)]).item(), abs=1e-5)
+
+
+def test_plots_refuse_labels_that_do_not_fit(tiny_lm):
+    n = tiny_lm.model.config.num_hidden_layers
+    with pytest.raises(ValueError, match=r"result is \(2, 6\) but there are 2 row labels and 5 column labels"):
+        interp.plot_patching(torch.zeros(n, 6), range(n), list("abcde"))
+    with pytest.raises(ValueError, match="pass a \\[rows, columns\\] tensor"):
+        interp.plot_patching(torch.zeros(n), range(n), ["all"])
+    s = interp.logit_attribution(tiny_lm, CLEAN, ANSWER, FOIL)
+    with pytest.raises(ValueError, match="series has no 'L2H0'"):
+        interp.plot_attribution(s, n + 1, 4)
+    with pytest.raises(ValueError, match="curve 'task' has 3 values but layers has 2"):
+        interp.plot_probes({"task": [0.5, 0.6, 0.7]}, layers=[0, 1])
+    with pytest.raises(ValueError, match="curves=\\{\\} must be a non-empty dict"):
+        interp.plot_probes({})
+
+
+def test_probe_inputs_are_checked():
+    feats = torch.zeros(2, 4, 3)
+    with pytest.raises(ValueError, match="train has dtype int64, not booleans"):
+        interp.probe_accuracy(feats, [0, 1, 0, 1], np.array([1, 1, 0, 0]))
+    with pytest.raises(ValueError, match="the training rows all have the label 0"):
+        interp.probe_accuracy(feats, [0, 0, 1, 1], np.array([True, True, False, False]))
+    with pytest.raises(ValueError, match="features hold NaN"):
+        interp.probe_accuracy(torch.full((2, 4, 3), float("nan")), [0, 1, 0, 1], np.array([True, True, False, False]))
+    with pytest.raises(ValueError, match="c=nan"):
+        interp.probe_accuracy(feats, [0, 1, 0, 1], np.array([True, True, False, False]), c=float("nan"))
+    with pytest.raises(ValueError, match="types must be a non-empty list of word types"):
+        interp.control_labels([])
 
 
 def test_steer_refuses_a_vector_of_the_wrong_width(tiny_lm):

@@ -51,7 +51,8 @@ def check_repeated(lm, tokens) -> torch.Tensor:
         checks.fail(f"tokens has {t} columns, not 1 + 2·seq_len with seq_len >= 2: {fix}")
     s = (t - 1) // 2
     if not torch.equal(ids[:, 1:1 + s], ids[:, 1 + s:]):
-        checks.fail(f"tokens[:, 1:{1 + s}] and tokens[:, {1 + s}:] differ: the second half must repeat the first; {fix}")
+        checks.fail(f"tokens[:, 1:{1 + s}] and tokens[:, {1 + s}:] differ: the second half must repeat the first; "
+                    f"{fix}")
     return ids
 
 

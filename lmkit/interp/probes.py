@@ -111,8 +111,8 @@ def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, see
     if train.all() or not train.any():
         raise ValueError("train selects all rows or none: keep some rows for the test set and some for training")
     if len(np.unique(y[train])) < 2:
-        checks.fail(f"the training rows all have the label {y[train][0]!r}: a probe needs at least two classes to "
-                    "learn from")
+        checks.fail(f"the training rows all have the label {y[train].tolist()[0]!r}: a probe needs at least two "
+                    "classes to learn from")
     acc = []
     for x in features.numpy():
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
