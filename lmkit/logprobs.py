@@ -130,7 +130,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
         comp = comp + [tokenizer.eos_token_id]
     if max_length is not None:
         room = max(max_length - len(comp), 0)
-        ctx = ctx[len(ctx) - room:] if room else []
+        ctx = ctx[max(len(ctx) - room, 0):] if room else []  # a negative start would cut a prompt that fits
         comp = comp[:max_length - len(ctx)]
     return ctx, comp
 

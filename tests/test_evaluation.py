@@ -237,3 +237,103 @@ def test_lm_eval_harness_gives_the_same_acc_and_acc_norm(real_lm, monkeypatch):
     assert theirs["n"] == n
     assert round(ours["acc"], 4) == round(theirs["acc"], 4)
     assert round(ours["acc_norm"], 4) == round(theirs["acc_norm"], 4)
+
+
+# ----------------------------------------------------------------------------------------------- issue 31
+@pytest.fixture
+def no_forward(tiny_lm, monkeypatch):
+    """The tiny model, whose forward pass and generate fail the test if they are called."""
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **k: pytest.fail("the model ran"))
+    monkeypatch.setattr(tiny_lm.model, "generate", lambda *a, **k: pytest.fail("the model generated"))
+    return tiny_lm
+
+
+def test_a_pair_past_the_context_is_refused_before_any_work(no_forward):
+    limit = no_forward.model.config.max_position_embeddings
+    with pytest.raises(ValueError, match=f"^pair 1 is {limit + 1} tokens but the model reads at most {limit}") as err:
+        ev.loglikelihoods(no_forward, [("the cat", " sat"), ("the " * limit, " cat")])
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("pairs, message", [("the cat", "pairs='the cat' must be a non-empty list of"),
+                                            ([("the cat",)], r"pairs\[0\]=\('the cat',\) is not"),
+                                            ([("the", 3)], "is not a"), ([], "must be a non-empty list")])
+def test_loglikelihoods_refuse_what_is_not_a_list_of_pairs(no_forward, pairs, message):
+    with pytest.raises(ev.ItemError, match=message):
+        ev.loglikelihoods(no_forward, pairs)
+
+
+def test_a_special_token_written_in_an_item_is_scored_as_text(tiny_lm):
+    tok = tiny_lm.tokenizer
+    (ll, n, _), = ev.loglikelihoods(tiny_lm, [("the cat", " sat<|im_end|>")])
+    # the word-level tokenizer reads "<|", "im_end", "|>" as three unknown words: four tokens, no end of turn
+    ctx, comp = tok("the cat").input_ids, tok("sat").input_ids + [tok.unk_token_id] * 3
+    with torch.no_grad():
+        logp = F.log_softmax(tiny_lm.model(torch.tensor([ctx + comp])).logits[0].float(), dim=-1)
+    assert n == 4 and ll == pytest.approx(sum(logp[len(ctx) - 1 + i, t].item() for i, t in enumerate(comp)), abs=1e-4)
+
+
+def test_letter_choice_refuses_nine_choices_and_chat_control_tokens_before_any_work(no_forward):
+    nine = {"question": "the cat", "choices": [f" {w}" for w in "one two three four five dog cat mat red".split()],
+            "answer": 0}
+    for call in (lambda: ev.letter_choice(no_forward, [ITEMS[0], nine]), lambda: ev.letter_prompt(nine)):
+        with pytest.raises(ev.ItemError, match="has 9 choices but letters go up to 8 .*multiple_choice") as err:
+            call()
+        assert "\n" not in str(err.value)
+    marked = {**ITEMS[0], "question": "the cat<|im_end|><|im_start|>assistant"}
+    with pytest.raises(ev.ItemError, match=r"item 0 writes the special token '<\|im_start\|>'.*chat=False"):
+        ev.letter_choice(no_forward, [marked])
+
+
+def test_letter_choice_without_chat_reads_special_tokens_as_text(tiny_lm, monkeypatch):
+    seen = []
+
+    def generate(input_ids, **kwargs):
+        seen.append(input_ids)
+        return input_ids
+    monkeypatch.setattr(tiny_lm.model, "generate", generate)
+    ev.letter_choice(tiny_lm, [{**ITEMS[0], "question": "the cat<|im_end|>"}], chat=False)
+    specials = set(tiny_lm.tokenizer.all_special_ids) - {tiny_lm.tokenizer.unk_token_id}
+    assert seen and not specials & set(seen[0].flatten().tolist())
+
+
+@pytest.mark.parametrize("probs, answers, n_bins, message", [
+    ([[0.2, 0.8]], [1], 0, "n_bins=0 must be an integer >= 1"),
+    ([[0.2, 0.8], [0.5, 0.5]], [1], 10, "got 2 probability rows and 1 answers"),
+    ([], [], 10, "got 0 probability rows"),
+    ([[float("nan"), 1.0]], [1], 10, r"probs\[0\]=\[nan, 1.0\] is not a probability row"),
+    ([[0.7, 0.7]], [1], 10, "is not a probability row"),
+    ([[0.2, 0.8]], [2], 10, r"answers\[0\]=2 is out of range: item 0 has 2 choices"),
+])
+def test_calibration_refuses_bad_input_in_one_line(probs, answers, n_bins, message):
+    with pytest.raises(ValueError, match=message) as err:
+        ev.calibration(probs, answers, n_bins=n_bins)
+    assert "\n" not in str(err.value)
+
+
+def test_a_bias_pair_whose_group_word_ends_the_sentence_is_scored(tiny_lm):
+    pairs = [{"sent_more": "they saw the cat", "sent_less": "they saw the dog"},
+             {"sent_more": "he ran to the house", "sent_less": "she ran to the house"},
+             {"sent_more": "they saw the cat.", "sent_less": "they saw the dog."}]
+    res = ev.bias_pairs(tiny_lm, pairs)
+    bos = tiny_lm.tokenizer.bos_token
+    assert res["full_more"][0] == pytest.approx(direct_loglikelihood(tiny_lm, bos, " they saw the cat"), abs=1e-4)
+    assert res["after_more"][0] is None and res["after_less"][0] is None  # nothing is shared after "cat"/"dog"
+    # "cat." / "dog.": the full stop is shared text after the group word, scored like the words of pair 1
+    assert res["after_more"][2] == pytest.approx(direct_loglikelihood(tiny_lm, "they saw the cat", "."), abs=1e-4)
+    assert res["after_less"][2] == pytest.approx(direct_loglikelihood(tiny_lm, "they saw the dog", "."), abs=1e-4)
+    assert res["n"] == 3 and res["n_after"] == 2
+    wins = [m > l for m, l in zip(res["after_more"][1:], res["after_less"][1:])]
+    assert res["pct_stereotype_after"] == sum(wins) / 2
+    assert res["pct_stereotype"] == sum(m > l for m, l in zip(res["full_more"], res["full_less"])) / 3
+    alone = ev.bias_pairs(tiny_lm, pairs[:1])
+    assert alone["pct_stereotype_after"] is None and alone["pct_stereotype_after_ci"] is None
+
+
+def test_other_arguments_are_checked_before_any_work():
+    with pytest.raises(ValueError, match="limit=0 must be an integer >= 1"):
+        ev.run_harness(limit=0)
+    with pytest.raises(ValueError, match="batch_size=-1 must be an integer >= 1"):
+        ev.run_harness(batch_size=-1)
+    with pytest.raises(ValueError, match="key='acc' is not one of 'correct'"):
+        ev.by_category({"category": ["x"], "correct": [True]}, key="acc")

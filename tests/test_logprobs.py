@@ -228,3 +228,50 @@ def test_pair_logprobs_refuse_bad_input_before_any_work(pairs, kwargs, message):
     with pytest.raises(checks.CheckError, match=message) as err:
         lp.pair_logprobs(NoModel(), pairs, 0, **kwargs)
     assert "\n" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------------------------- issue 31
+def test_a_special_token_written_in_a_completion_is_read_as_text(bpe):
+    """"<eos>" typed into a completion is those five characters, not the end-of-text token (TRL #4481's kind)."""
+    assert lp.special_tokens_in(bpe, " mat<eos>") == ["<eos>"] and lp.special_tokens_in(bpe, " mat") == []
+    for rule in lp.RULES:
+        ctx, comp = lp.encode_completion(bpe, "the cat sat on the", " mat<eos>", rule=rule)
+        assert bpe.eos_token_id not in comp and bpe.decode(comp) == " mat<eos>"
+    # the context of the "apart" rule is the caller's prompt (a chat template): its special tokens stay tokens
+    ctx, _ = lp.encode_completion(bpe, "<bos>the cat", " sat", rule="apart")
+    assert ctx[0] == bpe.bos_token_id
+    with pytest.raises(checks.CheckError, match=r"writes the special token '<eos>' as text: eos=True") as err:
+        lp.encode_completion(bpe, "the cat", " mat<eos>", rule="apart", eos=True)
+    assert "\n" not in str(err.value)
+
+
+def test_a_pair_past_the_models_context_is_refused_before_any_work(tiny_lm, monkeypatch):
+    limit = tiny_lm.model.config.max_position_embeddings  # 128 positions
+    assert lp.context_length(tiny_lm.model) == lp.context_length(tiny_lm) == limit
+    the, cat = tiny_lm.tokenizer.convert_tokens_to_ids(["the", "cat"])
+    fits = ([the] * (limit - 2), [cat, cat])  # exactly the context: scored as one plain pass scores it
+    got = lp.pair_logprobs(tiny_lm.model, [fits], tiny_lm.tokenizer, progress=False)
+    assert got.logprob.tolist() == pytest.approx([plain_logprob(tiny_lm.model, *fits)], abs=1e-4)
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **k: pytest.fail("the model ran"))
+    long = ([the] * (limit - 1), [cat, cat])
+    with pytest.raises(checks.CheckError, match=f"^pair 1 is {limit + 1} tokens but the model reads at most "
+                                                f"{limit}: shorten its context") as err:
+        lp.pair_logprobs(tiny_lm.model, [fits, long], tiny_lm.tokenizer, progress=False)
+    assert "\n" not in str(err.value)
+    batch = lp.pad([lp.labelled_example(*long)], tiny_lm.tokenizer)
+    with pytest.raises(checks.CheckError, match=f"the batch reaches {limit + 1} positions but the model reads at "
+                                                f"most {limit}"):
+        lp.completion_logprobs(tiny_lm.model, batch)
+
+
+def test_max_length_cuts_only_what_does_not_fit(bpe):
+    """A prompt that fits is kept whole, even when the room left is less than twice its length (a negative slice
+    start once cut it to its last ``room - len(prompt)`` tokens)."""
+    prompt, answer = ids(bpe, "the cat sat on the mat . the dog ran"), ids(bpe, " to the house")
+    room = len(prompt) + len(answer) + 2
+    assert room < 2 * len(prompt)
+    assert lp.encode_completion(bpe, "the cat sat on the mat . the dog ran", " to the house", rule="apart",
+                                max_length=room) == (prompt, answer)
+    ctx, comp = lp.encode_completion(bpe, "the cat sat on the mat . the dog ran", " to the house", rule="apart",
+                                     max_length=len(answer) + 3)
+    assert ctx == prompt[-3:] and comp == answer

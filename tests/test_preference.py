@@ -196,3 +196,71 @@ def test_dpo_loss_equals_trl_dpo_trainer(tmp_path):
     assert loss.item() == pytest.approx(trl_loss, abs=1e-5)
     assert (r_c - r_r).mean().item() == pytest.approx(trainer._metrics["eval"]["rewards/margins"][-1], abs=1e-5)
     assert trl_loss != pytest.approx(math.log(2), abs=1e-3)  # two different models: a real, non-trivial batch
+
+
+# ----------------------------------------------------------------------------------------------- issue 31
+@pytest.fixture
+def no_forward(tiny_lm, monkeypatch):
+    monkeypatch.setattr(tiny_lm.model, "forward", lambda *a, **k: pytest.fail("the model ran"))
+    return tiny_lm
+
+
+def test_a_reference_cache_records_its_source_and_a_mismatch_is_refused(tiny_lm, monkeypatch):
+    import copy
+
+    common = dict(beta=0.2, max_steps=2, batch_size=2, lr=3e-3, warmup_steps=0, eval_every=0, progress=False)
+    cache: dict = {}
+    first = pf.train(tiny_lm, PAIRS, reference_cache=cache, **common)
+    assert first.history[0]["train_loss"] == pytest.approx(math.log(2), abs=1e-5)  # the policy starts as the reference
+    assert cache and all(isinstance(v, pf.Reference) and v.source.startswith("sha256:") for v in cache.values())
+    changed = copy.deepcopy(tiny_lm)
+    with torch.no_grad():
+        next(changed.model.parameters())[0, 0] += 1.0
+    monkeypatch.setattr(torch.nn.Module, "__call__", lambda *a, **k: pytest.fail("the model ran"))
+    for lm, pairs, kwargs, message in [
+            (tiny_lm, PAIRS, {"reference_cache": {0: (0.0, 0.0)}}, r"reference_cache\[0\]=\(0.0, 0.0\) does not record"),
+            (tiny_lm, PAIRS, {"reference_cache": {"0": first}}, "has the key '0', not an index of the 4 train_pairs"),
+            (tiny_lm, PAIRS[::-1], {"reference_cache": cache}, "computed from another model, pair or max_length"),
+            (tiny_lm, PAIRS, {"reference_cache": cache, "max_length": 8}, "another model, pair or max_length"),
+            (changed, PAIRS, {"reference_cache": cache}, "another model, pair or max_length")]:
+        with pytest.raises(ValueError, match=message) as err:
+            pf.train(lm, pairs, **{**common, **kwargs})
+        assert "\n" not in str(err.value)
+
+
+def test_resume_refuses_a_checkpoint_of_other_pairs_or_settings(tiny_lm, tmp_path, monkeypatch):
+    common = dict(beta=0.3, batch_size=2, lr=3e-3, warmup_steps=0, eval_every=0, progress=False)
+    pf.train(tiny_lm, PAIRS, max_steps=2, output_dir=tmp_path, save_every=2, **common)
+    monkeypatch.setattr(torch.nn.Module, "__call__", lambda *a, **k: pytest.fail("the model ran"))
+    for pairs, kwargs, name in [(PAIRS[::-1], {}, "data"), (PAIRS, {"max_length": 12}, "max_length"),
+                                (PAIRS, {"lora_r": 4}, "lora_r")]:
+        with pytest.raises(ValueError, match=f"is from a run with (.*, )?{name}=") as err:
+            pf.train(tiny_lm, pairs, max_steps=4, output_dir=tmp_path, resume=True, **{**common, **kwargs})
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("pairs, kwargs, message", [
+    ([{**PAIRS[0], "chosen": "it ran .<|im_end|>"}], {}, r"train_pairs\[0\]\['chosen'\] writes the special token "
+                                                          r"'<\|im_end\|>' as text"),
+    ([{**PAIRS[0], "prompt": "<|im_start|>system"}], {}, r"\['prompt'\] writes the special token"),
+    ([{"prompt": "a", "chosen": "b"}], {}, r"train_pairs\[0\] needs 'rejected' as non-empty strings"),
+    ([{**PAIRS[0], "rejected": "it ran ."}], {}, "are the same text"),
+    ([{**PAIRS[0], "prompt": "the " * 200}], {"max_length": 256}, r"train_pairs: pair 0 is \d+ tokens but the model "
+                                                                   "reads at most 128: pass max_length <="),
+    (PAIRS, {"val_pairs": [{"prompt": "a"}]}, r"val_pairs\[0\] needs 'chosen', 'rejected'"),
+    (PAIRS, {"seed": 2**40}, "seed=1099511627776 must be an integer from 0 to 2"),
+    (PAIRS, {"plot": "yes"}, "plot='yes' must be True or False"),
+])
+def test_bad_pairs_and_settings_are_refused_before_any_work(no_forward, pairs, kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        pf.train(no_forward, pairs, max_steps=1, batch_size=1, progress=False, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_encoded_pairs_get_one_end_of_turn_and_load_split_checks_limit(tiny_lm):
+    (chosen, _), = pf.encode_pairs(tiny_lm.tokenizer, PAIRS[:1])
+    assert chosen["labels"].count(tiny_lm.tokenizer.eos_token_id) == 1
+    with pytest.raises(DataError, match="limit=-1 must be an integer >= 1"):
+        pf.load_split("train", limit=-1)
+    with pytest.raises(ValueError, match="got no encoded pairs"):
+        pf.pair_logps(tiny_lm.model, tiny_lm.tokenizer, [])

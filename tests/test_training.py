@@ -316,3 +316,24 @@ def test_distill_losses_are_the_loops_history():
     losses = cp.distill(student, teacher, ids, steps=3, block_size=8, batch_size=2, alpha=0.5, progress=False)
     assert len(losses) == 3 and all(math.isfinite(x) and x > 0 for x in losses)
     assert not student.training and student.get_input_embeddings().weight.requires_grad
+
+
+def test_a_checkpoint_on_other_frozen_weights_is_refused(tmp_path):
+    """A checkpoint holds only the trainable weights (a LoRA run's adapters): resumed on another frozen base, the
+    run would continue on a model it never trained."""
+    def half_frozen(seed: int = 0) -> Toy:
+        model = toy(seed)
+        model.lin.bias.requires_grad_(False)
+        return model
+
+    fit(half_frozen(), mse, batch_of, settings(max_steps=2, output_dir=tmp_path, save_every=2), identity={"seed": 0})
+    same = fit(half_frozen(), mse, batch_of, settings(max_steps=3, output_dir=tmp_path, resume=True),
+               identity={"seed": 0})
+    assert same.resumed_from == 2
+    other = half_frozen()
+    with torch.no_grad():
+        other.lin.bias += 1.0
+    with pytest.raises(ValueError, match=r"is from a run with frozen_weights='sha256:[0-9a-f]{16}' \(this run: "
+                                         r"frozen_weights='sha256:") as err:
+        fit(other, mse, batch_of, settings(max_steps=4, output_dir=tmp_path, resume=True), identity={"seed": 0})
+    assert "\n" not in str(err.value)
