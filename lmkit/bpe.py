@@ -63,7 +63,8 @@ def _compile(pattern):
     try:
         return regex.compile(pattern)
     except regex.error as e:
-        checks.fail(f"pattern={checks.show(pattern, 60)} is not a regular expression ({e}): pass one such as GPT2_SPLIT")
+        checks.fail(f"pattern={checks.show(pattern, 60)} is not a regular expression ({e}): pass one such as "
+                    "GPT2_SPLIT")
 
 
 def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
