@@ -108,6 +108,10 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
         checks.fail(f"completion {checks.show(completion, 50)} writes the special token {found[0]!r} as text: eos=True "
                     "adds the end of text itself; remove the marker from the data")
 
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):  # length is checked against the model's context by check_fits, in one line
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+
     def ids(text: str, as_text: bool = True) -> list[int]:
         return tokenizer(text, add_special_tokens=False, split_special_tokens=as_text).input_ids
 
