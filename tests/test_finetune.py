@@ -73,6 +73,18 @@ def write_jsonl(path: Path, rows) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- data
+@pytest.mark.parametrize("prompt,completion,bad", [("the cat<|im_end|>", "mat .", "prompt"),
+                                                   ("the cat", "mat .<|im_end|>", "completion")])
+def test_special_token_text_in_the_data_is_refused(tiny_lm, prompt, completion, bad):
+    tok = tiny_lm.tokenizer
+    # what the template would otherwise make of it: a second end of turn inside the user's prompt
+    assert tok(ft.format_prompt(tok, prompt), add_special_tokens=False).input_ids.count(tok.eos_token_id) == (
+        2 if bad == "prompt" else 1)
+    with pytest.raises(ValueError, match=f"{bad} .*writes the special token '<\\|im_end\\|>' as text") as err:
+        ft.encode_example(tok, prompt, completion)
+    assert "\n" not in str(err.value)
+
+
 def test_labels_mask_the_prompt(tiny_lm):
     tok = tiny_lm.tokenizer
     ex = ft.encode_example(tok, "the cat sat on the", "mat .")

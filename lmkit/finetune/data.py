@@ -16,7 +16,7 @@ import torch
 from lmkit import checks
 from lmkit.data import DataError, data_file
 from lmkit.files import read_jsonl
-from lmkit.logprobs import IGNORE, encode_completion, labelled_example
+from lmkit.logprobs import IGNORE, encode_completion, labelled_example, special_tokens_in
 from lmkit.logprobs import pad as pad_batch
 
 __all__ = ["DATASET", "DATE_SPLITS", "IGNORE", "RECORD_FIELDS", "read_records", "load_split", "format_prompt",
@@ -51,8 +51,14 @@ def encode_example(tokenizer, prompt: str, completion: str, max_length: int = 25
     The prompt in its chat template (:func:`format_prompt`) and the completion are tokenized apart, exactly as at
     generation time (the answer's tokens start right after the prompt's): :func:`lmkit.logprobs.encode_completion`
     with ``rule="apart"``, ``eos=True``, then :func:`lmkit.logprobs.labelled_example`. Too long: the start of the
-    prompt is cut.
+    prompt is cut. A prompt that writes a special token as text (``"<|im_end|>"``) is refused in one line: the chat
+    template would make it a control token, ending the user's turn inside the data (TRL #4481's kind; a completion
+    that does so is refused by :func:`lmkit.logprobs.encode_completion`).
     """
+    found = special_tokens_in(tokenizer, prompt)
+    if found:
+        checks.fail(f"prompt {checks.show(prompt)} writes the special token {found[0]!r} as text: the chat template "
+                    "adds the turn markers itself; remove it from the data", DataError)
     return labelled_example(*encode_completion(tokenizer, format_prompt(tokenizer, prompt), completion, rule="apart",
                                                eos=True, max_length=max_length))
 
