@@ -438,3 +438,14 @@ def test_loss_plot_marks_the_best_step_in_its_legend_and_ticks_whole_steps():
     ticks = [t for t in ax.get_xticks() if 0 <= t <= 20]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
     plt.close(ax.figure)
+
+
+def test_resume_on_other_data_is_refused_before_any_step(tiny_folder, tmp_path):
+    out = str(tmp_path / "run")
+    ft.train(tiny_cfg(tiny_folder, output_dir=out, max_steps=2, save_every=1, eval_every=0))
+    other = [dict(r, completion=r["completion"] + " .") for r in RECORDS]  # one more token in every answer
+    with pytest.raises(ValueError, match=r"data='sha256:[0-9a-f]+'.*resume with the same settings, data and model"):
+        ft.train(tiny_cfg(tiny_folder, train_data=other, output_dir=out, max_steps=4, save_every=1, eval_every=0,
+                          resume=True))
+    resumed = ft.train(tiny_cfg(tiny_folder, output_dir=out, max_steps=4, save_every=1, eval_every=0, resume=True))
+    assert [h["step"] for h in resumed.history][-2:] == [3, 4]  # the same data resumes

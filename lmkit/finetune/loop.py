@@ -20,7 +20,7 @@ from lmkit.finetune.loss import evaluate_loss, forward_nll
 from lmkit.finetune.plots import LivePlot
 from lmkit.logprobs import labelled_positions, pad_id
 from lmkit.profile.memory import PeakMemory
-from lmkit.training import FitSettings, fit, make_accelerator, make_schedule, write_json
+from lmkit.training import FitSettings, fingerprint, fit, make_accelerator, make_schedule, write_json
 
 __all__ = ["FinetuneResult", "Result", "make_schedule", "train"]
 
@@ -133,7 +133,8 @@ def train(config=None, *, plot: bool = False, **overrides) -> FinetuneResult:
     title = f"{'LoRA' if cfg.method == 'lora' else 'full'} fine-tuning: loss"
     memory = PeakMemory(accelerator.device, release=True)
     run = fit(model, _nll, micro_batches, _settings(cfg), evaluate=validation if val_ex else None,
-              weight=_label_tokens, accelerator=accelerator, identity={"seed": cfg.seed, "method": cfg.method},
+              weight=_label_tokens, accelerator=accelerator,
+              identity={"seed": cfg.seed, "method": cfg.method, "data": fingerprint(train_ex)},
               examples_per_step=per_step, live_plot=(lambda: LivePlot(title)) if plot else None, watch=memory)
     lm.model = run.model
     result = FinetuneResult(lm=lm, config=cfg, history=run.history, trainable_params=trainable, total_params=total,
