@@ -179,6 +179,23 @@ def test_grammar_processor_through_model_generate_gives_lmkit_tokens(byte_lm, co
     assert valid(text, NESTED) if "json_schema" in constraint else re.fullmatch(constraint["regex"], text)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grammar_processor_samples_like_lmkit_through_model_generate(byte_lm, seed):
+    from transformers import LogitsProcessorList
+
+    settings = dict(do_sample=True, temperature=1.3, top_k=20, top_p=0.9, repetition_penalty=1.2, max_new_tokens=300)
+    ids = G.prompt_ids(byte_lm, "the cat")
+    ours = [step.id for step in G.stream(byte_lm, "the cat", json_schema=NESTED, seed=seed, **settings)]
+    proc = C.for_settings(byte_lm, G.check_settings(byte_lm, json_schema=NESTED), ids.shape[1])
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = byte_lm.model.generate(ids, attention_mask=torch.ones_like(ids), **settings,
+                                     logits_processor=LogitsProcessorList([proc]))
+    theirs = out[0, ids.shape[1]:].tolist()
+    assert theirs[:len(ours)] == ours and set(theirs[len(ours):]) <= G.eos_ids(byte_lm)
+    assert valid(byte_lm.tokenizer.decode(ours), NESTED)
+
+
 def test_grammar_processor_follows_a_caller_that_backs_up(byte_lm):
     g = C.Grammar(byte_lm, regex=r"(cat|dog)s?")
     proc = C.GrammarLogitsProcessor(g, prompt_length=2)

@@ -234,11 +234,13 @@ class GrammarLogitsProcessor:
     proposals, then keeps a prefix). The tokens the grammar forbids get ``-inf``; once the output is complete only
     EOS is allowed, so ``model.generate`` stops by itself. :attr:`finished` tells a loop that the output is complete.
 
-    Pass it to ``model.generate(ids, logits_processor=LogitsProcessorList([proc]))``: transformers appends custom
-    processors after its own, so there the mask comes after temperature, top-k and top-p, while
-    :func:`lmkit.decoding.settings.processors` puts it first. Greedy decoding picks the same tokens either way;
-    sampling through ``model.generate`` should switch top-k and top-p off (they could keep only forbidden tokens).
-    One sequence at a time (batch size 1).
+    Pass it to ``model.generate(ids, logits_processor=LogitsProcessorList([proc]))``: transformers (5.23,
+    ``GenerationMixin._get_logits_processor``) puts custom processors after its own plain ones (repetition penalty)
+    and before temperature, top-k, top-p and min-p, so sampling there also draws only allowed tokens.
+    :func:`lmkit.decoding.settings.processors` puts the grammar first of all; a repetition penalty leaves ``-inf`` at
+    ``-inf``, so both orders give the same distribution (``tests/test_constrained.py`` checks greedy and seeded
+    sampling token by token).
+    One sequence at a time (batch size 1: no beams, no batched prompts).
     """
 
     def __init__(self, grammar: Grammar, prompt_length: int):
