@@ -277,3 +277,15 @@ def test_open_objects_and_flexible_whitespace_when_the_schema_asks(byte_lm):
     assert not accepts(byte_lm, OPEN, loose)
     flexible = {"whitespace_flexible": True, "item_separator": ",", "key_separator": ":"}
     assert accepts(byte_lm, dict(OPEN, **{"x-guidance": flexible}), loose)
+
+
+def test_exercise_12_3_wants_a_constrained_generation_not_a_typed_string(byte_lm, monkeypatch):
+    import lmkit
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]}
+    made = G.generate(byte_lm, "the cat", json_schema=schema, max_new_tokens=200)
+    assert made.finish_reason == "grammar" and lmkit.exercises.check("12.3", made, schema=schema)
+    assert not lmkit.exercises.check("12.3", '{"city": "Paris"}', schema=schema)  # valid JSON, typed by hand
+    cut = G.generate(byte_lm, "the cat", json_schema=schema, max_new_tokens=2)
+    assert cut.finish_reason == "length" and not lmkit.exercises.check("12.3", cut, schema=schema)

@@ -28,14 +28,15 @@ def _residual(answer, *, p, q):
 
 
 @exercise("12.3", hint="pass json_schema=schema to lmkit.generate.generate (chat=True, enough max_new_tokens for "
-                       "the whole object); answer with the generated text, which must parse with json.loads and "
-                       "validate against the schema.")
+                       "the whole object); answer with what generate returns: text that parses with json.loads, "
+                       "validates against the schema, and says it ended because the grammar completed "
+                       "(finish_reason == 'grammar'), which a typed string cannot.")
 def _json(answer, *, schema):
     import json
 
     import jsonschema
 
-    if not isinstance(answer, str):
+    if not isinstance(answer, str) or getattr(answer, "finish_reason", None) != "grammar":
         return False
     try:
         jsonschema.validate(json.loads(answer), schema)
