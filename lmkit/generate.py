@@ -99,6 +99,10 @@ class Generation(str):
         self.finish_reason = finish_reason
         return self
 
+    def __getnewargs__(self) -> tuple[str, str]:
+        """What copy and pickle pass back to ``__new__``: the text and the reason."""
+        return str(self), self.finish_reason
+
     @property
     def complete(self) -> bool:
         """True when the model ended the output itself (EOS, or a complete constrained output)."""

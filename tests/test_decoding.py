@@ -92,3 +92,12 @@ def test_text_assembler_holds_back_a_split_character():
         assert asm.complete == ("\ufffd" not in tok.decode(ids[:i + 1]))
     assert "".join(pieces) == tok.decode(ids) == "é猫🐱"
     assert all("\ufffd" not in p for p in pieces) and pieces.count("") >= 2
+
+
+def test_a_generation_copies_and_pickles_with_its_reason():
+    import copy
+    import pickle
+
+    g = G.Generation("hi", "eos")
+    for back in (copy.copy(g), copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert back == "hi" and back.finish_reason == "eos" and back.complete and isinstance(back, G.Generation)
