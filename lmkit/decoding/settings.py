@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from lmkit import checks
+from lmkit.logprobs import special_tokens_in
 
 __all__ = ["SETTINGS", "DEFAULT_MAX_NEW_TOKENS", "SettingsError", "Settings", "check_settings", "check_prompt",
            "check_constraint", "context_length", "context_size", "prompt_ids", "eos_ids", "processors"]
@@ -175,9 +176,11 @@ def check_prompt(prompt, chat: bool = False) -> list[dict] | str:
 def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
     """The ``[1, T]`` ids that generation starts from (notebook 04).
 
-    ``chat=False``: the text as is, no special tokens. ``chat=True``: ``prompt`` (a string, i.e. one user turn,
-    or a list of ``{"role", "content"}`` messages) goes through the tokenizer's chat template, ending with the
-    assistant's turn header. Wrong types raise :class:`SettingsError` (:func:`check_prompt`).
+    ``chat=False``: the text as is (special-token text such as ``"<|im_start|>"`` is read as that token, so a
+    template can be written out by hand), no special tokens added. ``chat=True``: ``prompt`` (a string, i.e. one user
+    turn, or a list of ``{"role", "content"}`` messages) goes through the tokenizer's chat template, ending with the
+    assistant's turn header; a message that writes a special token as text is refused, since the template would make
+    it a control token. Wrong types raise :class:`SettingsError` (:func:`check_prompt`).
     """
     prompt = check_prompt(prompt, chat)
     warned = getattr(lm.tokenizer, "deprecation_warnings", None)
@@ -186,7 +189,13 @@ def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
     if chat:
         if getattr(lm.tokenizer, "chat_template", None) is None:
             checks.fail(f"chat=True, but the tokenizer of {lm.name!r} has no chat template: use chat=False or an "
-                  "instruct model", SettingsError)
+                        "instruct model", SettingsError)
+        for m in prompt:  # the template would turn such text into control tokens: a turn ended inside a message
+            found = special_tokens_in(lm.tokenizer, m["content"])
+            if found:
+                checks.fail(f"a {m['role']} message writes the special token {found[0]!r} as text, which the chat "
+                            "template would read as a control token: remove it, or write the whole template yourself "
+                            "with chat=False", SettingsError)
         text = lm.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         ids = lm.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(lm.device)
     else:
