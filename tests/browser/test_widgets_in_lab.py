@@ -26,6 +26,8 @@ def test_playground_streams_coloured_tokens(lab, page):
     else:
         raise AssertionError(f"generation did not finish: {pg.inner_text()[:500]}")
     coloured = pg.locator(".widget-output span[style*='background']")
+    # the kernel draws the tokens before it writes the status line, but the browser may render the status first
+    expect(coloured.first).to_be_visible(timeout=15_000)
     assert 1 <= coloured.count() <= 12 + 5  # one span per generated token (the prompt may be plain text)
     colours = {coloured.nth(i).get_attribute("style") for i in range(coloured.count())}
     assert len(colours) >= 2, "tokens should be coloured by their probability"
