@@ -572,3 +572,25 @@ def test_peak_memory_release_first_then_measures(tmp_path):
     assert m.release and m.peak >= m.start and m.delta >= 0
     if P.hwm_supported():
         assert m.delta >= 0.75 * block.nbytes
+
+
+# ------------------------------------------------------------ every count and number goes through lmkit.checks
+@pytest.mark.parametrize("bad", [True, 2.7, float("nan")])
+def test_profile_counts_refuse_bools_fractions_and_nan_in_one_line(tiny_lm, bad):
+    cfg = tiny_lm.model.config
+    calls = {
+        "tokens": lambda: P.kv_cache_bytes(cfg, bad),
+        "batch": lambda: P.kv_cache_bytes(cfg, 4, batch=bad),
+        "prompt_tokens": lambda: P.prefill_flops(tiny_lm.model, bad),
+        "repeats": lambda: P.time_fn(lambda: None, repeats=bad),
+        "warmup": lambda: P.time_fn(lambda: None, warmup=bad),
+        "n": lambda: P.matmul_throughput(n=bad),
+        "max_new_tokens": lambda: P.time_generation(tiny_lm, "the cat", max_new_tokens=bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=f"{name}=") as err:
+            call()
+        assert "\n" not in str(err.value)
+    if isinstance(bad, float) and bad != bad:  # NaN is not a percentile either
+        with pytest.raises(ValueError, match="q=nan"):
+            P.percentile([1.0, 2.0], bad)

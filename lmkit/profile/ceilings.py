@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from lmkit import checks
 from lmkit.profile.timing import Timing, time_fn
 
 __all__ = ["memory_bandwidth", "matmul_throughput", "matvec_bandwidth"]
@@ -46,8 +47,8 @@ def matmul_throughput(dtype=torch.float32, *, n: int | None = None, repeats: int
     (bfloat16 without AVX-512 BF16 or AMX) does not take minutes. Returns (the median's FLOP/s, its timing).
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
-    if n is not None and n < 1:
-        raise ValueError(f"n={n}: the matrix size must be at least 1")
+    if n is not None:
+        n = checks.integer("n", n, low=1, fix="the matrix size, such as 1024, or None to sweep sizes")
     best = None
     for size in [n] if n is not None else [2**k for k in range(7, 14) if 2**k <= max_n]:
         a = torch.randn(size, size, device=device).to(dtype)

@@ -138,8 +138,7 @@ def time_generation(lm_or_model, input_ids: torch.Tensor, max_new_tokens: int = 
     Generation runs exactly ``max_new_tokens`` steps (``min_new_tokens`` is set too, so an end-of-text token does
     not cut a timing short). ``memory=True`` also records the peak memory (:class:`PeakMemory`).
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens={max_new_tokens}: generate at least 1 token")
+    checks.integer("max_new_tokens", max_new_tokens, low=1, fix="generate at least 1 token")
     model = as_model(lm_or_model)
     device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
     input_ids = input_ids.to(device)

@@ -13,6 +13,8 @@ import multiprocessing
 import signal
 from typing import Callable
 
+from lmkit import checks
+
 __all__ = ["ChildCrashed", "ChildError", "ChildWorker", "describe_exit"]
 
 
@@ -74,8 +76,9 @@ class ChildWorker:
 
     def __init__(self, factory: Callable, *args, name: str = "child process", timeout: float = 120.0,
                  start_timeout: float = 300.0, hints: dict[int, str] | None = None):
-        if timeout <= 0 or start_timeout <= 0:
-            raise ValueError(f"timeout={timeout}, start_timeout={start_timeout}: use positive numbers of seconds")
+        timeout = checks.real("timeout", timeout, low=0, low_open=True, fix="a positive number of seconds")
+        start_timeout = checks.real("start_timeout", start_timeout, low=0, low_open=True,
+                                    fix="a positive number of seconds")
         self.name, self.timeout, self.hints = name, timeout, hints or {}
         ctx = multiprocessing.get_context("spawn")
         self._conn, child_conn = ctx.Pipe()

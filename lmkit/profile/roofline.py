@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lmkit import checks
 from lmkit.layers import head_dim as _head_dim
 
 __all__ = ["weight_bytes", "kv_cache_bytes", "cache_bytes", "matmul_params", "decode_flops", "prefill_flops",
@@ -46,8 +47,8 @@ def _shape(config) -> tuple[int, int, int, int, int]:
 
 def kv_cache_bytes(config, tokens: int, *, batch: int = 1, dtype=torch.float32) -> int:
     """The KV cache formula: layers × 2 (K and V) × kv_heads × head_dim × tokens × batch × bytes (notebook 05)."""
-    if tokens < 0 or batch < 1:
-        raise ValueError(f"tokens={tokens}, batch={batch}: use tokens >= 0 and batch >= 1")
+    tokens = checks.integer("tokens", tokens, low=0, fix="the tokens the cache holds")
+    batch = checks.integer("batch", batch, low=1, fix="the sequences decoded together")
     layers, _, kv_heads, head_dim, _ = _shape(config)
     return layers * 2 * kv_heads * head_dim * tokens * batch * torch.empty((), dtype=dtype).element_size()
 
@@ -103,8 +104,7 @@ def prefill_flops(model: torch.nn.Module, prompt_tokens: int, *, all_logits: boo
     ``logits_to_keep=1`` (transformers' generation utilities); ``all_logits=True`` counts it for every position, as a
     plain forward pass that returns all logits does. Raises ``ValueError`` for a negative count.
     """
-    if prompt_tokens < 0:
-        raise ValueError(f"prompt_tokens={prompt_tokens}: use a count >= 0")
+    prompt_tokens = checks.integer("prompt_tokens", prompt_tokens, low=0, fix="the prompt's length in tokens")
     head = _head_params(model)
     per_token = decode_flops(model, prompt_tokens // 2) - 2 * head
     return prompt_tokens * per_token + 2 * head * (prompt_tokens if all_logits else min(prompt_tokens, 1))

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from lmkit import checks
 from lmkit.env import show_progress
 
 __all__ = ["sync", "percentile", "Timing", "format_seconds", "check_counts", "time_fn", "interleave"]
@@ -33,8 +34,7 @@ def percentile(values: Iterable[float], q: float) -> float:
     xs = np.asarray(list(values), dtype=float)
     if not xs.size:
         raise ValueError("percentile of no values: time at least one repeat")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q={q} is not a percentile: use a number between 0 and 100")
+    q = checks.real("q", q, low=0, high=100, fix="a percentile, such as 50 for the median")
     return float(np.percentile(xs, q))
 
 
@@ -83,10 +83,8 @@ def format_seconds(seconds: float) -> str:
 
 def check_counts(repeats: int, warmup: int) -> None:
     """One-line errors for a repeat count below 1 or a negative warm-up count."""
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats}: time at least 1 repeat")
-    if warmup < 0:
-        raise ValueError(f"warmup={warmup} is negative: use 0 or more warm-up calls")
+    checks.integer("repeats", repeats, low=1, fix="time at least 1 repeat")
+    checks.integer("warmup", warmup, low=0, fix="use 0 or more warm-up calls")
 
 
 def time_fn(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, device=None, label: str = "") -> Timing:
