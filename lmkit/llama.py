@@ -3,7 +3,7 @@
 RMSNorm instead of LayerNorm, RoPE instead of added positions, grouped-query attention, a SwiGLU feed-forward, no
 biases, a tied head. Parameter names follow transformers' ``LlamaForCausalLM``, so its state dict loads as it is.
 Notebook 13 writes the same classes in its cells, with the same names (``RMSNorm``, ``Attention``, ``MLP``, ``Block``,
-``SmolLM``), and asserts they agree; the tests use this copy
+``SmolLM2``), and asserts they agree; the tests use this copy
 (tests/test_smollm2_scratch.py: logits equal to transformers' on a tiny random config and on the real model).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from lmkit import checks
 from lmkit.layers import apply_rotary, head_dim, rms_norm, rope_base, rope_cos_sin
 
-__all__ = ["llama_inv_freq", "RMSNorm", "Attention", "MLP", "Block", "SmolLM", "greedy", "Llama",
+__all__ = ["llama_inv_freq", "RMSNorm", "Attention", "MLP", "Block", "SmolLM2", "greedy", "Llama",
            "GroupedQueryAttention", "SwiGLU", "LlamaBlock"]
 
 
@@ -99,8 +99,8 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class SmolLM(nn.Module):
-    """SmolLM2's architecture from scratch; ``SmolLM(config)(ids [B, T]) -> logits [B, T, vocab]`` (notebook 13).
+class SmolLM2(nn.Module):
+    """SmolLM2's architecture from scratch; ``SmolLM2(config)(ids [B, T]) -> logits [B, T, vocab]`` (notebook 13).
 
     ``config`` is a transformers ``LlamaConfig`` (default RoPE only: :func:`lmkit.layers.rope_base` refuses scaled
     types; no attention or MLP biases). The head is tied to the embedding when ``tie_word_embeddings`` is set.
@@ -127,7 +127,7 @@ class SmolLM(nn.Module):
         head = self.embed_tokens.weight if self.tied else self.lm_head.weight
         return self.norm(x) @ head.T
 
-    def load_hf_state_dict(self, state_dict: dict) -> "SmolLM":
+    def load_hf_state_dict(self, state_dict: dict) -> "SmolLM2":
         """Copy a transformers ``LlamaForCausalLM`` state dict in (names without ``model.``; a tied ``lm_head``
         dropped); a missing or unexpected tensor raises (notebook 13)."""
         ours = {k.removeprefix("model."): v for k, v in state_dict.items()
@@ -136,7 +136,7 @@ class SmolLM(nn.Module):
         return self
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> "SmolLM":
+    def from_folder(cls, folder: str | os.PathLike) -> "SmolLM2":
         """A Llama with the config and safetensors weights of a transformers model folder, e.g.
         :func:`lmkit.models.bundled_cache_dir` (notebook 13)."""
         from safetensors.torch import load_file
@@ -167,4 +167,4 @@ def greedy(model: nn.Module, ids: torch.Tensor, max_new_tokens: int) -> torch.Te
 
 
 # The names these classes had before they were named as notebook 13's cells name them.
-Llama, GroupedQueryAttention, SwiGLU, LlamaBlock = SmolLM, Attention, MLP, Block
+Llama, GroupedQueryAttention, SwiGLU, LlamaBlock = SmolLM2, Attention, MLP, Block

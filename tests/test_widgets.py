@@ -190,3 +190,15 @@ def test_playground_slider_reaches_the_max_new_tokens_it_was_built_with(tiny_lm)
     for bad in (0, True, 2.7):
         with pytest.raises(ValueError, match=r"^max_new_tokens=.* must be an integer >= 1"):
             widgets.playground(tiny_lm, max_new_tokens=bad)
+
+
+def test_status_line_says_why_the_stream_ended(tiny_lm):
+    ctx = G.context_size(tiny_lm)
+    words = tiny_lm.tokenizer.decode(tiny_lm.encode(" ".join(["the"] * ctx))[0, : ctx - 3])  # room for 3 tokens
+    for prompt, n, expected in [(PROMPT, 2, "max_new_tokens reached"), (words, 12, "end of the context")]:
+        p = widgets.playground(tiny_lm, prompt=prompt, max_new_tokens=n)
+        p.sample.value = False
+        p.generate_button.click()
+        assert p.wait(60)
+        assert p.steps[-1].finish_reason in ("length", "context")
+        assert p.status_text.endswith(expected), p.status_text

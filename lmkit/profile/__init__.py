@@ -24,6 +24,7 @@ from __future__ import annotations
 from lmkit.profile.ceilings import matmul_throughput, matvec_bandwidth, memory_bandwidth
 from lmkit.profile.compare import compare_generation, compare_runs, summary_table
 from lmkit.profile.decoding import LeanDecoder, decode_step, prefill_step
+from lmkit.profile.fastdecode import FastDecoder
 from lmkit.profile.generation import (GenerationStats, StampStreamer, as_model, time_generation, time_steps,
                                       timed_greedy)
 from lmkit.profile.isolated import ChildCrashed, ChildError, ChildWorker
@@ -37,8 +38,8 @@ from lmkit.profile.roofline import (RooflinePoint, cache_bytes, decode_bound, de
 from lmkit.profile.timing import Timing, interleave, percentile, sync, time_fn
 from lmkit.profile.torch_profiler import op_dispatch_cost, step_breakdown, top_operators
 
-__all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "GenerationStats", "LeanDecoder", "LlamaCpp",
-           "PeakMemory", "RooflinePoint", "StampStreamer", "Timing", "as_model", "cache_bytes", "compare_generation",
+__all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "FastDecoder", "GenerationStats", "LeanDecoder",
+           "LlamaCpp", "PeakMemory", "RooflinePoint", "StampStreamer", "Timing", "as_model", "cache_bytes", "compare_generation",
            "compare_runs", "decode_bound", "decode_bytes", "decode_flops", "decode_step", "hwm_supported", "interleave",
            "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_throughput", "matvec_bandwidth",
            "memory_bandwidth", "op_dispatch_cost", "percentile", "plot_against_bound", "plot_roofline", "plot_sweep",

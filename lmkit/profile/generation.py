@@ -2,7 +2,7 @@
 
 - :class:`GenerationStats`: the per-token timestamps of one generation and what follows from them.
 - :func:`timed_greedy`: THE timed greedy loop of lmkit (prefill, then one step per token, a timestamp after each);
-  :class:`lmkit.profile.LeanDecoder` and :class:`lmkit.fastdecode.FastDecoder` run their models through it.
+  :class:`lmkit.profile.LeanDecoder` and :class:`lmkit.profile.FastDecoder` run their models through it.
 - :func:`time_generation`: ``model.generate`` with a streamer (:class:`StampStreamer`) stamping every token.
 - :func:`time_steps`: stamps whatever a generator yields, e.g. ``lmkit.generate.stream``.
 """

@@ -15,8 +15,8 @@ Notebook 07 writes the tiny GPT and its training loop in cells and asserts that 
 SmolLM2's architecture (notebook 13) is :mod:`lmkit.llama`; its names are importable from here too. Every public name
 is here: ``from lmkit import tinygpt as tg; tg.GPT(tg.GPTConfig(...))``.
 """
-from lmkit.llama import (MLP, Attention, GroupedQueryAttention, Llama, LlamaBlock, RMSNorm, SmolLM, SwiGLU, greedy,
-                         llama_inv_freq)
+from lmkit.llama import (MLP, Attention, GroupedQueryAttention, Llama, LlamaBlock, RMSNorm, SmolLM2, SwiGLU,
+                         greedy, llama_inv_freq)
 from lmkit.tinygpt.checkpoint import CharLM, load, save
 from lmkit.tinygpt.model import GPT, Block, CausalSelfAttention, FeedForward, GPTConfig, Output, TinyGPT
 from lmkit.tinygpt.rnn import RNNLM, RNNConfig, rnn_like
@@ -28,5 +28,5 @@ from lmkit.tinygpt.training import History, estimate_loss, get_batch, lr_at, num
 __all__ = ["CharTokenizer", "GPTConfig", "Output", "CausalSelfAttention", "FeedForward", "Block", "GPT", "TinyGPT",
            "RNNConfig", "RNNLM", "rnn_like", "n_params", "flops_per_token", "get_batch", "estimate_loss", "History",
            "num_threads", "lr_at", "generate", "sample", "CharLM", "save", "load", "plot_history", "llama_inv_freq",
-           "RMSNorm", "Attention", "MLP", "SmolLM", "greedy", "Llama", "GroupedQueryAttention", "SwiGLU",
+           "RMSNorm", "Attention", "MLP", "SmolLM2", "greedy", "Llama", "GroupedQueryAttention", "SwiGLU",
            "LlamaBlock"]

@@ -13,6 +13,11 @@ from lmkit.widgets.base import Widget, one_line
 __all__ = ["StreamingWidget"]
 
 
+REASONS = {"eos": "end of sequence (EOS)", "length": "max_new_tokens reached", "context": "end of the context",
+           "grammar": "the output is complete", "stop": "stopped"}
+"""The status line's words for each :data:`lmkit.decoding.loop.FINISH_REASONS` value of the last step."""
+
+
 class StreamingWidget(Widget):
     """A widget that runs one :func:`lmkit.generate.stream` at a time in a background thread; Stop sets an event.
 
@@ -68,17 +73,15 @@ class StreamingWidget(Widget):
         return True
 
     def _consume(self, steps) -> None:
-        last, reason = 0.0, "max_new_tokens reached"
+        last, reason = 0.0, "stopped"  # a stream ends without a reason only when Stop ended it
         try:
             for step in steps:
                 self.steps.append(step)
-                if step.is_eos:
-                    reason = "end of sequence (EOS)"
+                if step.finish_reason is not None:
+                    reason = REASONS.get(step.finish_reason, step.finish_reason)
                 if time.perf_counter() - last > self.refresh_s:
                     self._redraw(running=True)
                     last = time.perf_counter()
-            if self._stop.is_set():
-                reason = "stopped"
             self._redraw(running=False)
             self._finished(reason)
         except Exception as exc:  # noqa: BLE001 - a widget shows one line, never a traceback
