@@ -1,0 +1,165 @@
+"""One way to compare two measurements, used by every comparative sentence in the workbook.
+
+``compare(a, b)`` takes two samples of the same quantity (per-item correctness, per-text losses, seconds per round
+from interleaved timing rounds) and answers three things a sentence needs: the difference of the means, its
+confidence interval, and a verdict, ``"higher"``, ``"lower"`` or ``"cannot be told apart"`` (``a`` against ``b``).
+The verdict says "higher" only when the whole interval lies above zero.
+
+Intervals (``scipy.stats``):
+
+- paired (``paired=True``, the default: the same items, texts or rounds measured under A and under B): Student's t
+  interval on the per-pair differences, ``mean(d) ± t_{n-1} · sd(d) / sqrt(n)`` (``scipy.stats.ttest_rel``);
+- unpaired (``paired=False``, two independent samples, possibly of different lengths): Welch's interval,
+  which does not assume equal variances (``scipy.stats.ttest_ind(equal_var=False)``);
+- ``method="bootstrap"``: a percentile bootstrap of the same mean difference (``scipy.stats.bootstrap``; pairs are
+  resampled together when paired), for small or skewed samples where the t interval's normality is doubtful.
+
+When every difference is the same number (zero spread), the interval is that number: ten items all right under A
+and all wrong under B are "higher", and ten ties are "cannot be told apart".
+
+Taught in notebook 14 (evaluation), used in every notebook that compares two numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmkit import checks
+
+__all__ = ["Comparison", "compare", "VERDICTS"]
+
+VERDICTS = ("higher", "lower", "cannot be told apart")
+"""The three verdicts :func:`compare` can return, ``a`` against ``b``."""
+
+METHODS = ("t", "bootstrap")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare`: ``a`` against ``b``.
+
+    ``diff`` is ``mean(a) - mean(b)`` (in the samples' unit), ``low`` / ``high`` its confidence interval at
+    ``confidence``, ``verdict`` one of :data:`VERDICTS`. ``mean_a``, ``mean_b``, ``n_a``, ``n_b``, ``paired`` and
+    ``method`` say what was compared. ``ratio`` is ``mean_a / mean_b`` (NaN when ``mean_b`` is 0).
+    """
+
+    diff: float
+    low: float
+    high: float
+    verdict: str
+    mean_a: float
+    mean_b: float
+    n_a: int
+    n_b: int
+    paired: bool
+    confidence: float
+    method: str
+
+    @property
+    def ratio(self) -> float:
+        return self.mean_a / self.mean_b if self.mean_b else math.nan
+
+    @property
+    def differs(self) -> bool:
+        """True when the interval excludes zero (the verdict is "higher" or "lower")."""
+        return self.verdict != "cannot be told apart"
+
+    def interval(self, fmt: str = ".3g", unit: str = "") -> str:
+        """``"95% CI [low, high] unit"``, formatted with ``fmt``."""
+        unit = f" {unit}" if unit else ""
+        return f"{self.confidence:.0%} CI [{self.low:{fmt}}, {self.high:{fmt}}]{unit}"
+
+    def sentence(self, a: str = "A", b: str = "B", *, quantity: str = "", unit: str = "", fmt: str = ".3g",
+                 higher: str = "higher", lower: str = "lower") -> str:
+        """A sentence generated from the numbers, for notebook prose: e.g. ``"A is higher than B by 0.12 (95% CI
+        [0.05, 0.19], 40 paired items)"`` or ``"A and B cannot be told apart (difference 0.01, 95% CI [-0.03,
+        0.05], 40 paired items)"``. ``quantity`` names what is compared ("accuracy"), ``higher`` / ``lower`` may be
+        replaced by words that fit it ("faster", "slower")."""
+        what = f"{quantity} " if quantity else ""
+        u = f" {unit}" if unit else ""
+        size = f"{self.n_a} paired items" if self.paired else f"{self.n_a} vs {self.n_b} items"
+        detail = f"{self.interval(fmt, unit)}, {size}"
+        if self.verdict == "cannot be told apart":
+            return (f"{a} and {b} cannot be told apart{' in ' + quantity if quantity else ''} "
+                    f"(difference {self.diff:{fmt}}{u}, {detail})")
+        word = higher if self.verdict == "higher" else lower
+        return f"{a}'s {what}is {word} than {b}'s by {abs(self.diff):{fmt}}{u} ({detail})" if quantity else \
+            f"{a} is {word} than {b} by {abs(self.diff):{fmt}}{u} ({detail})"
+
+    def __str__(self) -> str:
+        return f"{self.verdict}: diff {self.diff:.4g}, {self.interval('.4g')}"
+
+
+def _sample(name: str, values) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        checks.fail(f"{name}={checks.show(values, 60)} is not a list of numbers: pass one number per item, text or "
+                    "round")
+    if arr.ndim != 1:
+        checks.fail(f"{name} has shape {arr.shape}: pass a flat list of numbers, one per item, text or round")
+    if len(arr) < 2:
+        checks.fail(f"{name} has {len(arr)} value(s): an interval needs at least 2 measurements; measure more items")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        checks.fail(f"{name}[{i}]={arr[i]} is not a finite number: drop or re-measure that item before comparing")
+    return arr
+
+
+def _verdict(low: float, high: float) -> str:
+    if low > 0:
+        return "higher"
+    if high < 0:
+        return "lower"
+    return "cannot be told apart"
+
+
+def compare(a, b, *, paired: bool = True, confidence: float = 0.95, method: str = "t", n_resamples: int = 10_000,
+            seed: int = 0) -> Comparison:
+    """Compare two samples: the difference of means ``mean(a) - mean(b)``, its confidence interval and a verdict.
+
+    ``a``, ``b``: 1-D sequences of finite numbers, at least 2 each; with ``paired=True`` (the same items measured
+    twice) they must have the same length, and element ``i`` of ``a`` pairs with element ``i`` of ``b``. Unpaired
+    samples may have different lengths. ``confidence`` in (0, 1). ``method``: ``"t"`` (paired t or Welch, from
+    ``scipy.stats``) or ``"bootstrap"`` (percentile bootstrap with ``n_resamples`` resamples and ``seed``).
+
+    Returns a :class:`Comparison` whose ``verdict`` is ``"higher"`` when the whole interval is above 0, ``"lower"``
+    when it is below 0, and ``"cannot be told apart"`` otherwise. Raises a one-line :class:`lmkit.checks.CheckError`
+    (a ``ValueError``) before any work for NaN or infinite values, fewer than 2 values, non-numbers, paired samples
+    of different lengths, or a bad setting.
+    """
+    from scipy import stats
+
+    paired = checks.boolean("paired", paired)
+    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
+    method = checks.one_of("method", method, METHODS)
+    n_resamples = checks.integer("n_resamples", n_resamples, low=100, fix="pass e.g. n_resamples=10_000")
+    seed = checks.seed("seed", seed)
+    a, b = _sample("a", a), _sample("b", b)
+    if paired and len(a) != len(b):
+        checks.fail(f"paired samples have {len(a)} and {len(b)} values: pass the same items under A and B, or "
+                    "paired=False for independent samples")
+    diff = float(a.mean() - b.mean())
+    d = a - b if paired else None
+    spread = np.ptp(d) if paired else max(np.ptp(a), np.ptp(b))
+    if spread == 0:
+        low = high = diff
+    elif method == "t":
+        res = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
+        ci = res.confidence_interval(confidence_level=confidence)
+        low, high = float(ci.low), float(ci.high)
+    else:
+        rng = np.random.default_rng(seed)
+        if paired:
+            res = stats.bootstrap((d,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                                  method="percentile", rng=rng)
+        else:
+            res = stats.bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), n_resamples=n_resamples,
+                                  confidence_level=confidence, method="percentile", rng=rng)
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Comparison(diff=diff, low=low, high=high, verdict=_verdict(low, high), mean_a=float(a.mean()),
+                      mean_b=float(b.mean()), n_a=len(a), n_b=len(b), paired=paired, confidence=confidence,
+                      method=method)

@@ -1,0 +1,94 @@
+"""lmkit.stats.compare: the one comparison behind every comparative sentence."""
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from lmkit.stats import VERDICTS, Comparison, compare
+
+
+def test_overlapping_samples_cannot_be_told_apart():
+    rng = np.random.default_rng(0)
+    a = rng.normal(10, 1, 30)
+    b = a + rng.normal(0, 1, 30)          # same mean, noisy pairs
+    c = compare(a, b)
+    assert c.verdict == "cannot be told apart"
+    assert c.low < 0 < c.high
+    assert not c.differs
+
+
+@pytest.mark.parametrize("paired", [True, False])
+@pytest.mark.parametrize("method", ["t", "bootstrap"])
+def test_clear_gap_gives_the_direction(paired, method):
+    rng = np.random.default_rng(1)
+    a = rng.normal(5, 0.5, 40)
+    b = rng.normal(3, 0.5, 40 if paired else 25)
+    up = compare(a, b, paired=paired, method=method)
+    down = compare(b, a, paired=paired, method=method)
+    assert up.verdict == "higher" and up.low > 0 and up.diff == pytest.approx(a.mean() - b.mean())
+    assert down.verdict == "lower" and down.high < 0
+    assert up.low <= up.diff <= up.high
+
+
+def test_paired_t_matches_scipy_and_pairing_matters():
+    rng = np.random.default_rng(2)
+    base = rng.normal(0, 5, 20)               # large item-to-item spread, small consistent gain
+    a, b = base + 0.5 + rng.normal(0, 0.1, 20), base
+    ci = sps.ttest_rel(a, b).confidence_interval(0.9)
+    c = compare(a, b, confidence=0.9)
+    assert (c.low, c.high) == pytest.approx((ci.low, ci.high))
+    assert c.verdict == "higher"
+    assert compare(a, b, paired=False).verdict == "cannot be told apart"   # the item spread hides it unpaired
+
+
+def test_unpaired_is_welch():
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 9.0, 7.0]
+    ci = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    c = compare(a, b, paired=False)
+    assert (c.low, c.high) == pytest.approx((ci.low, ci.high))
+    assert (c.n_a, c.n_b) == (5, 3)
+
+
+def test_zero_spread():
+    assert compare([1, 1, 1], [0, 0, 0]).verdict == "higher"
+    assert compare([1, 0, 1], [1, 0, 1]).verdict == "cannot be told apart"
+
+
+def test_accuracy_coverage_is_near_nominal():
+    """On paired 0/1 outcomes with no true difference, the 95% interval excludes 0 in about 5% of experiments."""
+    rng = np.random.default_rng(3)
+    wrong = 0
+    for _ in range(400):
+        p = rng.uniform(0.2, 0.8, 60)
+        a, b = rng.random(60) < p, rng.random(60) < p
+        wrong += compare(a.astype(float), b.astype(float)).differs
+    assert wrong / 400 < 0.09
+
+
+def test_sentence_is_generated_from_the_numbers():
+    c = compare([3.0, 3.1, 2.9, 3.2], [1.0, 1.1, 0.9, 1.0])
+    s = c.sentence("LoRA", "full", quantity="accuracy")
+    assert s.startswith("LoRA's accuracy is higher than full's by 2.05") and "4 paired items" in s
+    t = compare([1.0, 2.0, 3.0], [2.0, 1.0, 3.0]).sentence("A", "B", unit="s")
+    assert t.startswith("A and B cannot be told apart (difference 0 s")
+    assert isinstance(c, Comparison) and c.verdict in VERDICTS and str(c).startswith("higher")
+
+
+@pytest.mark.parametrize("a, b, kwargs, words", [
+    ([1.0, float("nan")], [1.0, 2.0], {}, "a[1]=nan"),
+    ([], [1.0, 2.0], {}, "a has 0 value"),
+    ([1.0, 2.0], [1.0, 2.0, 3.0], {}, "paired samples have 2 and 3"),
+    ([1.0, 2.0], [1.0, 2.0], {"confidence": 1.5}, "confidence=1.5"),
+    ([1.0, 2.0], [1.0, 2.0], {"paired": 1}, "paired=1"),
+    ([1.0, 2.0], [1.0, 2.0], {"method": "z"}, "method='z'"),
+    (["x", "y"], [1.0, 2.0], {}, "a="),
+    ([[1.0, 2.0]], [1.0, 2.0], {}, "shape"),
+    ([1.0, float("inf")], [1.0, 2.0], {"paired": False}, "a[1]=inf"),
+])
+def test_bad_input_is_one_line(a, b, kwargs, words):
+    with pytest.raises(ValueError) as err:
+        compare(a, b, **kwargs)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unpaired_lengths_may_differ():
+    assert compare([1.0, 2.0, 3.0], [1.0, 2.0], paired=False).n_b == 2
