@@ -1,4 +1,4 @@
-"""Attention explorer redraw time on CPU for a 40-token text (issue 4; notebook 03).
+"""Attention explorer redraw time on CPU for a 40-token text (issue 4; notebook 04).
 
 Goal: each redraw (a slider, checkbox, token or view change) under 200 ms on CPU, since attentions are computed
 once per text. The benchmark loads the bundled model, builds ``lmkit.attention.Explorer`` on a text of exactly

@@ -1,4 +1,4 @@
-"""Generation speed of the bundled model against this machine's decode roofline and llama.cpp (issue 6; notebook 05).
+"""Generation speed of the bundled model against this machine's decode roofline and llama.cpp (issue 6; notebook 08).
 
 In ONE process, with every comparison interleaved round by round (the machine may be shared):
 - threads: 1 against the default; the faster is kept for every torch configuration;

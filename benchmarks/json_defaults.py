@@ -1,7 +1,7 @@
-"""Constrained JSON with lmkit's strict, compact defaults against JSON Schema's open ones (notebook 12).
+"""Constrained JSON with lmkit's strict, compact defaults against JSON Schema's open ones (notebook 07).
 
 For each of the project's JSON tasks (``data/decoding/json_tasks.jsonl``) the bundled model answers greedily, in chat,
-within the same token budget as notebook 12, under two grammars:
+within the same token budget as notebook 07, under two grammars:
 
 - ``before``: the schema as JSON Schema reads it (objects open unless they say otherwise) and whitespace of up to 12
   spaces or newlines between tokens (lmkit's former options);

@@ -1,4 +1,4 @@
-"""Speculative and prompt-lookup decoding against plain greedy, as ratios within one run (notebook 12).
+"""Speculative and prompt-lookup decoding against plain greedy, as ratios within one run (notebook 07).
 
 Every method must give the same tokens as plain greedy ``model.generate`` (asserted). Methods run in interleaved
 rounds (the order rotates every round) so that the load of a shared machine hits all alike; each figure is the median

@@ -1,4 +1,4 @@
-"""Cost of streaming: lmkit.generate.stream vs model.generate, as a ratio within one run (issue 5; notebook 04).
+"""Cost of streaming: lmkit.generate.stream vs model.generate, as a ratio within one run (issue 5; notebook 06).
 
 Both produce the same tokens (greedy, or sampled with the same seed; EOS is switched off so every run makes exactly
 ``--tokens`` tokens). Runs are interleaved (generate, stream, stream, generate, ...) so that the load of a shared

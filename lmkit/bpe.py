@@ -1,4 +1,4 @@
-"""Byte-level byte-pair encoding (BPE), trained from scratch (notebook 10).
+"""Byte-level byte-pair encoding (BPE), trained from scratch (notebook 03).
 
 The tokenizer of GPT-2 and of SmolLM2, written out: text is cut into chunks by a pre-split regular expression
 (words with their leading space, numbers, punctuation, runs of spaces), each chunk becomes its UTF-8 bytes (ids
@@ -38,7 +38,7 @@ kept apart from other whitespace."""
 
 
 def count_pairs(ids: Sequence[int], counts: dict | None = None, weight: int = 1) -> dict:
-    """Add ``weight`` to ``counts[(a, b)]`` for every adjacent pair of ``ids``; returns ``counts`` (notebook 10)."""
+    """Add ``weight`` to ``counts[(a, b)]`` for every adjacent pair of ``ids``; returns ``counts`` (notebook 03)."""
     weight = checks.integer("weight", weight, low=1, fix="pass how often this sequence occurs, e.g. weight=1")
     counts = {} if counts is None else counts
     ids = list(ids)
@@ -68,7 +68,7 @@ def _compile(pattern):
 
 
 def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """``ids`` with every occurrence of ``pair``, scanned left to right, replaced by ``new_id`` (notebook 10)."""
+    """``ids`` with every occurrence of ``pair``, scanned left to right, replaced by ``new_id`` (notebook 03)."""
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(checks.is_integer(x) for x in pair)):
         checks.fail(f"pair={checks.show(pair)} is not two ids: pass e.g. pair=(104, 105)")
     new_id = checks.integer("new_id", new_id, low=0, fix="pass the merged token's id, 256 + merge number")
@@ -86,7 +86,7 @@ def merge_pair(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[i
 
 
 class BPE:
-    """A trained byte-level BPE tokenizer (notebook 10).
+    """A trained byte-level BPE tokenizer (notebook 03).
 
     - ``merges``: the learned pairs in order; merge ``k`` created id ``256 + k``.
     - ``vocab``: ``vocab[id]`` is the bytes of ``id`` (special tokens: their UTF-8 text).
@@ -127,7 +127,7 @@ class BPE:
     @classmethod
     def train(cls, text: str, vocab_size: int, *, pattern: str = GPT2_SPLIT,
               special_tokens: Iterable[str] = ()) -> "BPE":
-        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text`` (notebook 10).
+        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text`` (notebook 03).
 
         Stops early when no pair occurs twice. Special tokens never take part in training: each occurrence of a
         special token's text in ``text`` is cut out first (it marks a boundary, as ``<|endoftext|>`` between
@@ -206,7 +206,7 @@ class BPE:
         return ids
 
     def encode(self, text: str | bytes, *, special: bool = True) -> list[int]:
-        """Token ids of ``text`` (notebook 10).
+        """Token ids of ``text`` (notebook 03).
 
         ``bytes`` are accepted too (any bytes, valid UTF-8 or not: they are read with ``surrogateescape`` and come
         back exactly from :meth:`decode_bytes`). With ``special=True`` (the default, as when this tokenizer reads its
@@ -231,7 +231,7 @@ class BPE:
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of ``ids`` concatenated; an id outside ``0..len(self) - 1`` (a negative one included: it does
-        not count from the end) or one that is not an integer raises a one-line ValueError (notebook 10)."""
+        not count from the end) or one that is not an integer raises a one-line ValueError (notebook 03)."""
         if hasattr(ids, "tolist"):  # a tensor or an array
             ids = ids.tolist()
         if checks.is_integer(ids) or isinstance(ids, (str, bytes, dict)) or not hasattr(ids, "__iter__"):
@@ -245,10 +245,10 @@ class BPE:
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of ``ids``; bytes that are not valid UTF-8 (a cut multi-byte character) become U+FFFD with the
-        default ``errors="replace"`` (``"surrogateescape"`` keeps them) (notebook 10)."""
+        default ``errors="replace"`` (``"surrogateescape"`` keeps them) (notebook 03)."""
         checks.one_of("errors", errors, ("replace", "strict", "ignore", "surrogateescape", "backslashreplace"))
         return self.decode_bytes(ids).decode("utf-8", errors)
 
     def token_strings(self) -> list[str]:
-        """Each id's text, with bytes that are not valid UTF-8 on their own shown as ``\\xNN`` (notebook 10)."""
+        """Each id's text, with bytes that are not valid UTF-8 on their own shown as ``\\xNN`` (notebook 03)."""
         return [b.decode("utf-8", "backslashreplace") for b in self.vocab]

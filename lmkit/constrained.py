@@ -1,4 +1,4 @@
-"""Constrained decoding's first home, kept so that ``from lmkit import constrained`` still works (notebook 12).
+"""Constrained decoding's first home, kept so that ``from lmkit import constrained`` still works (notebook 07).
 
 The code lives in :mod:`lmkit.decoding.grammar` (the grammar and its logits processor); the cheap type checks of
 ``json_schema`` / ``regex`` are :func:`lmkit.decoding.settings.check_constraint`.

@@ -1,4 +1,4 @@
-"""Decoding, one token at a time: greedy, temperature, top-k, top-p, repetition penalty, beams, chat (notebook 04).
+"""Decoding, one token at a time: greedy, temperature, top-k, top-p, repetition penalty, beams, chat (notebook 06).
 
 :func:`stream` is the generation loop written out by hand, because that loop *is* the lesson: one forward pass
 over the prompt (prefill), then one pass per new token that reuses the KV cache (decode). At each step the raw
@@ -11,7 +11,7 @@ logits go through transformers' own logits processors, in the order ``model.gene
 Each step reports the token, its probability under the processed distribution (the one sampled from) and under
 the raw softmax, and the top alternatives, so a notebook or a widget can show what the settings did.
 
-Notebook 12 adds ``min_p`` (transformers' ``MinPLogitsWarper``, same parity), output constrained to a JSON schema
+Notebook 07 adds ``min_p`` (transformers' ``MinPLogitsWarper``, same parity), output constrained to a JSON schema
 or a regular expression (``json_schema=``, ``regex=``; :mod:`lmkit.decoding.grammar`), and speculative decoding
 (:func:`speculative`, :func:`early_exit_draft`; :mod:`lmkit.decoding.speculative`).
 
@@ -54,7 +54,7 @@ class Alternative:
 
 @dataclass(frozen=True)
 class Step:
-    """One generated token (notebook 04).
+    """One generated token (notebook 06).
 
     ``text`` is the new text this token adds to the output (``""`` while a multi-byte character is still
     incomplete); ``token`` is the tokenizer's own piece. ``prob`` is its probability under the processed
@@ -84,7 +84,7 @@ class Step:
 
 
 class Generation(str):
-    """The text :func:`generate` returns: a ``str`` that also says why it ended (notebooks 04 and 12).
+    """The text :func:`generate` returns: a ``str`` that also says why it ended (notebooks 06 and 07).
 
     ``finish_reason``: ``"eos"`` or ``"grammar"`` when the model finished, ``"length"``, ``"context"`` or
     ``"stop"`` when the output was cut (:data:`lmkit.decoding.loop.FINISH_REASONS`). ``complete`` is True for the
@@ -132,7 +132,7 @@ def _should_stop(stop) -> bool:
 
 
 def stream(lm, prompt, *, stop=None, n_alternatives: int = 10, **settings) -> Iterator[Step]:
-    """Generate one token at a time, yielding a :class:`Step` for each (notebooks 04 and 12).
+    """Generate one token at a time, yielding a :class:`Step` for each (notebooks 06 and 07).
 
     - ``settings``: ``max_new_tokens, do_sample, temperature, top_k, top_p, min_p, repetition_penalty`` as in
       transformers, plus ``seed`` (``torch.manual_seed`` right before the first draw), ``chat`` (use the chat
@@ -179,7 +179,7 @@ def _steps(lm, ids: torch.Tensor, s: Settings, stop, n_alternatives: int, gramma
 
 
 def generate(lm, prompt, *, stop=None, **settings) -> Generation | list[Generation]:
-    """The generated text, without the prompt and special tokens (notebooks 04 and 12).
+    """The generated text, without the prompt and special tokens (notebooks 06 and 07).
 
     Returns a :class:`Generation`: a ``str`` whose ``finish_reason`` says why it ended (``"eos"``, ``"grammar"``,
     ``"length"``, ``"context"``, ``"stop"``) and ``complete`` whether the model ended it itself. One sequence (the
@@ -208,7 +208,7 @@ def generate(lm, prompt, *, stop=None, **settings) -> Generation | list[Generati
 
 
 def reference(lm, prompt, **settings) -> list[int]:
-    """The new token ids that ``model.generate`` itself produces with the same settings and seed (notebook 04).
+    """The new token ids that ``model.generate`` itself produces with the same settings and seed (notebook 06).
 
     The parity tests and the notebook compare :func:`stream` against this.
     """
@@ -222,7 +222,7 @@ def reference(lm, prompt, **settings) -> list[int]:
 
 
 def next_token_distribution(lm, prompt, **settings) -> tuple[torch.Tensor, torch.Tensor]:
-    """The raw and the processed next-token probabilities after ``prompt`` (each ``[vocab]``) (notebook 04)."""
+    """The raw and the processed next-token probabilities after ``prompt`` (each ``[vocab]``) (notebook 06)."""
     s = check_settings(lm, **settings)
     ids = prompt_ids(lm, prompt, s.chat)
     with torch.inference_mode():
@@ -232,7 +232,7 @@ def next_token_distribution(lm, prompt, **settings) -> tuple[torch.Tensor, torch
 
 
 def plot_distribution(lm, raw: torch.Tensor, processed: torch.Tensor, k: int = 15, ax=None, title: str = ""):
-    """Bars of the ``k`` most likely next tokens: raw probability vs after the processors (notebook 04)."""
+    """Bars of the ``k`` most likely next tokens: raw probability vs after the processors (notebook 06)."""
     import matplotlib.pyplot as plt
 
     if ax is None:

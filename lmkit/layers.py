@@ -1,8 +1,8 @@
 """The transformer's small building blocks, each written once from its formula.
 
-Every lmkit module that needs one of these imports it from here: the attention recomputation (notebook 03), the
-positional encodings of notebook 02, the hand-written decoder of notebook 05 and the models built in cells
-(notebooks 07 and 13).
+Every lmkit module that needs one of these imports it from here: the attention recomputation (notebook 04), the
+positional encodings of notebook 02, the hand-written decoder of notebook 08 and the models built in cells
+(notebooks 09 and 10).
 
 - :func:`head_dim`: the width of one attention head of a transformers config;
 - :func:`rms_norm`: RMSNorm (Zhang & Sennrich, 2019), as Llama applies it;
@@ -24,7 +24,7 @@ def head_dim(config) -> int:
     """The size ``d_k`` of one attention head: ``config.head_dim`` when set, else ``hidden_size // heads``.
 
     transformers configs of Llama-family models carry ``head_dim``; older or other configs leave it out (or None),
-    and then the hidden size is split evenly over the query heads (notebooks 03 and 05).
+    and then the hidden size is split evenly over the query heads (notebooks 04 and 08).
     """
     value = getattr(config, "head_dim", None)
     if value:
@@ -43,14 +43,14 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     Zhang & Sennrich (2019), "Root Mean Square Layer Normalization": no mean subtraction and no bias, only a
     learned gain. As in transformers' ``LlamaRMSNorm``, the statistic is taken in float32 and the normalised
     vector is cast back to ``x``'s dtype before the gain, so half-precision inputs match the model's own layer
-    (notebook 03 writes it in a cell; notebook 05's decoder uses it).
+    (notebook 04 writes it in a cell; notebook 08's decoder uses it).
     """
     xf = x.float()
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * weight
 
 
 def rope_base(config) -> float:
-    """The RoPE base ``θ`` (``rope_theta``) of a transformers config, old style or new (notebooks 02 and 03).
+    """The RoPE base ``θ`` (``rope_theta``) of a transformers config, old style or new (notebooks 02 and 04).
 
     Only the original RoPE (``rope_type="default"``) is written by hand here: a scaled type (``"llama3"``,
     ``"yarn"``, …) raises ``ValueError``, since its frequencies are not ``θ^(-2i/d)``.
@@ -81,7 +81,7 @@ def rope_cos_sin(positions, head_dim: int | None = None, base: float = 10000.0, 
     Llama pairs dimension ``i`` with ``i + d/2`` (not ``2i`` with ``2i+1``), so the ``d/2`` angles are repeated
     twice. The frequencies are :func:`rope_frequencies` of ``head_dim`` and ``base`` (angles in float64), or
     ``frequencies`` when given, e.g. a model's own ``rotary_emb.inv_freq`` (angles in its dtype, as the model
-    computes them), which also covers scaled RoPE types. Float32 out (notebooks 02 and 05).
+    computes them), which also covers scaled RoPE types. Float32 out (notebooks 02 and 08).
     """
     if frequencies is None:
         if head_dim is None:
@@ -112,7 +112,7 @@ def apply_rope(x: torch.Tensor, positions=None, base: float = 10000.0) -> torch.
 
     Rotates each pair ``(x_i, x_{i+d/2})`` by the angle ``p·base^(-2i/d)`` of its position ``p``, so that the dot
     product of a rotated query and key depends only on their distance. Su et al. (2021), RoFormer; the layout is
-    transformers' rotate-half convention. Written out in cells in notebook 02, used by notebook 03's recomputation.
+    transformers' rotate-half convention. Written out in cells in notebook 02, used by notebook 04's recomputation.
     """
     if positions is None:
         positions = torch.arange(x.shape[-2])
@@ -125,7 +125,7 @@ def sinusoidal_encoding(n_positions: int, d_model: int, base: float = 10000.0) -
 
     ``PE(pos, 2i) = sin(pos / base^(2i/d))`` and ``PE(pos, 2i+1) = cos(pos / base^(2i/d))`` (Vaswani et al.,
     2017, "Attention Is All You Need", section 3.5). Computed in float64. Taught in notebook 02; the tiny GPT of
-    notebook 07 adds it to its token embeddings.
+    notebook 09 adds it to its token embeddings.
     """
     n_positions = checks.integer("n_positions", n_positions, low=1, fix="ask for at least one position")
     d_model = checks.integer("d_model", d_model, low=2, multiple_of=2, must="an even integer >= 2",

@@ -1,9 +1,9 @@
 """Completion log-probabilities, written once: encode prompt + completion, pad, score the labelled tokens.
 
 Every lmkit function that asks "how likely is this completion after this prompt?" goes through this module:
-label scores in notebook 09 (:func:`lmkit.apps.continuation_logprobs`), multiple choice in notebook 14
+label scores in notebook 13 (:func:`lmkit.apps.continuation_logprobs`), multiple choice in notebook 14
 (:func:`lmkit.evaluation.loglikelihoods`), DPO in notebook 15 (:func:`lmkit.preference.sequence_logps`) and the
-fine-tuning loss in notebook 06 (:func:`lmkit.finetune.forward_nll`). The steps, bottom up:
+fine-tuning loss in notebook 11 (:func:`lmkit.finetune.forward_nll`). The steps, bottom up:
 
 1. :func:`encode_completion`: the token ids of a context and of the completion after it, by one of two rules
    (``"harness"``: lm-evaluation-harness's split; ``"apart"``: each text on its own, as TRL and generation do).
@@ -78,7 +78,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
       in the whole text. An empty context becomes the BOS token (EOS when there is none), the harness's
       ``prefix_token_id``: the first completion token needs a position that predicts it. Both texts are read as
       text (the harness would read a special token written in an item as the token itself).
-    - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 06, 09, 15): context and completion are
+    - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 11, 13, 15): context and completion are
       tokenized on their own and the ids joined, so the completion's tokens are exactly those that a model writes
       after that prompt at generation time, and a label word is the same ids whatever precedes it. An empty
       context stays empty (:func:`pair_logprobs` refuses it). The context keeps its special tokens: it is the
@@ -88,7 +88,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
     completion that writes a special token as text is then refused (training data that ends in ``"<|im_end|>"``
     would teach the model to write the marker as text before the real one).
     ``max_length``: at most this many ids in all; the start of the context is cut first, then the end of the
-    completion (so the answer survives a long prompt; notebook 06).
+    completion (so the answer survives a long prompt; notebook 11).
 
     Raises :class:`lmkit.checks.CheckError` (a ValueError) for an unknown rule, a non-string text, ``eos=True`` with
     a tokenizer that has no end-of-text token (nor BOS / EOS for an empty harness context), ``max_length`` not an
@@ -141,7 +141,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
 
 def labelled_example(context_ids: list[int], completion_ids: list[int]) -> dict:
     """``{"input_ids": context + completion, "labels": ...}`` with the context's labels :data:`IGNORE`, so only the
-    completion is scored (the prompt masking of notebooks 06 and 15; TRL's ``completion_mask``)."""
+    completion is scored (the prompt masking of notebooks 11 and 15; TRL's ``completion_mask``)."""
     return {"input_ids": list(context_ids) + list(completion_ids),
             "labels": [IGNORE] * len(context_ids) + list(completion_ids)}
 
@@ -239,7 +239,7 @@ def labelled_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     ``targets = labels[:, 1:]`` (the first label is never scored: nothing precedes it). ``keep`` holds the positions
     ``t`` where some row has a label at ``t + 1``; ``targets`` are those columns, :data:`IGNORE` where that row has
     none. Passing ``keep`` as ``logits_to_keep`` skips the LM head (576 x 49,152 for SmolLM2) at every prompt
-    position (notebook 06).
+    position (notebook 11).
     """
     targets = labels[:, 1:]
     keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
@@ -257,9 +257,9 @@ def completion_logprobs(model, batch: dict, **model_kwargs) -> Scores:
 
     One forward pass; the LM head runs only at :func:`labelled_positions`; log-softmax in float32. Returns
     :class:`Scores` with one entry per completion; a completion with no labelled token scores 0 with 0 tokens
-    (and counts as greedy). Gradients flow when enabled: the fine-tuning loss (notebook 06,
+    (and counts as greedy). Gradients flow when enabled: the fine-tuning loss (notebook 11,
     :func:`lmkit.finetune.forward_nll`) and DPO (notebook 15, :func:`lmkit.preference.sequence_logps`) train on
-    ``logprob``; notebooks 09 and 14 score through :func:`pair_logprobs`. Raises
+    ``logprob``; notebooks 13 and 14 score through :func:`pair_logprobs`. Raises
     :class:`lmkit.checks.CheckError` when a key is missing or ``labels`` and ``input_ids`` differ in shape.
     Equal to TRL's ``DPOTrainer`` log-probabilities (``tests/test_preference.py``) and to
     ``F.cross_entropy(..., ignore_index=-100, reduction="sum")`` negated (``tests/test_finetune.py``).
@@ -350,11 +350,11 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
     Work is shared two ways, and the scores are those of one plain forward pass per pair (the tests compare):
 
     - consecutive pairs with the same context ids (the choices of a question, notebook 14; the labels of a text,
-      notebook 09) share one row: the context once, then each completion after a copy of the context's last
+      notebook 13) share one row: the context once, then each completion after a copy of the context's last
       token, with positions restarting where the context ends and an attention mask that hides the other
       completions (:func:`_packed_row`);
     - the ids that every context starts with (an instruction, few-shot examples) run once, and their KV cache is
-      copied into each batch (notebook 05's cache).
+      copied into each batch (notebook 08's cache).
 
     Rows are left-padded by :func:`pad` (``pad_with``: a pad id or the tokenizer), so the completions of every row
     end in the last columns and the LM head runs on few of them; explicit position ids make the padding

@@ -113,7 +113,7 @@ HELDOUT_WINDOW = DEFAULT_WINDOW
 
 
 def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool | None = None) -> float:
-    """Perplexity of ``lm`` on the project's one held-out text, in one fixed window (notebooks 00, 01, 05, 06, 08).
+    """Perplexity of ``lm`` on the project's one held-out text, in one fixed window (notebooks 00, 01, 08, 11, 12).
 
     The text is :func:`lmkit.data.heldout_text` (*Hamlet* from ``ACT I.``, 3,000 characters; ``max_chars`` takes a
     shorter prefix for quick runs), scored with ``window=HELDOUT_WINDOW``: figures from different notebooks are then

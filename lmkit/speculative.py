@@ -1,4 +1,4 @@
-"""Speculative decoding's first home, kept so that ``from lmkit.speculative import ...`` still works (notebook 12).
+"""Speculative decoding's first home, kept so that ``from lmkit.speculative import ...`` still works (notebook 07).
 
 The code lives in :mod:`lmkit.decoding.speculative`; :mod:`lmkit.generate` re-exports its main names.
 """

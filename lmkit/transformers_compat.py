@@ -3,7 +3,7 @@
 transformers 5.24 renamed the forward argument and the output field that carry the KV cache from
 ``past_key_values`` to ``cache``; the old name still works there with a deprecation warning and is due to go in
 5.40. lmkit passes and reads the cache through these two functions, so it runs without warnings on the pinned
-release and on the newest one alike (notebook 04 writes the decode loop; notebooks 05 and 12 build on it).
+release and on the newest one alike (notebook 06 writes the decode loop; notebooks 08 and 07 build on it).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""lmkit.apps: the data sets, label-likelihood scoring, the metrics, the chat tasks and retrieval (notebook 09)."""
+"""lmkit.apps: the data sets, label-likelihood scoring, the metrics, the chat tasks and retrieval (notebook 13)."""
 from __future__ import annotations
 
 import json
@@ -277,10 +277,10 @@ def test_exercise_09_1_accuracy_by_hand(monkeypatch):
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     y_true = ["positive", "negative", "neutral", "neutral", "positive"]
     y_pred = ["positive", "neutral", "neutral", "positive", "positive"]
-    assert exercises.check("09.1", 3 / 5, y_true=y_true, y_pred=y_pred)
-    assert exercises.check("09.1", apps.evaluate(y_true, y_pred)["accuracy"], y_true=y_true, y_pred=y_pred)
-    assert not exercises.check("09.1", 3, y_true=y_true, y_pred=y_pred)       # a count, not a share
-    assert not exercises.check("09.1", 2 / 5, y_true=y_true, y_pred=y_pred)   # the error rate
+    assert exercises.check("13.1", 3 / 5, y_true=y_true, y_pred=y_pred)
+    assert exercises.check("13.1", apps.evaluate(y_true, y_pred)["accuracy"], y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("13.1", 3, y_true=y_true, y_pred=y_pred)       # a count, not a share
+    assert not exercises.check("13.1", 2 / 5, y_true=y_true, y_pred=y_pred)   # the error rate
 
 
 def test_exercise_09_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
@@ -292,9 +292,9 @@ def test_exercise_09_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
     text = "the cat sat on the mat"
     s = apps.label_scores(tiny_lm, prompt, [text], progress=False)[0]
     right = (s[0] - s[1]).item()
-    assert exercises.check("09.2", right, lm=tiny_lm, prompt=prompt, text=text)
-    assert not exercises.check("09.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
-    assert not exercises.check("09.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
+    assert exercises.check("13.2", right, lm=tiny_lm, prompt=prompt, text=text)
+    assert not exercises.check("13.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
+    assert not exercises.check("13.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
                                prompt=prompt, text=text)
 
 

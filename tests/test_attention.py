@@ -1,4 +1,4 @@
-"""lmkit.attention: the formula against the model, the statistics, the plots and the explorer (notebook 03)."""
+"""lmkit.attention: the formula against the model, the statistics, the plots and the explorer (notebook 04)."""
 from __future__ import annotations
 
 import matplotlib
@@ -348,12 +348,12 @@ def test_exercise_one_weight_from_q_and_k(tiny_lm, lenient):
     raw = dots.softmax(-1)[key].item()
     assert math.isclose(scaled, tr.attentions[layer, head, query, key].item(), rel_tol=1e-4)
     kw = dict(lm=tiny_lm, text=TEXT, layer=layer, head=head, query_pos=query, key_pos=key)
-    assert exercises.check("03.1", (scaled, raw), **kw)
-    assert not exercises.check("03.1", (raw, scaled), **kw)
+    assert exercises.check("04.1", (scaled, raw), **kw)
+    assert not exercises.check("04.1", (raw, scaled), **kw)
     wrong_kv = (s.q_rot[head, query] @ s.k_rot[1 - kv, : query + 1].T / math.sqrt(cfg.head_dim)).softmax(-1)[key]
-    assert not exercises.check("03.1", (wrong_kv.item(), raw), **kw)           # the wrong key head (GQA)
+    assert not exercises.check("04.1", (wrong_kv.item(), raw), **kw)           # the wrong key head (GQA)
     unmasked = (s.q_rot[head, query] @ s.k_rot[kv].T / math.sqrt(cfg.head_dim)).softmax(-1)[key]
-    assert not exercises.check("03.1", (unmasked.item(), raw), **kw)           # the future left in
+    assert not exercises.check("04.1", (unmasked.item(), raw), **kw)           # the future left in
 
 
 def test_exercise_prev_score_on_another_text(tiny_lm, lenient):
@@ -363,10 +363,10 @@ def test_exercise_prev_score_on_another_text(tiny_lm, lenient):
     stats = A.head_stats(A.attentions(tiny_lm, text)[1])
     row = stats[(stats["layer"] == 1) & (stats["head"] == 2)].iloc[0]
     kw = dict(lm=tiny_lm, layer=1, head=2, text=text)
-    assert exercises.check("03.2", row["prev"], **kw)
-    assert not exercises.check("03.2", row["first"], **kw)
+    assert exercises.check("04.2", row["prev"], **kw)
+    assert not exercises.check("04.2", row["first"], **kw)
     other = stats[(stats["layer"] == 0) & (stats["head"] == 2)].iloc[0]
-    assert not exercises.check("03.2", other["prev"], **kw)
+    assert not exercises.check("04.2", other["prev"], **kw)
 
 
 def test_exercise_rollout_shares(tiny_lm, lenient):
@@ -374,9 +374,9 @@ def test_exercise_rollout_shares(tiny_lm, lenient):
 
     _, att = A.attentions(tiny_lm, TEXT)
     right = tuple(A.rollout(att, residual=r)[-1, -1, 0].item() for r in (0.0, 0.9))
-    assert exercises.check("03.3", right, lm=tiny_lm, text=TEXT)
-    assert not exercises.check("03.3", right[::-1], lm=tiny_lm, text=TEXT)
-    assert not exercises.check("03.3", (right[0], A.rollout(att)[-1, -1, 0].item()), lm=tiny_lm, text=TEXT)
+    assert exercises.check("04.3", right, lm=tiny_lm, text=TEXT)
+    assert not exercises.check("04.3", right[::-1], lm=tiny_lm, text=TEXT)
+    assert not exercises.check("04.3", (right[0], A.rollout(att)[-1, -1, 0].item()), lm=tiny_lm, text=TEXT)
 
 
 def test_exercise_logit_lens_first_layer_and_rank(tiny_lm, lenient):
@@ -387,6 +387,6 @@ def test_exercise_logit_lens_first_layer_and_rank(tiny_lm, lenient):
     (mat,) = tiny_lm.tokenizer.encode(" mat", add_special_tokens=False)
     kw = dict(lm=tiny_lm, prompt=prompt, word=" mat", after_layer=0)
     right = (lens.first_layer(mat), int(lens.rank(mat)[1]))
-    assert exercises.check("03.4", right, **kw)
-    assert not exercises.check("03.4", (right[0], right[1] + 1), **kw)
-    assert not exercises.check("03.4", (right[0], int(lens.rank(mat)[0]) + 1000), **kw)
+    assert exercises.check("04.4", right, **kw)
+    assert not exercises.check("04.4", (right[0], right[1] + 1), **kw)
+    assert not exercises.check("04.4", (right[0], int(lens.rank(mat)[0]) + 1000), **kw)

@@ -1,4 +1,4 @@
-"""Byte-level BPE of notebook 10: exact round trips, merges equal to the most frequent pairs, special tokens."""
+"""Byte-level BPE of notebook 03: exact round trips, merges equal to the most frequent pairs, special tokens."""
 from __future__ import annotations
 
 import random

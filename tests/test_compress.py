@@ -1,4 +1,4 @@
-"""Compression of notebook 08 on the tiny random Llama: int8, low-bit weights, pruning, distillation, sizes."""
+"""Compression of notebook 12 on the tiny random Llama: int8, low-bit weights, pruning, distillation, sizes."""
 from __future__ import annotations
 
 import pytest
@@ -190,9 +190,9 @@ def test_exercise_08_1_layer_bytes_from_its_shape(model, monkeypatch):
     lin = model.model.layers[0].mlp.down_proj
     ql = cp.QuantLinear(lin, bits=4, group_size=32)
     stored = sum(b.numel() * b.element_size() for b in (ql.qweight, ql.scale, ql.offset))
-    assert exercises.check("08.1", stored, layer=lin, bits=4, group_size=32)
-    assert not exercises.check("08.1", lin.weight.numel() * 4 // 8, layer=lin, bits=4, group_size=32)  # no scales
-    assert not exercises.check("08.1", stored, layer=lin, bits=8, group_size=32)
+    assert exercises.check("12.1", stored, layer=lin, bits=4, group_size=32)
+    assert not exercises.check("12.1", lin.weight.numel() * 4 // 8, layer=lin, bits=4, group_size=32)  # no scales
+    assert not exercises.check("12.1", stored, layer=lin, bits=8, group_size=32)
 
 
 def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
@@ -203,9 +203,9 @@ def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
     pruned = cp.prune_magnitude(__import__("copy").deepcopy(model), 0.5)
     linear = sum(lin.weight.numel() for _, lin in cp.decoder_linears(model))
     zeros = pruned * linear
-    assert exercises.check("08.2", zeros / total, model=model, sparsity=0.5)
-    assert not exercises.check("08.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
-    assert not exercises.check("08.2", zeros / (total + model.lm_head.weight.numel()), model=model,
+    assert exercises.check("12.2", zeros / total, model=model, sparsity=0.5)
+    assert not exercises.check("12.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
+    assert not exercises.check("12.2", zeros / (total + model.lm_head.weight.numel()), model=model,
                                sparsity=0.5)                                          # the tied head twice
 
 

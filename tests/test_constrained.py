@@ -285,7 +285,7 @@ def test_exercise_12_3_wants_a_constrained_generation_not_a_typed_string(byte_lm
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]}
     made = G.generate(byte_lm, "the cat", json_schema=schema, max_new_tokens=200)
-    assert made.finish_reason == "grammar" and lmkit.exercises.check("12.3", made, schema=schema)
-    assert not lmkit.exercises.check("12.3", '{"city": "Paris"}', schema=schema)  # valid JSON, typed by hand
+    assert made.finish_reason == "grammar" and lmkit.exercises.check("07.3", made, schema=schema)
+    assert not lmkit.exercises.check("07.3", '{"city": "Paris"}', schema=schema)  # valid JSON, typed by hand
     cut = G.generate(byte_lm, "the cat", json_schema=schema, max_new_tokens=2)
-    assert cut.finish_reason == "length" and not lmkit.exercises.check("12.3", cut, schema=schema)
+    assert cut.finish_reason == "length" and not lmkit.exercises.check("07.3", cut, schema=schema)

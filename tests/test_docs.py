@@ -41,3 +41,19 @@ def test_the_html_reference_builds(tmp_path):
     docs.build_html(["lmkit.layers", "lmkit.metrics"], tmp_path)
     page = (tmp_path / "lmkit" / "layers.html").read_text()
     assert "apply_rotary" in page or "apply_rope" in page
+
+
+def test_the_readme_path_is_the_file_order():
+    """The README's reading path lists every notebook once, numbered 00, 01, 02, ... in file order, each label's
+    number equal to its file's."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(p.name for p in (root / "notebooks").glob("*.ipynb"))
+    rows = re.findall(r"^\| \[(\d\d) [^\]]+\]\(notebooks/([^)]+\.ipynb)\)", (root / "README.md").read_text("utf-8"),
+                      flags=re.M)
+    assert [f for _, f in rows] == files, "the README's path and the notebooks' file order differ"
+    assert [n for n, _ in rows] == [f[:2] for f in files] == [f"{i:02d}" for i in range(len(files))]
+    student = sorted(p.name for p in (root / "student").glob("*.ipynb"))
+    assert student == files

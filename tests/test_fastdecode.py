@@ -1,4 +1,4 @@
-"""lmkit.fastdecode: the hand-written Llama decoder of notebook 05, on the tiny model (and the real one, once)."""
+"""lmkit.fastdecode: the hand-written Llama decoder of notebook 08, on the tiny model (and the real one, once)."""
 import copy
 
 import pytest

@@ -359,7 +359,7 @@ def test_stream_cut_by_the_end_of_the_context_keeps_its_bytes(byte_parts):
     assert len(steps) == room and joined_equals_decode(lm, steps)
 
 
-# ----------------------------------------------------------------------------------------- exercises of notebook 04
+# ----------------------------------------------------------------------------------------- exercises of notebook 06
 @pytest.fixture
 def lenient(monkeypatch):
     """Wrong answers below must come back as results, not as the AssertionError of make test's strict mode."""
@@ -377,12 +377,12 @@ def test_exercise_04_1_top_k_by_hand(tiny_lm, lenient):
     z = last_logits(tiny_lm)
     top = torch.topk(z, 5)
     right = torch.softmax(torch.full_like(z, float("-inf")).scatter(0, top.indices, top.values), -1)
-    assert exercises.check("04.1", right, lm=tiny_lm, prompt=PROMPT)
-    assert not exercises.check("04.1", torch.softmax(z, -1), lm=tiny_lm, prompt=PROMPT)  # no filtering
+    assert exercises.check("06.1", right, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("06.1", torch.softmax(z, -1), lm=tiny_lm, prompt=PROMPT)  # no filtering
     top6 = torch.topk(z, 6)
     wrong_k = torch.softmax(torch.full_like(z, float("-inf")).scatter(0, top6.indices, top6.values), -1)
-    assert not exercises.check("04.1", wrong_k, lm=tiny_lm, prompt=PROMPT)
-    assert not exercises.check("04.1", right[:-1], lm=tiny_lm, prompt=PROMPT)  # wrong shape: not a crash
+    assert not exercises.check("06.1", wrong_k, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("06.1", right[:-1], lm=tiny_lm, prompt=PROMPT)  # wrong shape: not a crash
 
 
 def greedy_without_cache(lm, prompt, n):
@@ -403,15 +403,15 @@ def test_exercise_04_2_greedy_is_the_argmax(request, fixture, lenient):
 
     lm = request.getfixturevalue(fixture)
     right = greedy_without_cache(lm, PROMPT, 8)
-    assert exercises.check("04.2", right, lm=lm, prompt=PROMPT, max_new_tokens=8)
-    assert not exercises.check("04.2", right[:-1] + [(right[-1] + 1) % len(lm.tokenizer)], lm=lm, prompt=PROMPT,
+    assert exercises.check("06.2", right, lm=lm, prompt=PROMPT, max_new_tokens=8)
+    assert not exercises.check("06.2", right[:-1] + [(right[-1] + 1) % len(lm.tokenizer)], lm=lm, prompt=PROMPT,
                                max_new_tokens=8)
-    assert not exercises.check("04.2", right[:-1], lm=lm, prompt=PROMPT, max_new_tokens=8)  # one short
+    assert not exercises.check("06.2", right[:-1], lm=lm, prompt=PROMPT, max_new_tokens=8)  # one short
 
 
 def test_exercise_04_3_nucleus_sizes(no_eos_lm, lenient):
     from lmkit import exercises
-    from lmkit.exercises import ex04
+    from lmkit.exercises import ex06
 
     lm, n = no_eos_lm, 6
     new = G.reference(lm, PROMPT, max_new_tokens=n)
@@ -422,26 +422,26 @@ def test_exercise_04_3_nucleus_sizes(no_eos_lm, lenient):
     mass = probs.sort(-1, descending=True).values.cumsum(-1)
     right = [int((m < 0.9).sum()) + 1 for m in mass]
     kw = dict(lm=lm, prompt=PROMPT, max_new_tokens=n, top_p=0.9)
-    assert exercises.check("04.3", right, **kw)
-    assert not exercises.check("04.3", [k + 1 for k in right], **kw)  # off by one: one token too many
-    assert not exercises.check("04.3", [int((m < 0.9).sum()) for m in mass], **kw)  # stops short of 0.9
-    assert not exercises.check("04.3", right[:-1], **kw)
+    assert exercises.check("06.3", right, **kw)
+    assert not exercises.check("06.3", [k + 1 for k in right], **kw)  # off by one: one token too many
+    assert not exercises.check("06.3", [int((m < 0.9).sum()) for m in mass], **kw)  # stops short of 0.9
+    assert not exercises.check("06.3", right[:-1], **kw)
     # the sizes agree with what model.generate's TopPLogitsWarper keeps, step by step
-    assert all(k in allowed for k, allowed in zip(right, ex04.nucleus_sizes(probs, 0.9)))
+    assert all(k in allowed for k, allowed in zip(right, ex06.nucleus_sizes(probs, 0.9)))
 
 
 def test_nucleus_sizes_follow_the_warper():
     from transformers import TopPLogitsWarper
 
-    from lmkit.exercises import ex04
+    from lmkit.exercises import ex06
 
     torch.manual_seed(0)
     logits = torch.randn(20, 50) * 3
     kept = (TopPLogitsWarper(top_p=0.7)(None, logits.clone()) > float("-inf")).sum(-1)
-    allowed = ex04.nucleus_sizes(torch.softmax(logits, -1), 0.7)
+    allowed = ex06.nucleus_sizes(torch.softmax(logits, -1), 0.7)
     assert all(k in a for k, a in zip(kept.tolist(), allowed))
-    assert ex04.nucleus_sizes(torch.tensor([[0.6, 0.3, 0.1]]), 0.5) == [{1}]
-    assert ex04.nucleus_sizes(torch.tensor([[0.6, 0.3, 0.1]]), 0.8) == [{2}]
+    assert ex06.nucleus_sizes(torch.tensor([[0.6, 0.3, 0.1]]), 0.5) == [{1}]
+    assert ex06.nucleus_sizes(torch.tensor([[0.6, 0.3, 0.1]]), 0.8) == [{2}]
 
 
 def test_exercise_04_4_temperature_at_half(tiny_lm, lenient):
@@ -454,9 +454,9 @@ def test_exercise_04_4_temperature_at_half(tiny_lm, lenient):
         mid = (lo * hi) ** 0.5
         lo, hi = (mid, hi) if p_top(mid) >= 0.5 else (lo, mid)
     assert p_top(hi) < 0.5 <= p_top(lo)
-    assert exercises.check("04.4", hi, lm=tiny_lm, prompt=PROMPT)
-    assert not exercises.check("04.4", hi * 1.1, lm=tiny_lm, prompt=PROMPT)
-    assert not exercises.check("04.4", 1.0, lm=tiny_lm, prompt=PROMPT)
+    assert exercises.check("06.4", hi, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("06.4", hi * 1.1, lm=tiny_lm, prompt=PROMPT)
+    assert not exercises.check("06.4", 1.0, lm=tiny_lm, prompt=PROMPT)
 
 
 # ----------------------------------------------------------------------------------------------- the real model

@@ -1,4 +1,4 @@
-"""lmkit.interp: every identity of notebook 11 on a tiny random Llama, and on the real model (integration)."""
+"""lmkit.interp: every identity of notebook 05 on a tiny random Llama, and on the real model (integration)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""lmkit.profile: timing statistics, memory figures, ceilings, bytes/FLOPs formulas and the KV cache (notebook 05)."""
+"""lmkit.profile: timing statistics, memory figures, ceilings, bytes/FLOPs formulas and the KV cache (notebook 08)."""
 from __future__ import annotations
 
 import time
@@ -391,9 +391,9 @@ def test_exercise_05_1_kv_bytes(tiny_lm, monkeypatch):
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     c = tiny_lm.model.config
     right = P.kv_cache_bytes(c, 2048, batch=4, dtype=torch.bfloat16)
-    assert exercises.check("05.1", right, config=c)
-    assert not exercises.check("05.1", right * 2, config=c)  # fp32 values
-    assert not exercises.check("05.1", right * c.num_attention_heads // c.num_key_value_heads, config=c)  # no GQA
+    assert exercises.check("08.1", right, config=c)
+    assert not exercises.check("08.1", right * 2, config=c)  # fp32 values
+    assert not exercises.check("08.1", right * c.num_attention_heads // c.num_key_value_heads, config=c)  # no GQA
 
 
 def test_exercise_05_2_decode_bound(tiny_lm, monkeypatch):
@@ -404,9 +404,9 @@ def test_exercise_05_2_decode_bound(tiny_lm, monkeypatch):
 
     m = tiny_lm.model
     bf = P.decode_bound(20e9, copy.deepcopy(m).to(torch.bfloat16), 256)  # a copy: never round the shared model
-    assert exercises.check("05.2", bf, model=m, bandwidth=20e9)
-    assert not exercises.check("05.2", bf / 2, model=m, bandwidth=20e9)  # fp32 bytes
-    assert not exercises.check("05.2", 20e9 / (2 * P.weight_bytes(m)), model=m, bandwidth=20e9)
+    assert exercises.check("08.2", bf, model=m, bandwidth=20e9)
+    assert not exercises.check("08.2", bf / 2, model=m, bandwidth=20e9)  # fp32 bytes
+    assert not exercises.check("08.2", 20e9 / (2 * P.weight_bytes(m)), model=m, bandwidth=20e9)
 
 
 def test_exercise_05_3_seven_b(monkeypatch):
@@ -414,9 +414,9 @@ def test_exercise_05_3_seven_b(monkeypatch):
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     bw = 25e9
-    assert exercises.check("05.3", (bw / 28e9, bw / 14e9, bw / 3.5e9), bandwidth=bw)
-    assert not exercises.check("05.3", (bw / 28e9, bw / 14e9, bw / 7e9), bandwidth=bw)
-    assert not exercises.check("05.3", 1.0, bandwidth=bw)
+    assert exercises.check("08.3", (bw / 28e9, bw / 14e9, bw / 3.5e9), bandwidth=bw)
+    assert not exercises.check("08.3", (bw / 28e9, bw / 14e9, bw / 7e9), bandwidth=bw)
+    assert not exercises.check("08.3", 1.0, bandwidth=bw)
 
 
 def test_matvec_bandwidth_counts_the_weight_bytes():

@@ -1,4 +1,4 @@
-"""The Llama written from scratch (notebook 13) against transformers' LlamaForCausalLM."""
+"""The Llama written from scratch (notebook 10) against transformers' LlamaForCausalLM."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""The project's sentiment, Q&A, passage and translation sets (``data/apps/``), each read and checked line by line (notebook 09)."""
+"""The project's sentiment, Q&A, passage and translation sets (``data/apps/``), each read and checked line by line (notebook 13)."""
 from __future__ import annotations
 
 from lmkit.data import data_file
@@ -32,15 +32,15 @@ def sentiment_data(split: str = "test") -> list[dict]:
 
 
 def qa_data() -> list[dict]:
-    """Questions with their accepted answers and the id of the passage that holds the answer (notebook 09)."""
+    """Questions with their accepted answers and the id of the passage that holds the answer (notebook 13)."""
     return _rows("qa")
 
 
 def passages() -> list[dict]:
-    """The passages that retrieval searches: common knowledge, and a fictional town's handbook (notebook 09)."""
+    """The passages that retrieval searches: common knowledge, and a fictional town's handbook (notebook 13)."""
     return _rows("passages")
 
 
 def translation_data() -> list[dict]:
-    """Short English sentences with reference French translations (notebook 09)."""
+    """Short English sentences with reference French translations (notebook 13)."""
     return _rows("translation")

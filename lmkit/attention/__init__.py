@@ -1,4 +1,4 @@
-"""Self-attention made visible: captured, recomputed from the weights, measured, mapped and explored (notebook 03).
+"""Self-attention made visible: captured, recomputed from the weights, measured, mapped and explored (notebook 04).
 
 One module per idea; every name is importable from ``lmkit.attention`` itself:
 

@@ -1,4 +1,4 @@
-"""Reading attention and the residual stream across layers: attention rollout and the logit lens (notebook 03)."""
+"""Reading attention and the residual stream across layers: attention rollout and the logit lens (notebook 04)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ def rollout(att: torch.Tensor, *, residual: float = 0.5) -> torch.Tensor:
 
     ``Â_l = residual·I + (1-residual)·mean_heads(A_l)``, rows renormalised: the identity stands for the residual
     connection, which carries each token's own state past the block. ``R[l, i, j]`` is how much of input token
-    ``j`` reaches position ``i`` after layer ``l``, if information only mixed along attention (notebook 03).
+    ``j`` reaches position ``i`` after layer ``l``, if information only mixed along attention (notebook 04).
     """
     if att.dim() != 4:
         raise ValueError(f"att has shape {tuple(att.shape)}: pass [layers, heads, T, T] as from attentions()")
@@ -35,7 +35,7 @@ def rollout(att: torch.Tensor, *, residual: float = 0.5) -> torch.Tensor:
 
 @dataclass
 class LogitLens:
-    """The final norm and unembedding applied to the residual stream after each layer (notebook 03).
+    """The final norm and unembedding applied to the residual stream after each layer (notebook 04).
 
     Row 0 is the token embeddings, row ``l+1`` the stream after layer ``l``; the last row gives the model's logits.
     """
@@ -61,7 +61,7 @@ class LogitLens:
 
 
 def logit_lens(lm, text: str, *, max_tokens: int = MAX_TOKENS) -> LogitLens:
-    """Decode every layer's residual stream with the model's own final norm and unembedding (notebook 03).
+    """Decode every layer's residual stream with the model's own final norm and unembedding (notebook 04).
 
     transformers' last ``hidden_states`` entry already has the final norm applied, so the raw stream after each
     layer is recorded with hooks instead (:func:`trace`); the last row equals the model's logits.

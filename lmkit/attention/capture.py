@@ -1,4 +1,4 @@
-"""Capturing the model's own attention: every layer's probabilities, and a recorded forward pass (notebook 03).
+"""Capturing the model's own attention: every layer's probabilities, and a recorded forward pass (notebook 04).
 
 - :func:`attentions` gives ``A[layer, head, query, key]`` for a text, switching to eager attention for the call
   when the fast ``sdpa`` kernel would return none (:func:`eager_attention`);
@@ -36,7 +36,7 @@ def _ids(lm, text: str, max_tokens: int | None) -> torch.Tensor:
 
 
 def token_labels(lm, ids) -> list[str]:
-    """One readable label per token id: the decoded text, whitespace-only tokens made visible (notebook 03)."""
+    """One readable label per token id: the decoded text, whitespace-only tokens made visible (notebook 04)."""
     ids = torch.as_tensor(ids).flatten().tolist()
     return [_visible(lm.tokenizer.decode([i])) for i in ids]
 
@@ -61,7 +61,7 @@ def check_layer(lm, layer) -> int:
 
 @contextmanager
 def eager_attention(model):
-    """Run ``model`` with eager attention inside the block, restoring its implementation after (notebook 03).
+    """Run ``model`` with eager attention inside the block, restoring its implementation after (notebook 04).
 
     The ``sdpa`` and flash kernels never materialise the probabilities, so ``output_attentions`` comes back
     empty (or ``None``) under them; eager attention computes ``softmax(QKᵀ/√d_k)`` explicitly.
@@ -80,7 +80,7 @@ def eager_attention(model):
 def attentions(lm, text: str, *, max_tokens: int = MAX_TOKENS) -> tuple[list[str], torch.Tensor]:
     """``(tokens, A)`` with ``A[layer, head, query, key]`` the model's attention probabilities, float32 on CPU.
 
-    Never empty: the model is switched to eager attention for the call when it runs another kernel (notebook 03).
+    Never empty: the model is switched to eager attention for the call when it runs another kernel (notebook 04).
     """
     return _attentions_of_ids(lm, _ids(lm, text, max_tokens))
 
@@ -110,7 +110,7 @@ class Trace:
 
 
 def trace(lm, text: str, *, max_tokens: int = MAX_TOKENS) -> Trace:
-    """Run the model once in eager mode, recording every layer's input, attention and outputs with hooks (notebook 03)."""
+    """Run the model once in eager mode, recording every layer's input, attention and outputs with hooks (notebook 04)."""
     ids = _ids(lm, text, max_tokens)
     layers = _layers(lm.model)
     inputs, blocks, outs = {}, {}, {}

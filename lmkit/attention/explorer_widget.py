@@ -1,4 +1,4 @@
-"""The interactive attention explorer: a text, layer and head sliders, a heatmap or head view (notebook 03).
+"""The interactive attention explorer: a text, layer and head sliders, a heatmap or head view (notebook 04).
 
 Attentions are computed once per text; moving a control only redraws, and the redraw reuses a pre-rendered
 frame so that it stays fast on a CPU (``benchmarks/attention.py`` times it).
@@ -29,7 +29,7 @@ HEAD_VIEW_MIN = 0.02
 
 
 class Explorer(Widget):
-    """An ipywidgets panel over one model's attention (notebook 03).
+    """An ipywidgets panel over one model's attention (notebook 04).
 
     Controls are attributes: ``text`` (submit with Enter), ``layer`` and ``head`` sliders, ``average`` (over heads),
     ``token`` (the query to highlight; -1 = all), ``view`` ("heatmap" or "head view"); the map goes to ``output``
@@ -223,5 +223,5 @@ class Explorer(Widget):
 
 
 def explorer(lm, text: str = "The cat sat on the mat because it was tired.", **kw) -> Explorer:
-    """The interactive attention explorer (notebook 03); display the returned object."""
+    """The interactive attention explorer (notebook 04); display the returned object."""
     return Explorer(lm, text, **kw)

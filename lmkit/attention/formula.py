@@ -1,4 +1,4 @@
-"""Attention recomputed from the formula and the layer's weights alone, and checked against the model (notebook 03).
+"""Attention recomputed from the formula and the layer's weights alone, and checked against the model (notebook 04).
 
 :func:`attention_steps` applies one layer's attention block by hand (RMSNorm, projections, RoPE, grouped-query
 sharing, causal mask, ``softmax(QKᵀ/√d_k)``, values, output projection), :func:`recompute` returns its
@@ -20,7 +20,7 @@ __all__ = ["Steps", "attention_steps", "recompute", "rms_norm", "rope", "verify"
 
 @dataclass
 class Steps:
-    """Every intermediate tensor of one attention block, recomputed by hand (notebook 03).
+    """Every intermediate tensor of one attention block, recomputed by hand (notebook 04).
 
     Shapes for ``T`` tokens, ``H`` query heads, ``G`` key/value heads, head size ``d_k``, model width ``d``.
     """
@@ -42,7 +42,7 @@ def rope(x: torch.Tensor, theta: float) -> torch.Tensor:
     """Rotary position embedding of ``x[..., T, d_k]`` at positions 0..T-1: :func:`lmkit.layers.apply_rope`.
 
     Dimension ``i`` (``i < d_k/2``) and ``i + d_k/2`` form a pair rotated by the angle ``pos · theta^(-2i/d_k)``
-    (Su et al., 2021). :func:`attention_steps` calls it through this name, so a test can swap it out (notebook 03).
+    (Su et al., 2021). :func:`attention_steps` calls it through this name, so a test can swap it out (notebook 04).
     """
     return apply_rope(x, None, theta)
 
@@ -51,7 +51,7 @@ def attention_steps(lm, hidden: torch.Tensor, layer: int) -> Steps:
     """Layer ``layer``'s attention block applied by hand to its input ``hidden`` (``[T, d]`` or ``[1, T, d]``).
 
     Only the layer's weights and the config are read: RMSNorm, Q/K/V projections, RoPE, grouped-query sharing,
-    causal mask, scaling by 1/√d_k, softmax, the weighted sum of values and the output projection (notebook 03).
+    causal mask, scaling by 1/√d_k, softmax, the weighted sum of values and the output projection (notebook 04).
     """
     layer = check_layer(lm, layer)
     cfg = lm.model.config
@@ -89,7 +89,7 @@ def attention_steps(lm, hidden: torch.Tensor, layer: int) -> Steps:
 
 
 def recompute(lm, text: str, layer: int) -> torch.Tensor:
-    """Layer ``layer``'s attention probabilities ``[heads, T, T]``, rebuilt from its input and weights (notebook 03).
+    """Layer ``layer``'s attention probabilities ``[heads, T, T]``, rebuilt from its input and weights (notebook 04).
 
     The model runs once only to record the layer's *input* hidden states; the probabilities are then computed by
     :func:`attention_steps`, never read from the model. :func:`verify` compares them with the model's own.
@@ -102,7 +102,7 @@ def verify(lm, text: str, *, atol: float = 1e-5, rtol: float = 1e-4):
     """Recompute every layer and compare with the model: a DataFrame of max differences, one row a layer.
 
     Columns: ``probs_max_abs_diff``, ``output_max_abs_diff``, ``output_max_abs`` (the scale of the block output)
-    and ``equal`` (both ``torch.allclose`` at ``atol``/``rtol``) (notebook 03).
+    and ``equal`` (both ``torch.allclose`` at ``atol``/``rtol``) (notebook 04).
     """
     import pandas as pd
 

@@ -1,4 +1,4 @@
-"""Head statistics: the entropy of each attention row, and a pattern class for each head (notebook 03)."""
+"""Head statistics: the entropy of each attention row, and a pattern class for each head (notebook 04)."""
 from __future__ import annotations
 
 import torch
@@ -11,7 +11,7 @@ HEAD_CLASSES = ("previous-token", "first-token", "diagonal", "broad", "mixed")
 
 
 def entropy_bits(att: torch.Tensor) -> torch.Tensor:
-    """Entropy in bits of each attention row, ``att[..., T, T] -> [..., T]`` (notebook 03)."""
+    """Entropy in bits of each attention row, ``att[..., T, T] -> [..., T]`` (notebook 04)."""
     p = att.float().clamp_min(0)
     return -(p * torch.log2(p.clamp_min(1e-12))).sum(-1)
 
@@ -23,7 +23,7 @@ def head_stats(att: torch.Tensor, *, threshold: float = 0.5, broad: float = 0.7)
     ``first = A[i, 0]``, ``diag = A[i, i]``, and ``norm_entropy`` = entropy / log2(i+1) (1 = uniform over the
     visible tokens). A head is ``previous-token``, ``first-token`` (an attention sink) or ``diagonal`` when that
     score is the largest and at least ``threshold``; else ``broad`` when ``norm_entropy ≥ broad``; else ``mixed``
-    (notebook 03).
+    (notebook 04).
     """
     import pandas as pd
 

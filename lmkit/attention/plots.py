@@ -1,6 +1,6 @@
 """Attention drawn with matplotlib: one head, every head, the head view, head statistics, rollout, logit lens.
 
-Each function takes ``ax=None`` and returns the axes (notebook 03).
+Each function takes ``ax=None`` and returns the axes (notebook 04).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _one_head(weights, tokens, query):
 
 def plot_head(weights, tokens, ax=None, *, title: str | None = None, query: int | None = None,
               cmap: str = "viridis", colorbar: bool = True, gamma: float | None = None):
-    """One head's ``[T, T]`` attention map as a heatmap, token labels on both axes (notebook 03).
+    """One head's ``[T, T]`` attention map as a heatmap, token labels on both axes (notebook 04).
 
     Rows are queries (the token attending), columns keys (the token attended to); the masked future is grey.
     ``query`` frames that row. Colours run from 0 to the map's maximum, or, with ``gamma``, from 0 to 1 on a
@@ -73,7 +73,7 @@ def plot_head(weights, tokens, ax=None, *, title: str | None = None, query: int 
 
 
 def plot_grid(att: torch.Tensor, ax=None, *, title: str | None = None, gamma: float = 0.5):
-    """Every head of every layer as a small map in one mosaic: columns are layers, rows heads (notebook 03).
+    """Every head of every layer as a small map in one mosaic: columns are layers, rows heads (notebook 04).
 
     Colours use a power scale (``gamma``) so that weak patterns stay visible next to the strong first-token sink.
     """
@@ -107,7 +107,7 @@ def plot_grid(att: torch.Tensor, ax=None, *, title: str | None = None, gamma: fl
 
 def plot_head_view(weights, tokens, ax=None, *, query: int | None = None, min_weight: float = 0.02,
                    title: str | None = None, color: str = "#1f77b4"):
-    """A "head view": each token on the left joined to the tokens it attends to on the right (notebook 03).
+    """A "head view": each token on the left joined to the tokens it attends to on the right (notebook 04).
 
     Line width and opacity follow the probability; weights below ``min_weight`` are not drawn. With ``query``,
     only that token's lines are drawn and its targets are labelled with their weight.
@@ -149,7 +149,7 @@ def plot_head_view(weights, tokens, ax=None, *, query: int | None = None, min_we
 
 
 def plot_head_stats(stats, ax=None, *, title: str | None = None):
-    """Layers × heads heatmap of the normalised entropy, each cell marked with its class letter (notebook 03).
+    """Layers × heads heatmap of the normalised entropy, each cell marked with its class letter (notebook 04).
 
     P previous-token, F first-token (sink), D diagonal, B broad, · mixed.
     """
@@ -178,7 +178,7 @@ def plot_head_stats(stats, ax=None, *, title: str | None = None):
 
 
 def plot_rollout(roll: torch.Tensor, tokens, ax=None, *, query: int = -1, title: str | None = None):
-    """How much each input token reaches position ``query`` after each layer, per :func:`rollout` (notebook 03)."""
+    """How much each input token reaches position ``query`` after each layer, per :func:`rollout` (notebook 04)."""
     import matplotlib.pyplot as plt
 
     r = _as_np(roll)
@@ -197,7 +197,7 @@ def plot_rollout(roll: torch.Tensor, tokens, ax=None, *, query: int = -1, title:
 
 
 def plot_logit_lens(lens: LogitLens, ax=None, *, rows=None, title: str | None = None):
-    """The logit lens as a heatmap: top guess (text) and its probability (colour) by layer and position (notebook 03)."""
+    """The logit lens as a heatmap: top guess (text) and its probability (colour) by layer and position (notebook 04)."""
     import matplotlib.pyplot as plt
 
     rows = list(range(len(lens.row_labels))) if rows is None else list(rows)

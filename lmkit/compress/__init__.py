@@ -1,4 +1,4 @@
-"""Shrinking a model: quantization, pruning and knowledge distillation, each measured (notebook 08).
+"""Shrinking a model: quantization, pruning and knowledge distillation, each measured (notebook 12).
 
 | module | what it holds |
 |---|---|
@@ -10,7 +10,7 @@
 | :mod:`~lmkit.compress.distill` | ``shallow_copy``, ``distill_loss``, ``token_batches``, ``distill`` (on :func:`lmkit.training.fit`) |
 | :mod:`~lmkit.compress.size` | ``disk_bytes``, ``memory_bytes``, ``size_mb``, ``bits_per_weight``, ``relative_error``, ``with_model`` |
 
-Dynamic int8 itself, :func:`quantize_int8`, is first timed in notebook 05 and lives in :mod:`lmkit.profile.quantize`.
+Dynamic int8 itself, :func:`quantize_int8`, is first timed in notebook 08 and lives in :mod:`lmkit.profile.quantize`.
 Every public name is here: ``from lmkit import compress as cp; cp.quantize_weights(model, bits=4)``.
 """
 from lmkit.compress.distill import distill, distill_loss, shallow_copy, token_batches

@@ -1,5 +1,5 @@
 """Dynamic int8 quantization on a copy, with per-channel scales and layers left in float32, and fake quantization
-that rounds the weights or the activations alone to find which costs the quality (notebook 08)."""
+that rounds the weights or the activations alone to find which costs the quality (notebook 12)."""
 from __future__ import annotations
 
 import copy
@@ -15,9 +15,9 @@ from lmkit.compress.linears import decoder_linears, set_module
 
 def dynamic_int8(model: nn.Module, skip: tuple[str, ...] = (), per_channel: bool = False) -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` layers in dynamic int8: int8 weights, activations quantized per
-    call, int8 matmuls (notebook 08).
+    call, int8 matmuls (notebook 12).
 
-    With the defaults this is :func:`quantize_int8` (notebook 05): every linear layer, the tied output
+    With the defaults this is :func:`quantize_int8` (notebook 08): every linear layer, the tied output
     head included, one scale per weight tensor. ``skip``: layers whose name contains one of these fragments stay
     float32 (e.g. ``("lm_head", "mlp.down_proj")``). ``per_channel``: one weight scale per output row instead of
     one per tensor. The activations always get one scale per call (per tensor), and on x86 (fbgemm) only 7 bits
@@ -47,7 +47,7 @@ def fake_quant_activations(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
 
 
 class FakeQuantLinear(nn.Module):
-    """A float32 linear layer that rounds what dynamic int8 would round, and nothing else (notebook 08).
+    """A float32 linear layer that rounds what dynamic int8 would round, and nothing else (notebook 12).
 
     ``weights``: ``None`` (exact), ``"tensor"`` (symmetric int8, one scale per matrix) or ``"channel"`` (one scale
     per output row). ``act_bits``: ``None`` (exact) or the bits of the per-tensor activation rounding. Switching
@@ -87,7 +87,7 @@ def activation_outliers(model: nn.Module, ids: torch.Tensor) -> dict[str, dict[s
     """For the input of every ``nn.Linear`` on ``ids``: ``max |x|``, its root mean square, and their ratio.
 
     A ratio of several hundred means that one per-tensor scale, set by the largest value, leaves very few levels
-    for all the others (notebook 08).
+    for all the others (notebook 12).
     """
     stats, hooks = {}, []
     for name, mod in model.named_modules():

@@ -1,4 +1,4 @@
-"""Decoding as a one-way stack: each module imports only the ones listed before it (notebooks 04, 05 and 12).
+"""Decoding as a one-way stack: each module imports only the ones listed before it (notebooks 06, 08 and 07).
 
 - :mod:`lmkit.decoding.settings`: the settings named as in transformers, their check, prompt encoding, EOS ids and
   the list of transformers logits processors;

@@ -1,10 +1,10 @@
-"""Constrained decoding: output that follows a JSON schema or a regular expression (notebook 12).
+"""Constrained decoding: output that follows a JSON schema or a regular expression (notebook 07).
 
 At each step a grammar says which tokens can continue *some* output that matches; the logits of every other token
 are set to ``-inf`` before temperature, top-k, top-p and min-p, so greedy decoding and sampling can only pick
 allowed tokens. The grammar work (schema → grammar, the tokenizer's byte trie, the per-step token mask) is done by
 llguidance (https://github.com/guidance-ai/llguidance), a maintained Rust library with a small wheel and no
-dependency; notebook 12 (section 8) measures it and says why it was chosen over xgrammar and lm-format-enforcer.
+dependency; notebook 07 (section 8) measures it and says why it was chosen over xgrammar and lm-format-enforcer.
 
 - :class:`Grammar`: one output's grammar state (the allowed-token mask of each step, public so that a notebook can
   look at it);
@@ -43,7 +43,7 @@ _SUBSCHEMA_ONE = ("items", "additionalItems", "not", "if", "then", "else", "cont
 
 def strict_schema(schema: dict) -> dict:
     """A copy of ``schema`` in which every object schema that names its ``properties`` and says nothing else about
-    other keys gets ``"additionalProperties": false`` (notebook 12).
+    other keys gets ``"additionalProperties": false`` (notebook 07).
 
     JSON Schema lets an object carry any property it does not name, so a grammar compiled from it lets a model
     invent keys (``"population_density_by_city": [...]``) until the budget runs out. Structured-output engines
@@ -102,7 +102,7 @@ def unpack_bitmask(bitmask: bytes, vocab_size: int) -> torch.Tensor:
 
 
 class Grammar:
-    """One constrained generation's grammar state (notebook 12).
+    """One constrained generation's grammar state (notebook 07).
 
     Built from ``json_schema`` (a dict or a JSON string) or ``regex`` (the whole output must match it). Everything
     is checked here, before any model work, and each failure raises :class:`lmkit.decoding.settings.SettingsError`
@@ -226,7 +226,7 @@ class Grammar:
 
 
 class GrammarLogitsProcessor:
-    """A :class:`Grammar` as a transformers ``LogitsProcessor``: ``proc(input_ids, scores) -> scores`` (notebook 12).
+    """A :class:`Grammar` as a transformers ``LogitsProcessor``: ``proc(input_ids, scores) -> scores`` (notebook 07).
 
     ``input_ids``: ``[1, t]``, the prompt (its first ``prompt_length`` tokens) and the output so far; ``scores``:
     ``[1, V]`` logits. On every call the grammar follows the output in ``input_ids`` (:meth:`Grammar.follow`), so

@@ -1,4 +1,4 @@
-"""The decode loop, written once: prefill, then one cached forward pass per new token (notebook 04).
+"""The decode loop, written once: prefill, then one cached forward pass per new token (notebook 06).
 
 :func:`decode` is a short generator that every one-sequence decoder of lmkit runs (:func:`lmkit.generate.stream`,
 :func:`lmkit.generate.generate`): one forward pass over the prompt fills the KV cache (prefill), then each step runs
@@ -53,7 +53,7 @@ def finished(procs, ids: torch.Tensor) -> bool:
 
 def decode(model, ids: torch.Tensor, procs, *, max_new_tokens: int, do_sample: bool, eos: set[int],
            seed: int | None = None) -> Iterator[Token]:
-    """Yield one :class:`Token` per new token after the prompt ``ids`` ``[1, T]`` (notebook 04).
+    """Yield one :class:`Token` per new token after the prompt ``ids`` ``[1, T]`` (notebook 06).
 
     ``procs``: a ``LogitsProcessorList`` (:func:`lmkit.decoding.settings.processors`); ``max_new_tokens``: the
     budget, already clipped to the context; ``eos``: the ids that end the output (the EOS token is yielded);
@@ -87,7 +87,7 @@ def decode(model, ids: torch.Tensor, procs, *, max_new_tokens: int, do_sample: b
 
 
 class TextAssembler:
-    """Text pieces for a growing list of token ids, whole characters only (notebook 04).
+    """Text pieces for a growing list of token ids, whole characters only (notebook 06).
 
     ``add(token_id, flush=False)`` returns the new text this token completes: ``""`` while the decoded tail is an
     incomplete character, then everything held back once its bytes have arrived. ``flush=True`` (the last token)

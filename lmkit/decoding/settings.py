@@ -1,4 +1,4 @@
-"""Generation settings, their check, prompt encoding, EOS ids and the logits processors (notebooks 04 and 12).
+"""Generation settings, their check, prompt encoding, EOS ids and the logits processors (notebooks 06 and 07).
 
 The bottom of the decoding stack (:mod:`lmkit.decoding`): everything a decoder needs to know before its first
 forward pass, and nothing that runs the model. The settings are named as in transformers (``max_new_tokens,
@@ -32,12 +32,12 @@ _GLOBAL_DEFAULTS = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p"
 
 
 class SettingsError(ValueError):
-    """A generation setting or prompt is invalid; the one-line message names the value and the fix (notebook 04)."""
+    """A generation setting or prompt is invalid; the one-line message names the value and the fix (notebook 06)."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Generation settings after validation and defaults (notebook 04)."""
+    """Generation settings after validation and defaults (notebook 06)."""
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     do_sample: bool = False
@@ -69,7 +69,7 @@ class Settings:
 
 
 def check_settings(lm, **settings) -> Settings:
-    """Validate ``settings`` and fill in defaults as ``model.generate`` does (notebooks 04 and 12).
+    """Validate ``settings`` and fill in defaults as ``model.generate`` does (notebooks 06 and 07).
 
     Every check runs before any model work; a failure raises :class:`SettingsError` with one line naming the value
     and the fix. Numbers must be finite (NaN and inf are refused) and ``bool`` is not accepted as a number.
@@ -135,7 +135,7 @@ def check_constraint(s: Settings) -> None:
 
 
 def context_length(lm) -> int:
-    """How many tokens (prompt + generated) the model can attend to (notebook 04)."""
+    """How many tokens (prompt + generated) the model can attend to (notebook 06)."""
     return int(getattr(lm.model.config, "max_position_embeddings", None) or lm.tokenizer.model_max_length)
 
 
@@ -146,7 +146,7 @@ _PROMPT_TYPES = ("a str; with chat=True also a list of {'role': str, 'content': 
 
 
 def check_prompt(prompt, chat: bool = False) -> list[dict] | str:
-    """The prompt checked for type: a string, or with ``chat=True`` a list of messages (notebooks 04 and 12).
+    """The prompt checked for type: a string, or with ``chat=True`` a list of messages (notebooks 06 and 07).
 
     Returns the string, or the list of messages (a chat string becomes one user turn). Raises :class:`SettingsError`
     naming the accepted prompt types for anything else (``None``, a number, a list of non-messages, ...).
@@ -174,7 +174,7 @@ def check_prompt(prompt, chat: bool = False) -> list[dict] | str:
 
 
 def prompt_ids(lm, prompt, chat: bool = False) -> torch.Tensor:
-    """The ``[1, T]`` ids that generation starts from (notebook 04).
+    """The ``[1, T]`` ids that generation starts from (notebook 06).
 
     ``chat=False``: the text as is (special-token text such as ``"<|im_start|>"`` is read as that token, so a
     template can be written out by hand), no special tokens added. ``chat=True``: ``prompt`` (a string, i.e. one user
@@ -220,11 +220,11 @@ def eos_ids(lm) -> set[int]:
 
 
 def processors(settings: Settings, grammar=None):
-    """transformers' logits processors for ``settings``, in the order ``model.generate`` builds them (notebook 04).
+    """transformers' logits processors for ``settings``, in the order ``model.generate`` builds them (notebook 06).
 
     Repetition penalty always applies; temperature, top-k, top-p and min-p (the former "warpers") only when
     sampling. min-p (Nguyen et al. 2024, "Turning up the heat: min-p sampling") keeps the tokens whose probability
-    is at least ``min_p`` times the top token's (notebook 12). ``grammar``, a logits processor that masks the tokens
+    is at least ``min_p`` times the top token's (notebook 07). ``grammar``, a logits processor that masks the tokens
     a constrained output cannot take (:class:`lmkit.decoding.grammar.GrammarLogitsProcessor`), goes first, so that
     temperature, top-k, top-p and min-p only ever see allowed tokens. Returns a ``LogitsProcessorList``: call it as
     ``procs(input_ids [1, t], scores [1, V]) -> [1, V]``.

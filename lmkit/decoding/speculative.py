@@ -1,4 +1,4 @@
-"""Speculative decoding: a cheap draft proposes, the model verifies several tokens in one pass (notebook 12).
+"""Speculative decoding: a cheap draft proposes, the model verifies several tokens in one pass (notebook 07).
 
 Sources: Leviathan, Kalman & Matias 2023, "Fast inference from transformers via speculative decoding"; Chen et al.
 2023, "Accelerating large language model decoding with speculative sampling". transformers ships the same idea as
@@ -43,7 +43,7 @@ __all__ = ["SpeculativeResult", "speculative", "early_exit_draft", "propose", "v
 
 @dataclass(frozen=True)
 class SpeculativeResult:
-    """What :func:`speculative` returns (notebook 12).
+    """What :func:`speculative` returns (notebook 07).
 
     ``ids``: the new token ids (prompt excluded); ``text``: their decode without special tokens;
     ``target_passes``: forward passes of the target (the prefill included); ``draft_passes``: the draft's;
@@ -84,8 +84,8 @@ def early_exit_draft(lm, n_layers: int):
 
     The draft is a model of ``lm``'s own class whose modules ARE the target's (no copy: the same parameter
     tensors), wrapped as an :class:`lmkit.models.LM`, so it also works as transformers' ``assistant_model=``.
-    Its next-token guess is the target's "logit lens" read after ``n_layers`` layers (notebook 03). Needs a
-    Llama-style model (``model.model.layers``, ``.norm``, ``.rotary_emb``, ``.lm_head``). Notebook 12.
+    Its next-token guess is the target's "logit lens" read after ``n_layers`` layers (notebook 04). Needs a
+    Llama-style model (``model.model.layers``, ``.norm``, ``.rotary_emb``, ``.lm_head``). Notebook 07.
     """
     inner = getattr(lm.model, "model", None)
     if not all(hasattr(inner, a) for a in ("layers", "norm", "embed_tokens", "rotary_emb")) or not hasattr(
@@ -127,7 +127,7 @@ def _draft_model(lm, draft):
 
 
 def accept_or_resample(p: torch.Tensor, q: torch.Tensor, token: int, u: float | None = None) -> tuple[bool, int]:
-    """The speculative sampling rule for one proposal (Leviathan et al. 2023, Algorithm 1; notebook 12).
+    """The speculative sampling rule for one proposal (Leviathan et al. 2023, Algorithm 1; notebook 07).
 
     ``p``, ``q``: ``[V]`` target and draft probabilities; ``token`` was drawn from ``q``. Accept it when
     ``u < min(1, p[token] / q[token])`` with ``u ~ U(0, 1)``; otherwise return a draw from
@@ -218,7 +218,7 @@ def _end(kept: list[int], seq: torch.Tensor, procs, eos: set[int]) -> list[int]:
 
 
 def speculative(lm, prompt, draft, num_draft_tokens: int = 4, **settings):
-    """Speculative decoding of ``prompt`` with ``draft`` proposing ``num_draft_tokens`` per round (notebook 12).
+    """Speculative decoding of ``prompt`` with ``draft`` proposing ``num_draft_tokens`` per round (notebook 07).
 
     ``draft``: an :class:`lmkit.models.LM` (e.g. :func:`early_exit_draft`) or a causal LM module with the
     target's vocabulary. ``settings`` as in :func:`lmkit.generate.stream` (``max_new_tokens, do_sample,

@@ -1,96 +1,68 @@
-"""Exercise checkers of notebook 04 (generation)."""
+"""Exercise checkers of notebook 04 (attention)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-def _logits(lm, ids):
-    """The raw next-token logits at every position of ``ids`` [1, T], as float32 [T, vocab]."""
+@exercise("04.1", hint="answer with a pair (weight, weight without the scaling). Take the query from .q_rot and "
+                       "the keys from .k_rot: with grouped-query attention query head h reads key head h // 3; keep "
+                       "only the keys at positions 0..7 (the causal mask); divide the dot products by sqrt(d_k) "
+                       "before the softmax (and not for the second number).")
+def _one_weight(answer, *, lm, text, layer=13, head=8, query_pos=7, key_pos=1):
     import torch
 
-    with torch.inference_mode():
-        return lm.model(ids).logits[0].float()
+    from lmkit import attention as A
+
+    tr = A.trace(lm, text)
+    own = tr.attentions[layer, head, query_pos, key_pos].item()          # the model's own weight
+    s = A.attention_steps(lm, tr.inputs[layer], layer)
+    group = lm.model.config.num_attention_heads // lm.model.config.num_key_value_heads
+    dots = s.k_rot[head // group, : query_pos + 1] @ s.q_rot[head, query_pos]  # from the rotated Q and K alone
+    unscaled = torch.softmax(dots, -1)[key_pos].item()
+    scaled, raw = answer
+    return _close(scaled, own, abs_=1e-6) and _close(raw, unscaled, abs_=1e-6)
 
 
-@exercise("04.1", hint="start from a tensor full of -inf, copy in the k=5 largest logits of z (torch.topk gives "
-                       "their values and indices), then softmax; answer with the whole [vocab] probability tensor.")
-def _top_k(answer, *, lm, prompt, k=5):
-    import torch
-    from transformers import TopKLogitsWarper
+@exercise("04.2", hint="answer with one float: run A.head_stats on the attentions of the new text and read the "
+                       "'prev' column of the row whose layer and head are L_prev and H_prev.")
+def _prev_score(answer, *, lm, layer, head, text="One two three four five six seven eight nine ten"):
+    from lmkit import attention as A
 
-    z = _logits(lm, lm.encode(prompt))[-1:]
-    expected = torch.softmax(TopKLogitsWarper(top_k=k)(None, z.clone()), -1)[0]
-    answer = torch.as_tensor(answer, dtype=torch.float32).flatten()
-    return answer.shape == expected.shape and torch.allclose(answer, expected, atol=1e-5)
-
-
-@exercise("04.2", hint="keep a growing tensor of ids; at each step run lm.model on ALL of it (no cache), take the "
-                       "argmax of the logits at the last position, append it, and stop at EOS or after "
-                       "max_new_tokens; answer with the list of new ids (ints), without the prompt.")
-def _greedy(answer, *, lm, prompt, max_new_tokens):
-    from lmkit import generate as G
-
-    return [int(i) for i in answer] == G.reference(lm, prompt, max_new_tokens=max_new_tokens)
+    _, att = A.attentions(lm, text)
+    rows = att[int(layer), int(head), 2:]                # query positions i >= 2, as head_stats
+    i = rows.new_tensor(range(2, att.shape[-1])).long()
+    return _close(answer, rows[i - 2, i - 1].mean().item())
 
 
-def nucleus_sizes(probs, top_p: float) -> list[set[int]]:
-    """For each row of ``probs`` [n, vocab], the nucleus sizes that float noise allows (each a set of 1 or 2 ints).
-
-    One count comes from transformers' ``TopPLogitsWarper`` (what ``model.generate`` keeps), one from sorting the
-    probabilities in decreasing order in float64 and counting until the mass reaches ``top_p``; they differ only
-    when a cumulative sum sits within rounding of ``top_p``.
-    """
-    import torch
-    from transformers import TopPLogitsWarper
-
-    kept = (TopPLogitsWarper(top_p=top_p)(None, probs.log().float()) > float("-inf")).sum(-1).tolist()
-    csum = probs.double().sort(-1, descending=True).values.cumsum(-1)
-    by_sort = (torch.searchsorted(csum, torch.full((len(probs), 1), float(top_p), dtype=torch.float64)) + 1)
-    return [{int(a), int(b)} for a, b in zip(kept, by_sort.flatten().tolist())]
-
-
-@exercise("04.3", hint="one forward pass over the prompt ids followed by the greedy ids of section 1 gives the "
-                       "distribution of every step (position T0-1+t predicts step t); sort each softmax in "
-                       "decreasing order, take the cumulative sum and count the tokens needed to reach top_p; "
-                       "answer with a list of ints, one per step.")
-def _nucleus(answer, *, lm, prompt, max_new_tokens, top_p):
+@exercise("04.3", hint="answer with a pair (share with residual=0, share with residual=0.9): "
+                       "A.rollout(roll_att, residual=r)[-1, -1, 0] is what the last token draws from the first after "
+                       "the last layer.")
+def _rollout_shares(answer, *, lm, text):
     import torch
 
-    from lmkit import generate as G
+    from lmkit import attention as A
 
-    prompt_ids = lm.encode(prompt)
-    new = G.reference(lm, prompt, max_new_tokens=max_new_tokens)
-    answer = [int(n) for n in answer]
-    if len(answer) != len(new):
-        return False
-    full = torch.cat([prompt_ids, torch.tensor([new[:-1]], dtype=prompt_ids.dtype)], 1) if len(new) > 1 else prompt_ids
-    probs = torch.softmax(_logits(lm, full)[prompt_ids.shape[1] - 1:], -1)
-    return all(n in allowed for n, allowed in zip(answer, nucleus_sizes(probs, top_p)))
+    _, att = A.attentions(lm, text)
+    eye = torch.eye(att.shape[-1])
 
+    def share(residual):  # rollout written out again: R <- normalise(r I + (1 - r) mean_heads(A_l)) R
+        r = eye
+        for a in att.mean(1):
+            a_hat = residual * eye + (1 - residual) * a
+            r = (a_hat / a_hat.sum(-1, keepdim=True)) @ r
+        return r[-1, 0].item()
 
-def temperature_at_half(z) -> float:
-    """The temperature at which the most likely token of ``softmax(z / T)`` falls to probability 0.5.
-
-    ``max softmax(z / T)`` decreases with ``T`` (its log-derivative is ``(E[z] - max z) / T**2 <= 0``), so a
-    bisection in ``log T`` finds the crossing.
-    """
-    import math
-
-    import torch
-
-    z = torch.as_tensor(z, dtype=torch.float64).flatten()
-    p_top = lambda t: torch.softmax(z / t, -1).max().item()  # noqa: E731
-    lo, hi = math.log(1e-6), math.log(1e6)
-    if not p_top(math.exp(lo)) >= 0.5 > p_top(math.exp(hi)):
-        raise ValueError("the top token's probability does not cross 0.5 for T in [1e-6, 1e6]")
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if p_top(math.exp(mid)) >= 0.5 else (lo, mid)
-    return math.exp(hi)
+    pure, mostly_residual = answer
+    return _close(pure, share(0.0)) and _close(mostly_residual, share(0.9))
 
 
-@exercise("04.4", hint="only softmax(z / T) depends on T, so no new forward pass is needed; the top token's "
-                       "probability falls as T grows: bisect T between a value where it is above 0.5 and one "
-                       "where it is below; answer with the temperature (a float).")
-def _half_temperature(answer, *, lm, prompt):
-    return _close(answer, temperature_at_half(_logits(lm, lm.encode(prompt))[-1]), rel=2e-3)
+@exercise("04.4", hint="answer with a pair (first layer, rank after layer 20) for ' Rome' (one token) after "
+                       "'The capital of Italy is': A.logit_lens(...).first_layer(rome), and .rank(rome)[21] (row 0 "
+                       "is the embedding, so row 21 is after layer 20; rank 0 = top).")
+def _rome(answer, *, lm, prompt="The capital of Italy is", word=" Rome", after_layer=20):
+    from lmkit import attention as A
+
+    (token,) = lm.tokenizer.encode(word, add_special_tokens=False)
+    lens = A.logit_lens(lm, prompt)
+    first, rank = answer
+    return first == lens.first_layer(token) and int(rank) == int(lens.rank(token)[after_layer + 1])

@@ -1,33 +1,47 @@
-"""Exercise checkers of notebook 05 (inference profiling)."""
+"""Exercise checkers of notebook 05 (causal interpretability)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-def _kv_per_token_value(config) -> int:
-    """Values the KV cache stores per token: layers x 2 (K and V) x kv_heads x head_dim."""
-    from lmkit.layers import head_dim
+@exercise("05.1", hint="answer with one float: add up the entries of the attribution Series whose names start with "
+                       "f'L{layer}H' (every head of that layer). The heads of one layer together are the attention "
+                       "block's output, so the checker projects that output directly.")
+def _layer_heads_sum(answer, *, lm, text, answer_token, foil, layer):
+    import torch
 
-    return config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim(config)
+    from lmkit import interp
 
-
-@exercise("05.1", hint="layers x 2 (keys and values) x kv_heads x head_dim x tokens x batch x bytes per value; read "
-                       "the four sizes from `config` (num_key_value_heads, not num_attention_heads), and a bfloat16 "
-                       "value takes 2 bytes.")
-def _kv_bytes(answer, *, config, tokens: int = 2048, batch: int = 4):
-    return int(answer) == _kv_per_token_value(config) * tokens * batch * 2
-
-
-@exercise("05.2", hint="bandwidth / bytes read per token. The bytes: every parameter once in bfloat16 (2 bytes; the "
-                       "tied embedding is the output head, count it once) plus the bf16 KV cache of the context.")
-def _decode_bound(answer, *, model, bandwidth: float, context: int = 256):
-    unique = {p.data_ptr(): p.numel() for p in model.parameters()}
-    read = 2 * sum(unique.values()) + 2 * _kv_per_token_value(model.config) * context
-    return _close(answer, bandwidth / read, rel=1e-2)
+    n = lm.model.config.num_hidden_layers
+    _, cache = interp.run_with_cache(lm, interp.token_ids(lm, text), [("attn", layer), ("resid", n - 1)])
+    x, block = cache[("resid", n - 1)][0, -1].double(), cache[("attn", layer)][0, -1].double()
+    norm = lm.model.model.norm
+    scale = torch.rsqrt(x.pow(2).mean() + norm.variance_epsilon)
+    w_u = lm.model.get_output_embeddings().weight.detach().double().cpu()
+    a, f = interp.answer_id(lm, answer_token), interp.answer_id(lm, foil)
+    expected = (block * scale * norm.weight.detach().double().cpu()) @ (w_u[a] - w_u[f])
+    return _close(answer, expected.item(), rel=1e-4, abs_=1e-4)
 
 
-@exercise("05.3", hint="answer with three numbers (fp32, bf16, 4-bit): the measured bandwidth divided by 7e9 "
-                       "parameters times 4, 2 and 0.5 bytes each.")
-def _seven_b(answer, *, bandwidth: float):
-    fp32, bf16, q4 = answer
-    return all(_close(a, bandwidth / (7e9 * b), rel=1e-2) for a, b in zip((fp32, bf16, q4), (4, 2, 0.5)))
+@exercise("05.2", hint="answer with one float: record the clean run's input of o_proj at that layer "
+                       "(interp.run_with_cache with the point ('z', layer)), write only that head's d_k columns into "
+                       "the corrupted run (interp.replace_heads), take interp.logit_diff with those edits and "
+                       "normalise it with interp.normalise(m, corrupted, clean).")
+def _one_head(answer, *, lm, fact, head):
+    from lmkit import interp
+
+    (clean, corrupt, answer_token, foil), (layer, head) = fact, head
+    expected = interp.patch(lm, clean, corrupt, answer_token, foil, where="head", layers=[layer])[0, head]
+    return _close(answer, expected.item(), rel=1e-3, abs_=1e-4)
+
+
+@exercise("05.3", hint="answer with one float: inside `with interp.ablate_heads(lm, [(layer, head)], 'zero'):` "
+                       "compute interp.repeat_losses(lm, tokens) and average its second half (the columns from "
+                       "seq_len on).")
+def _ablate_one(answer, *, lm, tokens, layer, head):
+    from lmkit import interp
+
+    seq_len = (tokens.shape[1] - 1) // 2
+    with interp.ablate_heads(lm, [(layer, head)], "zero"):
+        expected = interp.repeat_losses(lm, tokens)[:, seq_len:].mean()
+    return _close(answer, expected.item(), rel=1e-4, abs_=1e-4)

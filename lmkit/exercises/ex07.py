@@ -1,62 +1,45 @@
-"""Exercise checkers of notebook 07 (a GPT from scratch)."""
+"""Exercise checkers of notebook 07 (decoding, faster and constrained)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-def n_params_of(cfg, **changes) -> int:
-    """Parameters of ``TinyGPT(cfg)`` with ``changes`` applied, counted on the meta device (no memory, no init)."""
-    from dataclasses import replace
+@exercise("07.1", hint="if each proposal is accepted independently with probability alpha, a round keeps j "
+                       "proposals with probability alpha**j * (1 - alpha) (j < k) and all k with alpha**k, and "
+                       "always adds the target's own token: sum (j + 1) times those probabilities, or sum the "
+                       "geometric series 1 + alpha + ... + alpha**k; answer with a float.")
+def _tokens_per_pass(answer, *, alpha, k):
+    from lmkit.decoding.speculative import expected_tokens_per_pass
 
+    return _close(answer, expected_tokens_per_pass(float(alpha), int(k)), rel=1e-6)
+
+
+@exercise("07.2", hint="after a rejection the target's token is drawn from the part of p that q does not cover: "
+                       "take max(0, p - q) element by element, then divide by its sum; answer with the [vocab] "
+                       "probability tensor.")
+def _residual(answer, *, p, q):
     import torch
 
-    from lmkit import tinygpt as tg
-
-    with torch.device("meta"):
-        return tg.n_params(tg.TinyGPT(replace(cfg, **changes)))
-
-
-@exercise("07.1", hint="a learned table holds one trainable vector of n_embd numbers per position of the context "
-                       "(block_size of them); the sinusoidal encoding has no parameters. Answer with an int: the "
-                       "extra parameters of cfg with pos='learned'.")
-def _learned_positions(answer, *, cfg):
-    return int(answer) == n_params_of(cfg, pos="learned") - n_params_of(cfg, pos="sinusoidal")
+    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
+    expected = (p - q).clamp(min=0)
+    expected = expected / expected.sum()
+    answer = torch.as_tensor(answer, dtype=torch.float64).flatten()
+    return answer.shape == expected.shape and torch.allclose(answer, expected, atol=1e-6)
 
 
-@exercise("07.2", hint="answer with a pair of ints (parameters of cfg, parameters of cfg with n_layer=12, "
-                       "n_head=12, n_embd=768): V·d for the tied embedding, 12d² + 13d per block, 2d for the final "
-                       "LayerNorm (plus block_size·d only if pos='learned').")
-def _count(answer, *, cfg):
-    ours, big = answer
-    return int(ours) == n_params_of(cfg) and int(big) == n_params_of(cfg, n_layer=12, n_head=12, n_embd=768)
+@exercise("07.3", hint="pass json_schema=schema to lmkit.generate.generate (chat=True, enough max_new_tokens for "
+                       "the whole object); answer with what generate returns: text that parses with json.loads, "
+                       "validates against the schema, and says it ended because the grammar completed "
+                       "(finish_reason == 'grammar'), which a typed string cannot.")
+def _json(answer, *, schema):
+    import json
 
+    import jsonschema
 
-@exercise("07.3", hint="x = ids[:-1][None], y = ids[1:][None]; one call model(x, y) returns the mean "
-                       "cross-entropy over every position at once; answer with it as a float (nats per character).")
-def _one_pass(answer, *, model, ids):
-    """Recomputed the slow way: one forward pass per prefix, each scoring only its last position."""
-    import torch
-    import torch.nn.functional as F
-
-    x, y = ids[:-1][None], ids[1:]
-    with torch.no_grad():
-        losses = [F.cross_entropy(model(x[:, : t + 1]).logits[0, -1], y[t]) for t in range(x.shape[1])]
-    return _close(answer, torch.stack(losses).mean().item(), rel=1e-4)
-
-
-@exercise("07.4", hint="answer with the output tensor [2, 10, n_embd] for x = torch.randn(2, 10, cfg.n_embd, "
-                       "generator=torch.Generator().manual_seed(0)): q, k, v = attn.qkv(x).split(C, 2), each viewed "
-                       "as [B, heads, T, d_k]; softmax(q kᵀ/√d_k with -inf where j > i) @ v; heads back side by side; "
-                       "then attn.proj.")
-def _attention(answer, *, attn):
-    """Compared with PyTorch's fused kernel on the module's own weights."""
-    import torch
-    import torch.nn.functional as F
-
-    C = attn.proj.in_features
-    x = torch.randn(2, 10, C, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        q, k, v = (t.view(2, 10, attn.n_head, -1).transpose(1, 2) for t in attn.qkv(x).split(C, dim=2))
-        ref = attn.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 10, C))
-    answer = torch.as_tensor(answer).detach().float()
-    return answer.shape == ref.shape and torch.allclose(answer, ref, atol=1e-5)
+    if not isinstance(answer, str) or getattr(answer, "finish_reason", None) != "grammar":
+        return False
+    try:
+        jsonschema.validate(json.loads(answer), schema)
+    except (json.JSONDecodeError, jsonschema.ValidationError):
+        return False
+    return True

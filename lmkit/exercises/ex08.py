@@ -1,29 +1,33 @@
-"""Exercise checkers of notebook 08 (compression)."""
+"""Exercise checkers of notebook 08 (inference profiling)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-@exercise("08.1", hint="a weight of shape (out, in) has out x in codes of `bits` bits (divide by 8 for bytes), plus, "
-                       "for every group of `group_size` weights of a row, one float16 scale and one float16 offset "
-                       "(2 bytes each). Read out and in from layer.weight.shape.")
-def _layer_bytes(answer, *, layer, bits: int, group_size: int):
-    out_f, in_f = layer.weight.shape
-    groups = out_f * (in_f // group_size)
-    return int(answer) == out_f * in_f * bits // 8 + groups * 2 * 2
+def _kv_per_token_value(config) -> int:
+    """Values the KV cache stores per token: layers x 2 (K and V) x kv_heads x head_dim."""
+    from lmkit.layers import head_dim
+
+    return config.num_hidden_layers * 2 * config.num_key_value_heads * head_dim(config)
 
 
-def _share_zeroed(model, sparsity: float) -> float:
-    import torch.nn as nn
-
-    unique = {p.data_ptr(): p.numel() for p in model.parameters()}  # the tied embedding/head once
-    pruned = sum(round(sparsity * m.weight.numel()) for n, m in model.named_modules()
-                 if isinstance(m, nn.Linear) and "lm_head" not in n)
-    return pruned / sum(unique.values())
+@exercise("08.1", hint="layers x 2 (keys and values) x kv_heads x head_dim x tokens x batch x bytes per value; read "
+                       "the four sizes from `config` (num_key_value_heads, not num_attention_heads), and a bfloat16 "
+                       "value takes 2 bytes.")
+def _kv_bytes(answer, *, config, tokens: int = 2048, batch: int = 4):
+    return int(answer) == _kv_per_token_value(config) * tokens * batch * 2
 
 
-@exercise("08.2", hint="pruning zeroes `sparsity` x numel weights in every nn.Linear of the decoder and nothing in the "
-                       "tied embedding/head (count it once: model.parameters() lists it once) or in the norms. Divide "
-                       "the zeros by the number of parameters of the whole model.")
-def _model_sparsity(answer, *, model, sparsity: float):
-    return _close(answer, _share_zeroed(model, sparsity), rel=1e-3)
+@exercise("08.2", hint="bandwidth / bytes read per token. The bytes: every parameter once in bfloat16 (2 bytes; the "
+                       "tied embedding is the output head, count it once) plus the bf16 KV cache of the context.")
+def _decode_bound(answer, *, model, bandwidth: float, context: int = 256):
+    unique = {p.data_ptr(): p.numel() for p in model.parameters()}
+    read = 2 * sum(unique.values()) + 2 * _kv_per_token_value(model.config) * context
+    return _close(answer, bandwidth / read, rel=1e-2)
+
+
+@exercise("08.3", hint="answer with three numbers (fp32, bf16, 4-bit): the measured bandwidth divided by 7e9 "
+                       "parameters times 4, 2 and 0.5 bytes each.")
+def _seven_b(answer, *, bandwidth: float):
+    fp32, bf16, q4 = answer
+    return all(_close(a, bandwidth / (7e9 * b), rel=1e-2) for a, b in zip((fp32, bf16, q4), (4, 2, 0.5)))

@@ -1,28 +1,62 @@
-"""Exercise checkers of notebook 09 (applications)."""
+"""Exercise checkers of notebook 09 (a GPT from scratch)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-@exercise("09.1", hint="accuracy = (number of positions where the prediction equals the gold label) / (number of "
-                       "texts); zip the two lists and count, no library needed.")
-def _accuracy(answer, *, y_true, y_pred):
-    y_true, y_pred = list(y_true), list(y_pred)
-    if len(y_true) != len(y_pred) or not y_true:
-        raise ValueError("y_true and y_pred must be non-empty and of the same length")
-    return _close(answer, sum(t == p for t, p in zip(y_true, y_pred)) / len(y_true))
+def n_params_of(cfg, **changes) -> int:
+    """Parameters of ``TinyGPT(cfg)`` with ``changes`` applied, counted on the meta device (no memory, no init)."""
+    from dataclasses import replace
 
-
-@exercise("09.2", hint="build the context with prompt.context(lm, text), run the model on lm.encode(context), "
-                       "log_softmax the logits at the LAST position, and subtract the entries of the token ids of "
-                       "the two label words (prompt.labels['positive'] and prompt.labels['negative'], leading space "
-                       "included).")
-def _label_margin(answer, *, lm, prompt, text):
     import torch
 
-    context = prompt.context(lm, text)
-    with torch.inference_mode():
-        logp = torch.log_softmax(lm.model(lm.encode(context)).logits[0, -1].float(), dim=-1)
-    (pos,) = lm.tokenizer.encode(prompt.labels["positive"], add_special_tokens=False)
-    (neg,) = lm.tokenizer.encode(prompt.labels["negative"], add_special_tokens=False)
-    return _close(answer, (logp[pos] - logp[neg]).item(), rel=1e-3, abs_=1e-3)
+    from lmkit import tinygpt as tg
+
+    with torch.device("meta"):
+        return tg.n_params(tg.TinyGPT(replace(cfg, **changes)))
+
+
+@exercise("09.1", hint="a learned table holds one trainable vector of n_embd numbers per position of the context "
+                       "(block_size of them); the sinusoidal encoding has no parameters. Answer with an int: the "
+                       "extra parameters of cfg with pos='learned'.")
+def _learned_positions(answer, *, cfg):
+    return int(answer) == n_params_of(cfg, pos="learned") - n_params_of(cfg, pos="sinusoidal")
+
+
+@exercise("09.2", hint="answer with a pair of ints (parameters of cfg, parameters of cfg with n_layer=12, "
+                       "n_head=12, n_embd=768): V·d for the tied embedding, 12d² + 13d per block, 2d for the final "
+                       "LayerNorm (plus block_size·d only if pos='learned').")
+def _count(answer, *, cfg):
+    ours, big = answer
+    return int(ours) == n_params_of(cfg) and int(big) == n_params_of(cfg, n_layer=12, n_head=12, n_embd=768)
+
+
+@exercise("09.3", hint="x = ids[:-1][None], y = ids[1:][None]; one call model(x, y) returns the mean "
+                       "cross-entropy over every position at once; answer with it as a float (nats per character).")
+def _one_pass(answer, *, model, ids):
+    """Recomputed the slow way: one forward pass per prefix, each scoring only its last position."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y = ids[:-1][None], ids[1:]
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(x[:, : t + 1]).logits[0, -1], y[t]) for t in range(x.shape[1])]
+    return _close(answer, torch.stack(losses).mean().item(), rel=1e-4)
+
+
+@exercise("09.4", hint="answer with the output tensor [2, 10, n_embd] for x = torch.randn(2, 10, cfg.n_embd, "
+                       "generator=torch.Generator().manual_seed(0)): q, k, v = attn.qkv(x).split(C, 2), each viewed "
+                       "as [B, heads, T, d_k]; softmax(q kᵀ/√d_k with -inf where j > i) @ v; heads back side by side; "
+                       "then attn.proj.")
+def _attention(answer, *, attn):
+    """Compared with PyTorch's fused kernel on the module's own weights."""
+    import torch
+    import torch.nn.functional as F
+
+    C = attn.proj.in_features
+    x = torch.randn(2, 10, C, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        q, k, v = (t.view(2, 10, attn.n_head, -1).transpose(1, 2) for t in attn.qkv(x).split(C, dim=2))
+        ref = attn.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 10, C))
+    answer = torch.as_tensor(answer).detach().float()
+    return answer.shape == ref.shape and torch.allclose(answer, ref, atol=1e-5)

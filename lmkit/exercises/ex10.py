@@ -1,37 +1,21 @@
-"""Exercise checkers of notebook 10 (a tokenizer from scratch)."""
+"""Exercise checkers of notebook 10 (SmolLM2 from scratch)."""
 from __future__ import annotations
 
-from .registry import _close, exercise
+from .registry import exercise
 
 
-@exercise("10.1", hint="answer with a tuple of two ints: regex.findall(GPT2_PATTERN, text) gives the chunks; count "
-                       "each distinct chunk once, weighted by its frequency (collections.Counter), and add up the "
-                       "pairs zip(b, b[1:]) of its UTF-8 bytes b. The most frequent pair wins (any one of a tie).")
-def _first_merge(answer, *, text):
-    from collections import Counter
-
-    import regex
-
-    from lmkit.bpe import GPT2_SPLIT, count_pairs
-
-    counts: dict = {}
-    for chunk, f in Counter(regex.findall(GPT2_SPLIT, text)).items():
-        count_pairs(list(chunk.encode("utf-8")), counts, f)
-    a, b = answer
-    return counts.get((int(a), int(b)), -1) == max(counts.values())
+@exercise("10.1", hint="answer with an int: V·d (the tied embedding, once) + L·(d·q + 2·d·kv + q·d + 3·d·f + 2·d) + d, "
+                       "with q = heads·head_dim, kv = kv_heads·head_dim, f = intermediate_size.")
+def _params(answer, *, lm):
+    return int(answer) == sum(p.numel() for p in lm.model.parameters())
 
 
-@exercise("10.2", hint="answer with a pair of ints (ours, smollm2): len(tok.encode(s)) and "
-                       "len(smol.encode(s, add_special_tokens=False)).")
-def _emoji_tokens(answer, *, tok, lm, text):
-    ours, theirs = answer
-    return (int(ours) == len(tok.encode(text))
-            and int(theirs) == len(lm.tokenizer.encode(text, add_special_tokens=False)))
+@exercise("10.2", hint="answer with a pair of ints (gqa_bytes, mha_bytes): layers × 2 (key and value) × heads × "
+                       "head_dim × 4 bytes, with 3 key/value heads, then with 9.")
+def _kv_bytes(answer, *, lm):
+    from lmkit.layers import head_dim
 
-
-@exercise("10.3", hint="answer with a float: len(bpe.BPE(tok.merges[:k]).encode(text)) / len(text), tokens per "
-                       "character of the whole text.")
-def _truncated(answer, *, tok, k, text):
-    from lmkit.bpe import BPE
-
-    return _close(answer, len(BPE(tok.merges[:k], pattern=tok.pattern).encode(text)) / len(text), rel=1e-9)
+    c = lm.model.config
+    per = lambda heads: c.num_hidden_layers * 2 * heads * head_dim(c) * 4  # noqa: E731
+    gqa, mha = answer
+    return int(gqa) == per(c.num_key_value_heads) and int(mha) == per(c.num_attention_heads)

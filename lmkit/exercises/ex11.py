@@ -1,47 +1,40 @@
-"""Exercise checkers of notebook 11 (causal interpretability)."""
+"""Exercise checkers of notebook 11 (fine-tuning)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-@exercise("11.1", hint="answer with one float: add up the entries of the attribution Series whose names start with "
-                       "f'L{layer}H' (every head of that layer). The heads of one layer together are the attention "
-                       "block's output, so the checker projects that output directly.")
-def _layer_heads_sum(answer, *, lm, text, answer_token, foil, layer):
-    import torch
+def _linear_shapes(config) -> dict[str, tuple[int, int]]:
+    """(d_in, d_out) of each linear layer of one Llama block, from the model's config alone."""
+    d, ff = config.hidden_size, config.intermediate_size
+    from lmkit.layers import head_dim
 
-    from lmkit import interp
-
-    n = lm.model.config.num_hidden_layers
-    _, cache = interp.run_with_cache(lm, interp.token_ids(lm, text), [("attn", layer), ("resid", n - 1)])
-    x, block = cache[("resid", n - 1)][0, -1].double(), cache[("attn", layer)][0, -1].double()
-    norm = lm.model.model.norm
-    scale = torch.rsqrt(x.pow(2).mean() + norm.variance_epsilon)
-    w_u = lm.model.get_output_embeddings().weight.detach().double().cpu()
-    a, f = interp.answer_id(lm, answer_token), interp.answer_id(lm, foil)
-    expected = (block * scale * norm.weight.detach().double().cpu()) @ (w_u[a] - w_u[f])
-    return _close(answer, expected.item(), rel=1e-4, abs_=1e-4)
+    q, kv = config.num_attention_heads * head_dim(config), config.num_key_value_heads * head_dim(config)
+    return {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d),
+            "gate_proj": (d, ff), "up_proj": (d, ff), "down_proj": (ff, d)}
 
 
-@exercise("11.2", hint="answer with one float: record the clean run's input of o_proj at that layer "
-                       "(interp.run_with_cache with the point ('z', layer)), write only that head's d_k columns into "
-                       "the corrupted run (interp.replace_heads), take interp.logit_diff with those edits and "
-                       "normalise it with interp.normalise(m, corrupted, clean).")
-def _one_head(answer, *, lm, fact, head):
-    from lmkit import interp
-
-    (clean, corrupt, answer_token, foil), (layer, head) = fact, head
-    expected = interp.patch(lm, clean, corrupt, answer_token, foil, where="head", layers=[layer])[0, head]
-    return _close(answer, expected.item(), rel=1e-3, abs_=1e-4)
+def lora_parameters(config, r: int, targets) -> int:
+    """Trainable parameters of LoRA with rank ``r`` on ``targets``: r·(d_in + d_out) per adapted matrix, every layer."""
+    shapes = _linear_shapes(config)
+    return config.num_hidden_layers * sum(r * sum(shapes[t]) for t in targets)
 
 
-@exercise("11.3", hint="answer with one float: inside `with interp.ablate_heads(lm, [(layer, head)], 'zero'):` "
-                       "compute interp.repeat_losses(lm, tokens) and average its second half (the columns from "
-                       "seq_len on).")
-def _ablate_one(answer, *, lm, tokens, layer, head):
-    from lmkit import interp
+@exercise("11.1", hint="an adapter on a d_out x d_in matrix adds A (r x d_in) and B (d_out x r); take d_in and d_out "
+                       "of q_proj and v_proj from the shapes printed in section 2 (v_proj is smaller: grouped-query "
+                       "attention), use r=4, and multiply by the number of layers.")
+def _lora_q_v_r4(answer, *, lm):
+    return int(answer) == lora_parameters(lm.model.config, 4, ("q_proj", "v_proj"))
 
-    seq_len = (tokens.shape[1] - 1) // 2
-    with interp.ablate_heads(lm, [(layer, head)], "zero"):
-        expected = interp.repeat_losses(lm, tokens)[:, seq_len:].mean()
-    return _close(answer, expected.item(), rel=1e-4, abs_=1e-4)
+
+@exercise("11.2", hint="collate the examples with ft.collate(..., pad_id) and count the label positions equal to "
+                       "ft.IGNORE (-100) in batch['labels']: prompt tokens AND right padding; divide by the number "
+                       "of positions (rows x columns). Answer with a fraction between 0 and 1.")
+def _masked_fraction(answer, *, tokenizer, rows):
+    from lmkit.finetune import format_prompt
+
+    prompts = [len(tokenizer(format_prompt(tokenizer, r["prompt"]), add_special_tokens=False).input_ids)
+               for r in rows]
+    answers = [len(tokenizer(r["completion"], add_special_tokens=False).input_ids) + 1 for r in rows]  # + end of turn
+    width = max(p + a for p, a in zip(prompts, answers))
+    return _close(answer, 1 - sum(answers) / (len(rows) * width))

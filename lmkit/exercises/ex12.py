@@ -1,45 +1,29 @@
-"""Exercise checkers of notebook 12 (decoding, faster and constrained)."""
+"""Exercise checkers of notebook 12 (compression)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-@exercise("12.1", hint="if each proposal is accepted independently with probability alpha, a round keeps j "
-                       "proposals with probability alpha**j * (1 - alpha) (j < k) and all k with alpha**k, and "
-                       "always adds the target's own token: sum (j + 1) times those probabilities, or sum the "
-                       "geometric series 1 + alpha + ... + alpha**k; answer with a float.")
-def _tokens_per_pass(answer, *, alpha, k):
-    from lmkit.decoding.speculative import expected_tokens_per_pass
-
-    return _close(answer, expected_tokens_per_pass(float(alpha), int(k)), rel=1e-6)
-
-
-@exercise("12.2", hint="after a rejection the target's token is drawn from the part of p that q does not cover: "
-                       "take max(0, p - q) element by element, then divide by its sum; answer with the [vocab] "
-                       "probability tensor.")
-def _residual(answer, *, p, q):
-    import torch
-
-    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
-    expected = (p - q).clamp(min=0)
-    expected = expected / expected.sum()
-    answer = torch.as_tensor(answer, dtype=torch.float64).flatten()
-    return answer.shape == expected.shape and torch.allclose(answer, expected, atol=1e-6)
+@exercise("12.1", hint="a weight of shape (out, in) has out x in codes of `bits` bits (divide by 8 for bytes), plus, "
+                       "for every group of `group_size` weights of a row, one float16 scale and one float16 offset "
+                       "(2 bytes each). Read out and in from layer.weight.shape.")
+def _layer_bytes(answer, *, layer, bits: int, group_size: int):
+    out_f, in_f = layer.weight.shape
+    groups = out_f * (in_f // group_size)
+    return int(answer) == out_f * in_f * bits // 8 + groups * 2 * 2
 
 
-@exercise("12.3", hint="pass json_schema=schema to lmkit.generate.generate (chat=True, enough max_new_tokens for "
-                       "the whole object); answer with what generate returns: text that parses with json.loads, "
-                       "validates against the schema, and says it ended because the grammar completed "
-                       "(finish_reason == 'grammar'), which a typed string cannot.")
-def _json(answer, *, schema):
-    import json
+def _share_zeroed(model, sparsity: float) -> float:
+    import torch.nn as nn
 
-    import jsonschema
+    unique = {p.data_ptr(): p.numel() for p in model.parameters()}  # the tied embedding/head once
+    pruned = sum(round(sparsity * m.weight.numel()) for n, m in model.named_modules()
+                 if isinstance(m, nn.Linear) and "lm_head" not in n)
+    return pruned / sum(unique.values())
 
-    if not isinstance(answer, str) or getattr(answer, "finish_reason", None) != "grammar":
-        return False
-    try:
-        jsonschema.validate(json.loads(answer), schema)
-    except (json.JSONDecodeError, jsonschema.ValidationError):
-        return False
-    return True
+
+@exercise("12.2", hint="pruning zeroes `sparsity` x numel weights in every nn.Linear of the decoder and nothing in the "
+                       "tied embedding/head (count it once: model.parameters() lists it once) or in the norms. Divide "
+                       "the zeros by the number of parameters of the whole model.")
+def _model_sparsity(answer, *, model, sparsity: float):
+    return _close(answer, _share_zeroed(model, sparsity), rel=1e-3)

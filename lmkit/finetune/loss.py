@@ -1,4 +1,4 @@
-"""The fine-tuning loss: summed next-token NLL over the labelled positions, and the validation loss (notebook 06)."""
+"""The fine-tuning loss: summed next-token NLL over the labelled positions, and the validation loss (notebook 11)."""
 from __future__ import annotations
 
 import torch
@@ -11,7 +11,7 @@ __all__ = ["forward_nll", "evaluate_loss"]
 
 
 def forward_nll(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token NLL (nats) over the positions whose label is not -100, and how many there are (notebook 06).
+    """Summed next-token NLL (nats) over the positions whose label is not -100, and how many there are (notebook 11).
 
     ``batch``: ``input_ids``, ``attention_mask``, ``labels`` ``[batch, T]`` from :func:`lmkit.finetune.collate`.
     The negated sum of :func:`lmkit.logprobs.completion_logprobs`: logits at position ``t`` predict label
@@ -29,7 +29,7 @@ def forward_nll(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def evaluate_loss(model, examples: list[dict], pad_id: int, *, batch_size: int = 8, device="cpu",
                   accelerator=None) -> float:
-    """Mean NLL per label token over ``examples`` (each process takes its share, then sums) (notebook 06)."""
+    """Mean NLL per label token over ``examples`` (each process takes its share, then sums) (notebook 11)."""
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="examples per forward pass, such as 8")
     was_training = model.training
     model.eval()

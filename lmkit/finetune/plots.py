@@ -1,4 +1,4 @@
-"""Loss curves of a fine-tuning run: a static plot and a live one that redraws in place (notebook 06)."""
+"""Loss curves of a fine-tuning run: a static plot and a live one that redraws in place (notebook 11)."""
 from __future__ import annotations
 
 __all__ = ["plot_step_curves", "plot_loss_curves", "plot_history", "LivePlot"]
@@ -7,7 +7,7 @@ __all__ = ["plot_step_curves", "plot_loss_curves", "plot_history", "LivePlot"]
 def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabel: str, title: str,
                      labels=("train (per step)", "validation"), ax=None, mark_best: bool = False):
     """Two per-step curves of a run's history (``step`` plus ``train_key`` / ``val_key``, None where absent) against
-    optimizer steps; used for the loss curves (notebook 06) and DPO's reward margin (notebook 15). Returns the axes."""
+    optimizer steps; used for the loss curves (notebook 11) and DPO's reward margin (notebook 15). Returns the axes."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -33,7 +33,7 @@ def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabe
 
 
 def plot_loss_curves(history: list[dict], ax=None, title: str = "training and validation loss"):
-    """Train loss per step and validation loss per evaluation, against optimizer steps (notebook 06).
+    """Train loss per step and validation loss per evaluation, against optimizer steps (notebook 11).
 
     ``history``: :func:`lmkit.finetune.train`'s entries (``step``, ``train_loss``, ``val_loss``). Returns the axes.
     (``lmkit.tinygpt.plot_history`` draws a different thing: several tiny-model runs side by side.)
@@ -42,11 +42,11 @@ def plot_loss_curves(history: list[dict], ax=None, title: str = "training and va
                             ax=ax, mark_best=True)
 
 
-plot_history = plot_loss_curves  # the name notebook 06 uses
+plot_history = plot_loss_curves  # the name notebook 11 uses
 
 
 class LivePlot:
-    """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 06).
+    """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 11).
 
     ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line, in the legend, at
     the step with the lowest validation loss."""

@@ -1,4 +1,4 @@
-"""Causal interpretability on a real model, with hand-written forward hooks (notebook 11).
+"""Causal interpretability on a real model, with hand-written forward hooks (notebook 05).
 
 One module per method; the names are re-exported here, so ``from lmkit import interp`` gives all of them:
 

@@ -1,4 +1,4 @@
-"""Direct logit attribution: the final residual stream as a sum of parts, each read by the unembedding (notebook 11).
+"""Direct logit attribution: the final residual stream as a sum of parts, each read by the unembedding (notebook 05).
 
 The residual stream at the last layer's output is a plain sum, ``x = embed + Σ_l (attn_l + mlp_l)``, and each
 attention block's output splits further into one term per head, because ``o_proj`` is linear:
@@ -24,7 +24,7 @@ __all__ = ["components", "logit_attribution", "plot_attribution"]
 def components(lm, text) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """``(names, parts, x_final)`` at the last position: ``parts[i]`` (``[n, d]``, float64) are the embedding, every
     head's share of each attention output (``L{l}H{h}``, plus ``L{l}.attn_bias`` if ``o_proj`` has a bias) and
-    every MLP output (``L{l}.mlp``); they sum to ``x_final``, the stream entering the final norm (notebook 11)."""
+    every MLP output (``L{l}.mlp``); they sum to ``x_final``, the stream entering the final norm (notebook 05)."""
     cfg = lm.model.config
     n_layers, n_heads, d_k = cfg.num_hidden_layers, cfg.num_attention_heads, head_dim(cfg)
     points = [("embed", 0), ("final", 0)] + [(p, l) for l in range(n_layers) for p in ("z", "mlp")]
@@ -55,7 +55,7 @@ def logit_attribution(lm, text, answer, foil=None) -> pd.Series:
     unembedding ``W_U`` are applied as they are. A head's part is its ``d_k`` outputs times its own columns of
     ``o_proj`` (the per-head split of ``o_proj``). "Direct" means through the residual stream straight to the
     logits: what a head does by changing later layers' inputs is not counted here (patching measures that).
-    ``answer``/``foil``: one-token strings or ids, not the same token (a one-line ValueError otherwise) (notebook 11).
+    ``answer``/``foil``: one-token strings or ids, not the same token (a one-line ValueError otherwise) (notebook 05).
     """
     a, f = check_answers(lm, answer, foil)
     names, parts, x = components(lm, text)
@@ -71,7 +71,7 @@ def logit_attribution(lm, text, answer, foil=None) -> pd.Series:
 
 
 def plot_attribution(series: pd.Series, n_layers: int, n_heads: int, ax=None, title: str | None = None):
-    """Heads as a ``layers × heads`` heatmap beside the MLPs (and embedding) per layer, one colour scale (notebook 11)."""
+    """Heads as a ``layers × heads`` heatmap beside the MLPs (and embedding) per layer, one colour scale (notebook 05)."""
     import matplotlib.pyplot as plt
     import numpy as np
 

@@ -1,4 +1,4 @@
-"""The same activation patching through nnsight, an established interpretability library, to compare (notebook 11).
+"""The same activation patching through nnsight, an established interpretability library, to compare (notebook 05).
 
 nnsight (Fiotto-Kaufman et al. 2024, "NNsight and NDIF") wraps a loaded transformers model; inside
 ``with model.trace(ids):`` every module's ``.output`` / ``.input`` can be read (``.save()``) or assigned, and the
@@ -17,7 +17,7 @@ __all__ = ["nnsight_model", "nnsight_patch"]
 
 
 def nnsight_model(lm):
-    """``lm.model`` wrapped by nnsight's ``TransformersModel`` (no copy, no download) (notebook 11)."""
+    """``lm.model`` wrapped by nnsight's ``TransformersModel`` (no copy, no download) (notebook 05)."""
     try:
         from nnsight.modeling.transformers import TransformersModel
     except ImportError:
@@ -41,7 +41,7 @@ def _value(envoy, attr: str):
 def nnsight_patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, layers=None, model=None) -> torch.Tensor:
     """:func:`lmkit.interp.patch`'s tensor (``[layers, positions]``, or ``[layers, heads]`` for ``"head"``), computed
     with nnsight's tracing instead of hand-written hooks; ``layers`` as there; ``model`` reuses a
-    :func:`nnsight_model` (notebook 11). Its inputs go through the same checks as ``patch``
+    :func:`nnsight_model` (notebook 05). Its inputs go through the same checks as ``patch``
     (:func:`lmkit.interp.patching.check_patch`, then :func:`~lmkit.interp.patching.check_effect`), so the two refuse
     the same inputs with the same one-line errors."""
     ids_clean, ids_corrupt, a, f, layers = check_patch(lm, clean, corrupt, answer, foil, where, layers)

@@ -1,4 +1,4 @@
-"""Forward hooks by hand: read or overwrite any activation of a Llama-style model during one forward pass (notebook 11).
+"""Forward hooks by hand: read or overwrite any activation of a Llama-style model during one forward pass (notebook 05).
 
 A *hook point* is a ``(name, layer)`` pair naming one tensor of the forward pass, ``[batch, T, ...]``:
 
@@ -176,7 +176,7 @@ def hooked(lm, edits: dict):
 
 
 def run(lm, ids: torch.Tensor, edits: dict | None = None) -> torch.Tensor:
-    """Logits ``[B, T, V]`` (float32) of one forward pass of ``ids`` with ``edits`` applied (notebook 11)."""
+    """Logits ``[B, T, V]`` (float32) of one forward pass of ``ids`` with ``edits`` applied (notebook 05)."""
     ids = check_ids(lm, ids)
     with hooked(lm, {} if edits is None else edits), torch.inference_mode():
         out = lm.model(input_ids=ids, use_cache=False)

@@ -1,4 +1,4 @@
-"""Induction heads: repeated random tokens, per-token loss on each repeat, induction scores, ablation (notebook 11).
+"""Induction heads: repeated random tokens, per-token loss on each repeat, induction scores, ablation (notebook 05).
 
 Olsson et al. (2022), "In-context Learning and Induction Heads": on a random sequence repeated twice the first
 repeat cannot be predicted, the second can, by a head that attends from the current token to the token *after* its
@@ -23,7 +23,7 @@ __all__ = ["repeated_tokens", "induction_scores", "repeat_losses", "head_means",
 
 def repeated_tokens(lm, seq_len: int = 50, n_seqs: int = 8, seed: int = 0) -> torch.Tensor:
     """``[n_seqs, 1 + 2·seq_len]`` ids: a start token (the tokenizer's BOS, else EOS), then ``seq_len`` random
-    non-special tokens, then the same tokens again. Seeded with its own generator (notebook 11)."""
+    non-special tokens, then the same tokens again. Seeded with its own generator (notebook 05)."""
     from lmkit.decoding.settings import context_length
 
     most = (context_length(lm) - 1) // 2
@@ -58,7 +58,7 @@ def check_repeated(lm, tokens) -> torch.Tensor:
 
 def induction_scores(lm, seq_len: int = 50, n_seqs: int = 8, seed: int = 0, *, tokens=None) -> torch.Tensor:
     """``[layers, heads]``: each head's mean attention, over the second repeat, from a token to the token that
-    followed its first occurrence (``seq_len - 1`` positions back). 1 = a perfect induction head (notebook 11).
+    followed its first occurrence (``seq_len - 1`` positions back). 1 = a perfect induction head (notebook 05).
 
     Attention weights are read from the model itself (``output_attentions`` under eager attention).
     ``tokens`` (as from :func:`repeated_tokens`, checked by :func:`check_repeated`) overrides
@@ -77,7 +77,7 @@ def induction_scores(lm, seq_len: int = 50, n_seqs: int = 8, seed: int = 0, *, t
 
 def repeat_losses(lm, tokens: torch.Tensor, edits: dict | None = None) -> torch.Tensor:
     """Per-token cross-entropy (nats) of predicting each token of ``tokens`` after the start token,
-    ``[n_seqs, 2·seq_len]``: columns ``:seq_len`` are the first repeat, the rest the second (notebook 11)."""
+    ``[n_seqs, 2·seq_len]``: columns ``:seq_len`` are the first repeat, the rest the second (notebook 05)."""
     tokens = check_ids(lm, tokens, "tokens")
     if tokens.shape[1] < 2:
         checks.fail(f"tokens has {tokens.shape[1]} column: a loss needs a token to predict, pass at least two")
@@ -87,7 +87,7 @@ def repeat_losses(lm, tokens: torch.Tensor, edits: dict | None = None) -> torch.
 
 def head_means(lm, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """``{layer: [H·d_k]}``: each layer's head outputs (before ``o_proj``) averaged over ``tokens``' sequences and
-    positions, the values a mean ablation writes in (notebook 11)."""
+    positions, the values a mean ablation writes in (notebook 05)."""
     n = lm.model.config.num_hidden_layers
     _, cache = run_with_cache(lm, check_ids(lm, tokens, "tokens"), [("z", l) for l in range(n)])
     return {l: cache[("z", l)].mean((0, 1)) for l in range(n)}
@@ -105,7 +105,7 @@ def _head_pairs(name: str, heads, empty_ok: bool) -> list[tuple]:
 
 def ablation_edits(lm, heads, how: str = "zero", means: dict | None = None) -> dict:
     """The edits that zero (``how="zero"``) or mean-ablate (``how="mean"``, values from ``means``) ``heads``,
-    a list of ``(layer, head)`` pairs (notebook 11)."""
+    a list of ``(layer, head)`` pairs (notebook 05)."""
     checks.one_of("how", how, ("zero", "mean"))
     if how == "mean" and means is None:
         raise ValueError("how='mean' needs means=head_means(lm, tokens): pass the data's mean head outputs")
@@ -136,13 +136,13 @@ def ablation_edits(lm, heads, how: str = "zero", means: dict | None = None) -> d
 
 @contextmanager
 def ablate_heads(lm, heads, how: str = "zero", means: dict | None = None):
-    """Inside the block the model runs with ``heads`` (``[(layer, head), ...]``) ablated (notebook 11)."""
+    """Inside the block the model runs with ``heads`` (``[(layer, head), ...]``) ablated (notebook 05)."""
     with hooked(lm, ablation_edits(lm, heads, how, means)):
         yield lm
 
 
 def random_heads(lm, k: int, seed: int = 0, exclude=()) -> list[tuple[int, int]]:
-    """``k`` distinct ``(layer, head)`` pairs drawn at random (seeded), none of them in ``exclude`` (notebook 11)."""
+    """``k`` distinct ``(layer, head)`` pairs drawn at random (seeded), none of them in ``exclude`` (notebook 05)."""
     cfg = lm.model.config
     excluded = set(_head_pairs("exclude", exclude, empty_ok=True))
     pool = [(l, h) for l in range(cfg.num_hidden_layers) for h in range(cfg.num_attention_heads)

@@ -1,4 +1,4 @@
-"""Activation patching: run the corrupted prompt, paste in one activation from the clean run, measure (notebook 11).
+"""Activation patching: run the corrupted prompt, paste in one activation from the clean run, measure (notebook 05).
 
 Meng et al. (2022), "Locating and Editing Factual Associations in GPT" (causal tracing), and Wang et al. (2023),
 "Interpretability in the Wild" (the logit difference as metric, and patching single heads). The metric is the logit
@@ -92,7 +92,7 @@ def check_effect(m_clean: float, m_corrupt: float) -> None:
 
 def logit_diff(lm, text, answer, foil=None, *, edits: dict | None = None) -> float:
     """``logit[answer] - logit[foil]`` at the last position (``foil=None``: the answer's logit alone), with ``edits``
-    (``{(point, layer): fn}``, see :mod:`lmkit.interp.hooks`) applied during the pass (notebook 11).
+    (``{(point, layer): fn}``, see :mod:`lmkit.interp.hooks`) applied during the pass (notebook 05).
     ``answer == foil`` (one token) is refused: the difference would be 0 whatever the model does."""
     ids = token_ids(lm, text)
     a, f = check_answers(lm, answer, foil)
@@ -189,7 +189,7 @@ def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_positio
     forward pass (one row per position or head). Errors (prompts of different lengths or identical prompts, an
     answer that is not one token or the same as the foil, an unknown ``where``, ``layers=[]``) are one-line
     ValueErrors raised by :func:`check_patch` before any forward pass; clean and corrupted runs that agree are
-    refused after the two plain runs, before the patched ones (notebook 11).
+    refused after the two plain runs, before the patched ones (notebook 05).
     """
     checks.boolean("per_position", per_position)
     ids_clean, ids_corrupt, a, f, layers = check_patch(lm, clean, corrupt, answer, foil, where, layers)
@@ -220,7 +220,7 @@ def patch(lm, clean, corrupt, answer, foil, where: str = "resid", *, per_positio
 
 def plot_patching(result: torch.Tensor, rows, columns, ax=None, *, title: str = "activation patching",
                   xlabel: str = "position", ylabel: str = "layer"):
-    """A patching result as a heatmap, 0 (white) to 1 (the clean run), with its row and column labels (notebook 11)."""
+    """A patching result as a heatmap, 0 (white) to 1 (the clean run), with its row and column labels (notebook 05)."""
     import matplotlib.pyplot as plt
 
     if not isinstance(result, torch.Tensor) or result.dim() != 2:

@@ -1,5 +1,5 @@
 """Linear probes with a control task: what a logistic regression can read from each layer's residual stream
-(notebook 11).
+(notebook 05).
 
 A probe's accuracy alone says little: a flexible enough probe learns any labelling of the words it has seen.
 Hewitt & Liang (2019), "Designing and Interpreting Probes with Control Tasks", train the same probe on a *control
@@ -21,7 +21,7 @@ __all__ = ["noun_verb_data", "word_activations", "control_labels", "probe_accura
 
 def noun_verb_data(words=None) -> list[dict]:
     """Rows of ``data/interp/noun_verb.jsonl`` (``text``, ``word``, ``label``, ``frame``, ``split``), optionally
-    only those whose ``word`` is in ``words`` (notebook 11; the set is described in ``data/interp/README.md``)."""
+    only those whose ``word`` is in ``words`` (notebook 05; the set is described in ``data/interp/README.md``)."""
     from lmkit.data import data_file
     from lmkit.files import read_jsonl
 
@@ -39,7 +39,7 @@ def noun_verb_data(words=None) -> list[dict]:
 
 def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
     """``[layers + 1, N, d]``: the residual stream at the (last) token of ``words[i]`` in ``texts[i]``; row 0 is
-    the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 11).
+    the embedding, row ``l + 1`` the output of layer ``l`` (float32, CPU) (notebook 05).
 
     Texts run in batches, padded on the right (:func:`lmkit.logprobs.pad`): in a causal model a position never sees
     the padding after it. ``texts`` and ``words`` are paired by index, so their lengths must match. They are data,
@@ -76,7 +76,7 @@ def word_activations(lm, texts, words, *, batch_size: int = 64) -> torch.Tensor:
 
 def control_labels(types, seed: int = 0) -> dict:
     """A random binary label for each distinct type in ``types``, half of them 1 (Hewitt & Liang 2019's control
-    task: a label fixed per word type, unrelated to the property) (notebook 11)."""
+    task: a label fixed per word type, unrelated to the property) (notebook 05)."""
     uniq = sorted(set(checks.texts("types", types, what="word types")))
     rng = np.random.default_rng(checks.seed("seed", seed))
     flips = rng.permutation(len(uniq)) < len(uniq) // 2
@@ -88,7 +88,7 @@ def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, see
 
     ``features``: ``[layers, N, d]``; ``labels``: ``[N]`` (binary or more); ``train``: ``[N]`` booleans, the rest
     is the test set. ``c`` is the inverse L2 strength. Returns ``[layers]`` accuracies on the test rows
-    (notebook 11).
+    (notebook 05).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -124,7 +124,7 @@ def probe_accuracy(features: torch.Tensor, labels, train, *, c: float = 0.1, see
 def plot_probes(curves: dict, ax=None, title: str = "linear probe accuracy by layer", chance: float | None = 0.5,
                 layers=None):
     """Accuracy per layer for each named curve (``{"task": acc, "control": acc, ...}``); ``layers`` gives each
-    entry's layer (-1 = the embedding; default -1, 0, 1, ...) (notebook 11)."""
+    entry's layer (-1 = the embedding; default -1, 0, 1, ...) (notebook 05)."""
     import matplotlib.pyplot as plt
 
     if chance is not None:

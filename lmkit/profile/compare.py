@@ -1,4 +1,4 @@
-"""Several generation configurations timed in the same rounds (A B C A B C ...), and tabulated (notebook 05).
+"""Several generation configurations timed in the same rounds (A B C A B C ...), and tabulated (notebook 08).
 
 A configuration is a function that returns a :class:`~lmkit.profile.generation.GenerationStats`: a lambda around
 ``time_generation``, a ``LeanDecoder``, a ``FastDecoder``, or llama.cpp in its child process
@@ -42,7 +42,7 @@ def summary_table(runs: dict[str, list[GenerationStats]]):
 
 def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int = 3, warmup: int = 1,
                  progress: bool | None = None):
-    """Time several generation functions round-robin (A B C A B C ...) and tabulate them (notebook 05).
+    """Time several generation functions round-robin (A B C A B C ...) and tabulate them (notebook 08).
 
     Each function takes no argument and returns a :class:`GenerationStats` (``lmkit.profile.LeanDecoder``, a lambda
     around :func:`time_generation`, ``lmkit.profile.time_llama_cpp`` ...). Returns :func:`summary_table`'s
@@ -80,7 +80,7 @@ def compare_runs(runs: dict[str, Callable[[], GenerationStats]], *, repeats: int
 
 def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_new_tokens: int = 32, *,
                        repeats: int = 3, warmup: int = 1, progress: bool | None = None):
-    """Time ``model.generate`` for several configurations, interleaved round by round (notebook 05).
+    """Time ``model.generate`` for several configurations, interleaved round by round (notebook 08).
 
     ``configs`` maps a name to ``(model, generate_kwargs)``. Returns :func:`summary_table`'s DataFrame plus the
     weights' size (``weights MB``). The warm-up generates a few tokens per configuration.

@@ -1,4 +1,4 @@
-"""Decoding stripped to the model: the lean greedy loop, and the single prefill and decode steps that notebook 05 times.
+"""Decoding stripped to the model: the lean greedy loop, and the single prefill and decode steps that notebook 08 times.
 
 - :class:`LeanDecoder`: ``model.generate``'s greedy output with nothing but the model in the loop (static KV cache,
   optional ``torch.compile``), timed by :func:`lmkit.profile.generation.timed_greedy`.
@@ -18,7 +18,7 @@ __all__ = ["LeanDecoder", "decode_step", "prefill_step"]
 
 
 class LeanDecoder:
-    """A greedy decode loop with nothing but the model in it: the fastest pure-torch path here (notebook 05).
+    """A greedy decode loop with nothing but the model in it: the fastest pure-torch path here (notebook 08).
 
     ``model.generate`` runs logits processors, stopping criteria, a streamer and cache bookkeeping at every step;
     this loop runs one forward pass per token (``logits_to_keep=1``: only the last position goes through the
@@ -83,7 +83,7 @@ class LeanDecoder:
 
 
 def decode_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
-    """Prefill ``input_ids`` once, then return a function that decodes ONE token after them (notebook 05).
+    """Prefill ``input_ids`` once, then return a function that decodes ONE token after them (notebook 08).
 
     Each call crops the cache back to the prompt first, so every call does the same work: the unit that the
     decode roofline, the profiler and the thread sweep measure.
@@ -107,7 +107,7 @@ def decode_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
 
 
 def prefill_step(lm_or_model, input_ids: torch.Tensor) -> Callable[[], object]:
-    """A function that runs the prompt through the model once, filling a fresh cache (notebook 05)."""
+    """A function that runs the prompt through the model once, filling a fresh cache (notebook 08)."""
     model = as_model(lm_or_model)
     if input_ids.dim() == 1:
         input_ids = input_ids.unsqueeze(0)

@@ -1,6 +1,6 @@
-"""A Llama decoder written by hand for fast greedy decoding on a CPU (notebook 05).
+"""A Llama decoder written by hand for fast greedy decoding on a CPU (notebook 08).
 
-Notebook 05's profiler shows where ``model.generate`` loses time on a CPU: about 1,700 small operators per token,
+Notebook 08's profiler shows where ``model.generate`` loses time on a CPU: about 1,700 small operators per token,
 each paying its dispatch cost, around matrix-vector products that read fp32 weights. This module removes both
 costs the way llama.cpp does, in plain PyTorch, and writing it by hand is the lesson:
 
@@ -8,14 +8,14 @@ costs the way llama.cpp does, in plain PyTorch, and writing it by hand is the le
   4 bits per weight in groups of 32 (``weights="int4"``: the Q4_1 grid of the bundled GGUF file, run by PyTorch's
   own int4 CPU kernel) or in 8 bits with one scale per output row (``weights="int8"``); a quantized model keeps
   its output head in 8 bits either way (the GGUF file stores the tied embedding in 8 bits: in 4 bits the
-  perplexity of notebook 05's text rises by about 7%);
+  perplexity of notebook 08's text rises by about 7%);
 - the KV cache is a fixed fp32 buffer per layer written in place, and attention is three small products with a
   mask, so every decode step has the same shapes;
 - that fixed-shape step is compiled once with ``torch.compile`` (``compile=True``): one C++ graph per token
   instead of thousands of Python-dispatched operators. The prefill stays eager (its shape changes with the prompt).
 
 :class:`FastDecoder` reads the weights of a transformers Llama-family model (SmolLM2, TinyLlama, Llama …) and
-returns the same :class:`lmkit.profile.GenerationStats` as the other timed loops of notebook 05. In fp32 with
+returns the same :class:`lmkit.profile.GenerationStats` as the other timed loops of notebook 08. In fp32 with
 ``weights=None`` its tokens equal greedy ``model.generate``'s. One sequence at a time.
 """
 from __future__ import annotations
@@ -164,7 +164,7 @@ class _Llama(nn.Module):
 
 
 class FastDecoder:
-    """Greedy decoding of one sequence with a hand-written, optionally compiled and quantized Llama (notebook 05).
+    """Greedy decoding of one sequence with a hand-written, optionally compiled and quantized Llama (notebook 08).
 
     ``FastDecoder(lm, weights="int4", compile=True)`` then ``decoder(input_ids, n)`` → :class:`GenerationStats`.
 
@@ -240,7 +240,7 @@ class FastDecoder:
         return self.weight_bytes() - lookup + kv
 
     def matmul_bandwidth(self, *, repeats: int = 5) -> tuple[float, Timing]:
-        """Bytes/s at which the matrix products of ONE decode step read their weights, timed alone (notebook 05).
+        """Bytes/s at which the matrix products of ONE decode step read their weights, timed alone (notebook 08).
 
         Every projection of every layer and the output head run once, eagerly, on a random activation row: the
         step's matrix-vector work with nothing around it. Its bytes over its time is the speed of the weight

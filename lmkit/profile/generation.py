@@ -1,4 +1,4 @@
-"""Generation timed token by token: time to first token, decode tokens/s, p50/p90 latency (notebook 05).
+"""Generation timed token by token: time to first token, decode tokens/s, p50/p90 latency (notebook 08).
 
 - :class:`GenerationStats`: the per-token timestamps of one generation and what follows from them.
 - :func:`timed_greedy`: THE timed greedy loop of lmkit (prefill, then one step per token, a timestamp after each);
@@ -24,7 +24,7 @@ __all__ = ["GenerationStats", "timed_greedy", "time_steps", "StampStreamer", "as
 
 @dataclass
 class GenerationStats:
-    """Per-token timestamps of one generation, and what follows from them (notebook 05).
+    """Per-token timestamps of one generation, and what follows from them (notebook 08).
 
     ``stamps[i]`` is the time (s, from the call) at which token ``i`` of every row was ready; ``stamps[0]`` is
     the time to first token (the prefill plus one step), the gaps between later stamps are the decode latencies.
@@ -73,7 +73,7 @@ class GenerationStats:
 
 def timed_greedy(prefill: Callable[[], torch.Tensor], step: Callable[[torch.Tensor, int], torch.Tensor],
                  max_new_tokens: int, *, prompt_shape: tuple[int, int], device=None) -> GenerationStats:
-    """Greedy decoding with a timestamp per token: the one timed loop that every hand-made decoder uses (notebook 05).
+    """Greedy decoding with a timestamp per token: the one timed loop that every hand-made decoder uses (notebook 08).
 
     ``prefill()`` runs the prompt and returns the first new token ids ``[batch, 1]``; ``step(ids, i)`` feeds the
     ``[batch, 1]`` ids of new token ``i`` (0-based) and returns the next ones. Each stamp is taken after a GPU
@@ -95,7 +95,7 @@ def timed_greedy(prefill: Callable[[], torch.Tensor], step: Callable[[torch.Tens
 
 
 def time_steps(steps: Iterable, *, batch: int = 1, prompt_tokens: int = 0, device=None) -> GenerationStats:
-    """Timestamp each item that ``steps`` yields, e.g. ``lmkit.generate.stream(...)`` (notebook 05)."""
+    """Timestamp each item that ``steps`` yields, e.g. ``lmkit.generate.stream(...)`` (notebook 08)."""
     start = time.perf_counter()
     stamps, tokens = [], []
     for step in steps:
@@ -108,7 +108,7 @@ def time_steps(steps: Iterable, *, batch: int = 1, prompt_tokens: int = 0, devic
 
 
 class StampStreamer(BaseStreamer):
-    """A transformers streamer that records when each new token arrives (seconds since ``start``) (notebook 05).
+    """A transformers streamer that records when each new token arrives (seconds since ``start``) (notebook 08).
 
     ``model.generate`` calls ``put`` once with the prompt, then once per new token, then ``end``.
     """
@@ -133,7 +133,7 @@ def as_model(lm_or_model):
 
 def time_generation(lm_or_model, input_ids: torch.Tensor, max_new_tokens: int = 32, *, memory: bool = False,
                     **generate_kwargs) -> GenerationStats:
-    """Greedy ``model.generate`` with a timestamp per token: TTFT, decode tok/s, p50/p90 latency (notebook 05).
+    """Greedy ``model.generate`` with a timestamp per token: TTFT, decode tok/s, p50/p90 latency (notebook 08).
 
     Generation runs exactly ``max_new_tokens`` steps (``min_new_tokens`` is set too, so an end-of-text token does
     not cut a timing short). ``memory=True`` also records the peak memory (:class:`PeakMemory`).

@@ -1,4 +1,4 @@
-"""Third-party native code in a child process: a crash or a hang there never ends the caller (notebook 05).
+"""Third-party native code in a child process: a crash or a hang there never ends the caller (notebook 08).
 
 The workbook only compares against some native libraries (llama.cpp). A wheel built for another CPU can die on an
 instruction this one lacks (SIGILL, exit code 132), or crash on a bad pointer (SIGSEGV); in the notebook's own
@@ -61,7 +61,7 @@ def _serve(conn, factory: Callable, args: tuple) -> None:
 
 
 class ChildWorker:
-    """An object built and used in a child process, so that its native code cannot end this one (notebook 05).
+    """An object built and used in a child process, so that its native code cannot end this one (notebook 08).
 
     ``ChildWorker(factory, *args, name="llama.cpp", timeout=120)`` starts a spawned child that calls
     ``factory(*args)`` (a module-level callable: it is pickled by name); ``worker.call("method", *args)`` runs

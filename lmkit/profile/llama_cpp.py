@@ -1,4 +1,4 @@
-"""llama.cpp timed like the torch paths, in a child process so that a crash of its native code is one line (notebook 05).
+"""llama.cpp timed like the torch paths, in a child process so that a crash of its native code is one line (notebook 08).
 
 ``llama-cpp-python`` compiles llama.cpp for the CPU it is built on; a wheel built for a newer CPU (AVX-512, AMX)
 dies with SIGILL on its first generation elsewhere. :class:`LlamaCpp` loads the model in a
@@ -61,7 +61,7 @@ class _Timer:
 
 
 class LlamaCpp:
-    """A llama.cpp model in its own process, timed per token like the torch paths (notebook 05).
+    """A llama.cpp model in its own process, timed per token like the torch paths (notebook 08).
 
     ``LlamaCpp()`` loads the bundled GGUF (``lmkit.models.bundled_gguf()``), or ``model_path``, with ``n_threads``
     threads; ``llm(prompt, n)`` or ``lmkit.profile.time_llama_cpp(llm, prompt, n)`` returns a
@@ -100,7 +100,7 @@ class LlamaCpp:
 
 
 def time_llama_cpp(llm, prompt: str, max_new_tokens: int = 32) -> GenerationStats:
-    """Greedy generation with llama.cpp, one timestamp per streamed token (notebook 05).
+    """Greedy generation with llama.cpp, one timestamp per streamed token (notebook 08).
 
     The same statistics as ``time_generation`` (TTFT, decode tok/s), so that llama.cpp and torch are measured
     alike; it stops early if the model emits its end-of-text token. ``llm`` is a :class:`LlamaCpp` (its own

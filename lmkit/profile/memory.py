@@ -1,6 +1,6 @@
-"""Peak memory of a block of code: the kernel's peak-RSS counter, the GPU allocator's peak, or a sampler (notebook 05).
+"""Peak memory of a block of code: the kernel's peak-RSS counter, the GPU allocator's peak, or a sampler (notebook 08).
 
-One :class:`PeakMemory` for all of lmkit (notebooks 05, 06 and 08 and the benchmarks use it).
+One :class:`PeakMemory` for all of lmkit (notebooks 08, 11 and 12 and the benchmarks use it).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def release_free_memory() -> None:
 
     Memory freed by earlier work in the same process stays resident, and later work silently reuses it, so that
     its growth under-counts what it needs. :class:`PeakMemory` with ``release=True`` calls this on entry
-    (notebook 06 compares the memory of successive fine-tuning runs in one kernel).
+    (notebook 11 compares the memory of successive fine-tuning runs in one kernel).
     """
     import ctypes
     import gc
@@ -76,7 +76,7 @@ _ACTIVE: list["PeakMemory"] = []  # open VmHWM blocks: a reset by an inner block
 
 
 class PeakMemory:
-    """Context manager: the peak memory while its block runs (notebook 05).
+    """Context manager: the peak memory while its block runs (notebook 08).
 
     - GPU: ``torch.cuda.max_memory_allocated`` (reset on entry).
     - CPU on Linux (``method="hwm"``): the kernel's own peak-RSS counter. Entry resets it (``"5"`` written to

@@ -1,4 +1,4 @@
-"""The plots of notebook 05: the roofline with measured points, sweeps, and configurations against their bound."""
+"""The plots of notebook 08: the roofline with measured points, sweeps, and configurations against their bound."""
 from __future__ import annotations
 
 from typing import Iterable
@@ -12,7 +12,7 @@ __all__ = ["plot_roofline", "plot_sweep", "plot_against_bound"]
 
 # ----------------------------------------------------------------------------------------------- roofline plot
 def plot_roofline(peaks: dict[str, float], bandwidth: float, points: Iterable[RooflinePoint] = (), ax=None):
-    """The roofline: attainable FLOP/s = min(peak, intensity × bandwidth), with measured points (notebook 05).
+    """The roofline: attainable FLOP/s = min(peak, intensity × bandwidth), with measured points (notebook 08).
 
     ``peaks`` maps a label (e.g. "fp32 matmul") to a measured FLOP/s; each gives one flat roof.
     """
@@ -43,7 +43,7 @@ def plot_roofline(peaks: dict[str, float], bandwidth: float, points: Iterable[Ro
 
 
 def plot_sweep(x, series: dict[str, list[float]], *, xlabel: str, ylabel: str, title: str, ax=None, logx=False):
-    """One line per series against ``x``, labelled; the common shape of every sweep plot in notebook 05."""
+    """One line per series against ``x``, labelled; the common shape of every sweep plot in notebook 08."""
     import matplotlib.pyplot as plt
 
     if ax is None:

@@ -1,6 +1,6 @@
-"""Dynamic int8 quantization, one of the configurations that notebook 05 times (and notebook 08 measures further).
+"""Dynamic int8 quantization, one of the configurations that notebook 08 times (and notebook 12 measures further).
 
-It lives here, low in the stack, so that :mod:`lmkit.compress` (notebook 08) builds on it: ``compress`` imports
+It lives here, low in the stack, so that :mod:`lmkit.compress` (notebook 12) builds on it: ``compress`` imports
 ``profile``, never the other way round.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ __all__ = ["quantize_int8"]
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations quantized per call) (notebook 05).
+    """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations quantized per call) (notebook 08).
 
     Uses ``torch.ao.quantization.quantize_dynamic`` (its deprecation notice about torchao is silenced: it still
     works in this torch and needs nothing else). Changes ``model`` in place and returns it; CPU only. The modules

@@ -1,4 +1,4 @@
-"""Bytes and FLOPs of a decode step, and the roofline bounds that follow from the measured ceilings (notebook 05).
+"""Bytes and FLOPs of a decode step, and the roofline bounds that follow from the measured ceilings (notebook 08).
 
 - Bytes: the weights as stored (:func:`weight_bytes`), the KV-cache formula (:func:`kv_cache_bytes`) and the
   bytes a real cache holds (:func:`cache_bytes`), the bytes one decode step reads (:func:`decode_bytes`).
@@ -20,7 +20,7 @@ __all__ = ["weight_bytes", "kv_cache_bytes", "cache_bytes", "matmul_params", "de
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
-    """Bytes of the parameters as stored, tied tensors once, quantized packed weights included (notebook 05).
+    """Bytes of the parameters as stored, tied tensors once, quantized packed weights included (notebook 08).
 
     Decoding one token reads every weight once (the tied embedding too: the output head multiplies by all of it).
     """
@@ -46,7 +46,7 @@ def _shape(config) -> tuple[int, int, int, int, int]:
 
 
 def kv_cache_bytes(config, tokens: int, *, batch: int = 1, dtype=torch.float32) -> int:
-    """The KV cache formula: layers × 2 (K and V) × kv_heads × head_dim × tokens × batch × bytes (notebook 05)."""
+    """The KV cache formula: layers × 2 (K and V) × kv_heads × head_dim × tokens × batch × bytes (notebook 08)."""
     tokens = checks.integer("tokens", tokens, low=0, fix="the tokens the cache holds")
     batch = checks.integer("batch", batch, low=1, fix="the sequences decoded together")
     layers, _, kv_heads, head_dim, _ = _shape(config)
@@ -54,7 +54,7 @@ def kv_cache_bytes(config, tokens: int, *, batch: int = 1, dtype=torch.float32) 
 
 
 def cache_bytes(cache) -> int:
-    """Bytes actually held by a transformers cache (``past_key_values``): every key and value tensor (notebook 05)."""
+    """Bytes actually held by a transformers cache (``past_key_values``): every key and value tensor (notebook 08)."""
     layers = getattr(cache, "layers", None)
     if layers is None:
         raise ValueError(f"{type(cache).__name__} is not a transformers Cache: pass out.past_key_values")
@@ -96,7 +96,7 @@ def _head_params(model: torch.nn.Module) -> int:
 
 
 def prefill_flops(model: torch.nn.Module, prompt_tokens: int, *, all_logits: bool = False) -> int:
-    """FLOPs to prefill a prompt of ``prompt_tokens`` tokens (notebook 05).
+    """FLOPs to prefill a prompt of ``prompt_tokens`` tokens (notebook 08).
 
     Every token goes through every layer: 2 × (matmul params − head params) each, plus attention over its own
     prefix, counted as ``prompt_tokens`` queries over ``prompt_tokens // 2`` keys on average (the causal mask halves
@@ -128,7 +128,7 @@ def lookup_only_bytes(model: torch.nn.Module) -> int:
 def decode_bytes(model: torch.nn.Module, context: int, *, batch: int = 1, kv_dtype=None) -> int:
     """Bytes read per decode step of ``batch`` rows: every weight once (lookup tables: one row) + each row's KV cache.
 
-    (notebook 05)
+    (notebook 08)
     """
     kv_dtype = kv_dtype or next(model.parameters()).dtype
     if not kv_dtype.is_floating_point:
@@ -138,7 +138,7 @@ def decode_bytes(model: torch.nn.Module, context: int, *, batch: int = 1, kv_dty
 
 
 def decode_bound(bandwidth: float, model: torch.nn.Module, context: int, *, batch: int = 1, kv_dtype=None) -> float:
-    """The decode roofline in tokens/s: bandwidth / bytes read per step, times the rows per step (notebook 05)."""
+    """The decode roofline in tokens/s: bandwidth / bytes read per step, times the rows per step (notebook 08)."""
     return batch * bandwidth / decode_bytes(model, context, batch=batch, kv_dtype=kv_dtype)
 
 
@@ -146,7 +146,7 @@ def prefill_bound(flops_per_s: float, bandwidth: float, model: torch.nn.Module, 
     """The prefill bound in seconds: the larger of compute time (FLOPs / peak) and memory time (bytes / bandwidth).
 
     A prompt of T tokens costs :func:`prefill_flops` (about T × a decode step's FLOPs, the output head once) but
-    reads the weights only once, so prefill is compute-bound and decode memory-bound (notebook 05).
+    reads the weights only once, so prefill is compute-bound and decode memory-bound (notebook 08).
     """
     flops = prefill_flops(model, prompt_tokens)
     return max(flops / flops_per_s, weight_bytes(model) / bandwidth)

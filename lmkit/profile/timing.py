@@ -1,4 +1,4 @@
-"""Timing done right: warm-up, repeats, median and spread, GPU synchronisation, round-robin comparisons (notebook 05).
+"""Timing done right: warm-up, repeats, median and spread, GPU synchronisation, round-robin comparisons (notebook 08).
 
 - :func:`time_fn` times one function; :func:`interleave` times several round-robin (A B C A B C ...), so that a load
   spike on a shared machine hits every configuration alike and their ratios stay trustworthy.
@@ -30,7 +30,7 @@ def sync(device=None) -> None:
 
 
 def percentile(values: Iterable[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ``values``: ``numpy.percentile`` (linear interpolation) (notebook 05)."""
+    """The ``q``-th percentile (0-100) of ``values``: ``numpy.percentile`` (linear interpolation) (notebook 08)."""
     xs = np.asarray(list(values), dtype=float)
     if not xs.size:
         raise ValueError("percentile of no values: time at least one repeat")
@@ -40,7 +40,7 @@ def percentile(values: Iterable[float], q: float) -> float:
 
 @dataclass
 class Timing:
-    """Repeated wall times of one measurement, in seconds, with its median and spread (notebook 05)."""
+    """Repeated wall times of one measurement, in seconds, with its median and spread (notebook 08)."""
 
     times: list[float]
     label: str = ""
@@ -88,7 +88,7 @@ def check_counts(repeats: int, warmup: int) -> None:
 
 
 def time_fn(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, device=None, label: str = "") -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed, synchronising the GPU (notebook 05).
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed, synchronising the GPU (notebook 08).
 
     The warm-up pays one-off costs (lazy imports, allocator growth, kernel selection, compilation) so that they do
     not pollute the repeats; the median resists the outliers that a shared machine produces.
@@ -108,7 +108,7 @@ def time_fn(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, devi
 
 def interleave(fns: dict[str, Callable[[], object]], *, repeats: int = 5, warmup: int = 1, device=None,
                progress: bool | None = None) -> dict[str, Timing]:
-    """Time several configurations round-robin: A B C A B C ... so that a load spike hits all alike (notebook 05).
+    """Time several configurations round-robin: A B C A B C ... so that a load spike hits all alike (notebook 08).
 
     Timing A five times, then B five times, compares A under one load with B under another; interleaving makes
     the ratios between configurations trustworthy even when the absolute numbers drift.

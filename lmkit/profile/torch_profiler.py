@@ -1,4 +1,4 @@
-"""``torch.profiler`` made readable: the top operators of a call, and where a decode step's time goes (notebook 05).
+"""``torch.profiler`` made readable: the top operators of a call, and where a decode step's time goes (notebook 08).
 
 - :func:`top_operators`: operators by self time, as a DataFrame;
 - :func:`step_breakdown`: wall time split into matrix products, other operators and time outside operators;
@@ -54,7 +54,7 @@ def _profiled(fn: Callable[[], object], activities):
 
 
 def top_operators(fn: Callable[[], object], *, row_limit: int = 10, warmup: int = 1):
-    """Run ``fn`` under ``torch.profiler`` and return its top operators by self time as a DataFrame (notebook 05).
+    """Run ``fn`` under ``torch.profiler`` and return its top operators by self time as a DataFrame (notebook 08).
 
     Columns: operator, calls, self time (ms), share of the profiled wall time, and CUDA time on a GPU.
     """
@@ -78,7 +78,7 @@ def top_operators(fn: Callable[[], object], *, row_limit: int = 10, warmup: int 
 
 
 def op_dispatch_cost(*, repeats: int = 2000) -> float:
-    """Seconds per call of a trivial torch op on tiny tensors: the fixed cost of Python + dispatch (notebook 05)."""
+    """Seconds per call of a trivial torch op on tiny tensors: the fixed cost of Python + dispatch (notebook 08)."""
     a, b = torch.ones(1), torch.ones(1)
     for _ in range(100):
         torch.add(a, b)
@@ -89,7 +89,7 @@ def op_dispatch_cost(*, repeats: int = 2000) -> float:
 
 
 def step_breakdown(fn: Callable[[], object], *, warmup: int = 1) -> dict[str, float]:
-    """Where one call's wall time goes, from the profiler's top-level operators (notebook 05).
+    """Where one call's wall time goes, from the profiler's top-level operators (notebook 08).
 
     Returns milliseconds for: ``wall``; ``matmul`` (self time of the matrix-product kernels); ``other ops``
     (self time of every other operator); ``outside ops`` (wall minus all operator time: Python, module calls,

@@ -1,5 +1,5 @@
 """Parameter counts and training FLOPs per token (Kaplan et al. 2020, "Scaling laws for neural language models",
-table 1: about 6N per token plus the attention term) (notebook 07)."""
+table 1: about 6N per token plus the attention term) (notebook 09)."""
 from __future__ import annotations
 
 
@@ -22,7 +22,7 @@ def n_params(model: nn.Module, non_embedding: bool = False) -> int:
 def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, training: bool = True, *,
                     vocab_size: int = 0) -> float:
     """nanoGPT/PaLM arithmetic: ``6N + 6·V·d + 12·L·d·T`` FLOPs per trained token (forward only: a third)
-    (notebook 07).
+    (notebook 09).
 
     ``6N``: 2 FLOPs per multiply-add per weight of the blocks (``N`` = parameters outside the token embedding),
     forward (2N) plus backward (4N); ``6·V·d``: the output head, a ``d × V`` product per token (2·V·d forward) that a

@@ -1,4 +1,4 @@
-"""Interactive widgets for generation: the streaming playground and a small chat (notebook 04).
+"""Interactive widgets for generation: the streaming playground and a small chat (notebook 06).
 
 Both run :func:`lmkit.generate.stream` in a background thread, so the kernel stays free to handle button clicks
 while tokens arrive: Stop works in a real browser. Tests (and scripts) click Generate, call ``.wait()`` to join

@@ -1,4 +1,4 @@
-"""What every lmkit widget shares: one shape, readable without a kernel, read back through accessors (notebooks 02-04).
+"""What every lmkit widget shares: one shape, readable without a kernel, read back through accessors (notebooks 02-06).
 
 A widget is a plain Python object (:class:`Widget`) that holds its ipywidgets controls as attributes (set
 ``.value``, call ``.click()``), its layout in ``.widget``, its main display area in ``.output`` and its status line

@@ -1,4 +1,4 @@
-"""A small chat through the tokenizer's chat template, streamed (notebook 04)."""
+"""A small chat through the tokenizer's chat template, streamed (notebook 06)."""
 from __future__ import annotations
 
 import html
@@ -13,7 +13,7 @@ __all__ = ["Chat", "chat"]
 
 
 class Chat(StreamingWidget):
-    """A small chat through the tokenizer's chat template (notebook 04); build it with :func:`chat`.
+    """A small chat through the tokenizer's chat template (notebook 06); build it with :func:`chat`.
 
     ``message`` + ``send_button`` add a user turn and stream the reply; ``reset_button`` clears ``messages``.
     ``output_text`` is the conversation as ``you: …`` / ``model: …`` lines, ``status_text`` the status line.
@@ -102,5 +102,5 @@ class Chat(StreamingWidget):
 
 
 def chat(lm, system: str | None = None, max_new_tokens: int = 80) -> Chat:
-    """A simple chat widget over the model's chat template (notebook 04)."""
+    """A simple chat widget over the model's chat template (notebook 06)."""
     return Chat(lm, system, max_new_tokens)

@@ -1,4 +1,4 @@
-"""The streaming generation playground: tokens coloured by probability, the alternatives at each step (notebook 04)."""
+"""The streaming generation playground: tokens coloured by probability, the alternatives at each step (notebook 06)."""
 from __future__ import annotations
 
 import html
@@ -18,13 +18,13 @@ SLIDER_MAX_NEW_TOKENS = 256
 
 
 def prob_color(p: float) -> str:
-    """Background colour for a token of probability ``p``: red (unlikely) through yellow to green (notebook 04)."""
+    """Background colour for a token of probability ``p``: red (unlikely) through yellow to green (notebook 06)."""
     p = min(max(float(p), 0.0), 1.0)
     return f"hsl({120 * p:.0f}, 75%, 82%)"
 
 
 def tokens_html(steps, color_by: str = "raw", prompt: str = "") -> str:
-    """The prompt in grey, then each generated token as a span coloured by its probability (notebook 04)."""
+    """The prompt in grey, then each generated token as a span coloured by its probability (notebook 06)."""
     checks.one_of("color_by", color_by, ("raw", "processed"))
     spans = []
     for s in steps:
@@ -42,7 +42,7 @@ def tokens_html(steps, color_by: str = "raw", prompt: str = "") -> str:
 
 
 def alternatives_png(step, title: str = "") -> bytes:
-    """A bar chart of one step's alternatives, raw vs processed probability, as PNG bytes (notebook 04).
+    """A bar chart of one step's alternatives, raw vs processed probability, as PNG bytes (notebook 06).
 
     Drawn on a bare ``Figure`` (no pyplot), so that it is safe from the generation thread.
     """
@@ -70,11 +70,11 @@ def alternatives_png(step, title: str = "") -> bytes:
 
 
 class Playground(StreamingWidget):
-    """The streaming generation playground (notebook 04); build it with :func:`playground`.
+    """The streaming generation playground (notebook 06); build it with :func:`playground`.
 
     Controls (set ``.value``, call ``.click()``): ``prompt, sample, temperature, top_k, top_p, max_new_tokens,
     repetition_penalty, seed, chat, json, color_by, generate_button, stop_button, step``. With ``json`` on, every
-    step is masked to the grammar of ``json_schema`` (any JSON object by default; notebook 12), so the text parses
+    step is masked to the grammar of ``json_schema`` (any JSON object by default; notebook 07), so the text parses
     once the object is closed. Read what it shows with
     ``output_text`` (prompt and generated text), ``output_html`` (the coloured tokens), ``output_image`` (the
     chosen step's bar chart, as PNG bytes), ``alternatives_text`` (that step's table) and ``status_text``
@@ -210,7 +210,7 @@ class Playground(StreamingWidget):
 
 
 def playground(lm, prompt: str = "The best way to learn a language is", max_new_tokens: int = 40) -> Playground:
-    """The streaming playground widget for ``lm`` (notebook 04): display it, move the sliders, click Generate.
+    """The streaming playground widget for ``lm`` (notebook 06): display it, move the sliders, click Generate.
 
     The ``max_new_tokens`` slider goes from 1 to 256, or to ``max_new_tokens`` when that is larger (a constrained
     JSON object may need a few hundred tokens). Raises :class:`lmkit.checks.CheckError` for a ``max_new_tokens``

@@ -1,4 +1,4 @@
-"""Generation in a background thread, shared by the playground and the chat (notebook 04)."""
+"""Generation in a background thread, shared by the playground and the chat (notebook 06)."""
 from __future__ import annotations
 
 import threading

@@ -9,7 +9,7 @@ from .conftest import run_notebook, set_slider, shot, widget_output
 
 
 def test_playground_streams_coloured_tokens(lab, page):
-    run_notebook(page, lab, "04_generation.ipynb")
+    run_notebook(page, lab, "06_generation.ipynb")
     pg = widget_output(page, "button:has-text('Generate')")
     set_slider(pg, "max_new_tokens", 12)
     assert pg.locator(".widget-slider", has=page.locator(".widget-label:text-is('max_new_tokens')")) \
@@ -49,7 +49,7 @@ def test_playground_streams_coloured_tokens(lab, page):
 
 
 def test_attention_explorer_redraws_when_a_slider_moves(lab, page):
-    run_notebook(page, lab, "03_attention.ipynb")
+    run_notebook(page, lab, "04_attention.ipynb")
     ex = widget_output(page, ".widget-label:text-is('query')")
     image = ex.locator("img").first
     image.wait_for(timeout=30_000)
