@@ -143,3 +143,114 @@ def test_decode_takes_a_tensor_of_ids():
     tok = BPE.train(CORPUS, 256 + 20)
     ids = tok.encode("the quick fox")
     assert tok.decode(torch.tensor(ids)) == "the quick fox"
+
+
+# ----------------------------------------------------------------------------------- training on documents
+def test_documents_are_pre_split_apart_so_no_merge_crosses_them():
+    """A list of documents trains on each alone: "x" and "y" never meet, though joined they would make "xy"."""
+    docs = ["x", "y"] * 20
+    assert (ord("x"), ord("y")) in BPE.train("".join(docs), 256 + 5).merges   # the joined text does merge them
+    assert (ord("x"), ord("y")) not in BPE.train(docs, 256 + 5).merges
+    # documents and a special token between them are the same boundary
+    lines = CORPUS.splitlines(keepends=True)
+    assert BPE.train(lines, 256 + 40).merges == BPE.train("<|s|>".join(lines), 256 + 41,
+                                                            special_tokens=["<|s|>"]).merges
+
+
+@pytest.mark.parametrize("bad, match", [(b"abc", "is not a string or a list"), (5, "is not a string or a list"),
+                                        (["a", 3], "document 1 = 3 is not a string")])
+def test_training_text_must_be_strings(bad, match):
+    with pytest.raises(ValueError, match=match):
+        BPE.train(bad, 300)
+
+
+# ------------------------------------------------------------------------ Hugging Face tokenizers, id for id
+tokenizers = pytest.importorskip("tokenizers")
+FUZZ_ALPHABET = "ab Z9 0\t\n\r'.,!-é你👍\u00a0\u2003٣"  # letters, digits (Arabic-Indic too), spaces, symbols
+
+
+def _fuzz(n=400, seed=0):
+    rng = random.Random(seed)
+    return [*STRINGS, *("".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randrange(1, 25))) for _ in range(n))]
+
+
+def _library_chunks(pre, text):
+    from lmkit.bpe import bytes_to_unicode
+
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    return [bytes(to_byte[c] for c in piece).decode() for piece, _ in pre.pre_tokenize_str(text)]
+
+
+@pytest.mark.parametrize("digits", [False, True], ids=["bytelevel", "digits+bytelevel"])
+def test_split_patterns_equal_the_library_pre_tokenizers(digits):
+    from tokenizers import pre_tokenizers as pt
+
+    from lmkit.bpe import GPT2_DIGITS_SPLIT
+
+    level = pt.ByteLevel(add_prefix_space=False, use_regex=True)
+    pre = pt.Sequence([pt.Digits(individual_digits=True), level]) if digits else level
+    pattern = GPT2_DIGITS_SPLIT if digits else GPT2_SPLIT
+    for text in _fuzz():
+        assert regex.findall(pattern, text) == _library_chunks(pre, text), text
+    # the case that needs the extra branch: spaces before a digit stay whole after Digits, GPT-2 alone splits them
+    assert regex.findall(pattern, "a   5") == (["a", "   ", "5"] if digits else ["a", "  ", " 5"])
+
+
+def _library_bpe(digits, corpus=CORPUS, vocab_size=400):
+    from tokenizers import Tokenizer, models, pre_tokenizers as pt, trainers
+
+    hf = Tokenizer(models.BPE())
+    level = pt.ByteLevel(add_prefix_space=False, use_regex=True)
+    hf.pre_tokenizer = pt.Sequence([pt.Digits(individual_digits=True), level]) if digits else level
+    alphabet = [c for c in pt.ByteLevel.alphabet() if c != "Ā"]  # leave byte 0 out: the library drops it
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>"],
+                                  initial_alphabet=alphabet, show_progress=False)
+    hf.train_from_iterator(corpus.splitlines(keepends=True), trainer)
+    return hf
+
+
+@pytest.mark.parametrize("digits", [False, True], ids=["bytelevel", "digits+bytelevel"])
+def test_from_huggingface_gives_the_library_ids(digits, tmp_path):
+    hf = _library_bpe(digits)
+    ours = BPE.from_huggingface(hf)
+    assert ours.special_tokens == {"<|endoftext|>": 0, "<|im_start|>": 1}
+    assert ours.byte_ids[0] is None and len(ours) == hf.get_vocab_size()
+    for text in [*_fuzz(200, seed=1), CORPUS, "a\x00b<|im_start|>x 2026<|endoftext|>", "byte 0 \x00 is dropped"]:
+        assert ours.encode(text) == hf.encode(text).ids, text
+    assert ours.decode(ours.encode("a\x00b")) == "ab"  # the library drops a byte it has no token for; so do we
+    # the same from the saved tokenizer.json, and a shorter merge table is the start of the full one
+    hf.save(str(tmp_path / "tokenizer.json"))
+    again = BPE.from_huggingface(tmp_path / "tokenizer.json", max_merges=10)
+    assert again.merges == ours.merges[:10] and again.merge_ids == ours.merge_ids[:10]
+    assert len(again.encode(CORPUS)) > len(ours.encode(CORPUS))  # fewer merges, more tokens
+
+
+def test_from_huggingface_refuses_what_it_cannot_reproduce():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers as pt
+
+    hf = _library_bpe(False)
+    hf.normalizer = normalizers.NFC()
+    with pytest.raises(ValueError, match="normalizer 'NFC' is not supported"):
+        BPE.from_huggingface(hf)
+    wp = Tokenizer(models.WordPiece({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    with pytest.raises(ValueError, match="model type 'WordPiece' is not BPE"):
+        BPE.from_huggingface(wp)
+    hf = _library_bpe(False)
+    hf.pre_tokenizer = pt.Whitespace()
+    with pytest.raises(ValueError, match=r"pre-tokenizer \['Whitespace'\] is not supported"):
+        BPE.from_huggingface(hf)
+    with pytest.raises(ValueError, match="not a Hugging Face fast tokenizer"):
+        BPE.from_huggingface(object())
+
+
+@pytest.mark.integration
+def test_smollm2_merges_give_smollm2_ids_on_hamlet(real_lm):
+    """SmolLM2's own merge table, loaded into this BPE, gives the bundled tokenizer's ids on all of Hamlet."""
+    from lmkit.data import corpus
+
+    smol = BPE.from_huggingface(real_lm.tokenizer)
+    text = corpus("validation")
+    expected = real_lm.tokenizer.encode(text, add_special_tokens=False, verbose=False)
+    assert len(expected) > 50_000 and smol.encode(text) == expected
+    mixed = "Hello 2026!\r\n你好，世界 👩‍👩‍👧 <|im_start|>user\nhi<|im_end|> \x04"
+    assert smol.encode(mixed) == real_lm.tokenizer.encode(mixed, add_special_tokens=False)
