@@ -17,13 +17,13 @@ from lmkit.apps.chat import answer, answer_question, ask, qa_prompt, summarise, 
 from lmkit.apps.classify import (CONTENT_FREE, INSTRUCTION, SentimentPrompt, classify, continuation_logprobs,
                                  label_prior, label_scores, standard_prompts)
 from lmkit.apps.data import DATA_DIR, LABELS, SCHEMAS, passages, qa_data, sentiment_data, translation_data
-from lmkit.apps.metrics import (answer_first, chrf, contains_answer, evaluate, exact_match, first_line,
-                                normalize_answer, plot_confusion)
+from lmkit.apps.metrics import (answer_first, chrf, contains_answer, contradicts_answer, evaluate, exact_match,
+                                first_line, normalize_answer, plot_confusion)
 from lmkit.apps.retrieval import Retriever, qa_run, recall_at_k
 from lmkit.apps.classify import _common_prefix  # noqa: F401 - tested directly
 
 __all__ = ["DATA_DIR", "LABELS", "SCHEMAS", "INSTRUCTION", "CONTENT_FREE", "sentiment_data", "qa_data", "passages",
            "translation_data", "continuation_logprobs", "SentimentPrompt", "standard_prompts", "label_scores",
            "label_prior", "classify", "evaluate", "plot_confusion", "normalize_answer", "first_line", "exact_match",
-           "contains_answer", "answer_first", "chrf", "ask", "translate", "summarise", "qa_prompt", "answer_question", "Retriever",
+           "contains_answer", "contradicts_answer", "answer_first", "chrf", "ask", "translate", "summarise", "qa_prompt", "answer_question", "Retriever",
            "recall_at_k", "qa_run"]
