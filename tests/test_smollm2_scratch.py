@@ -48,3 +48,21 @@ def test_scratch_smollm2_matches_the_real_model(real_lm):
     with torch.no_grad():
         diff = (ours(ids) - real_lm.model(ids).logits.float()).abs().max().item()
     assert diff < 1e-4, diff
+
+
+def test_cached_greedy_checker_accepts_the_greedy_tokens_and_refuses_others(tiny_lm, monkeypatch):
+    from lmkit.exercises import check
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)  # a wrong answer returns False, not raises
+
+    prompt = torch.tensor([[5, 9, 13, 7]])
+    ids = prompt
+    with torch.no_grad():
+        for _ in range(4):
+            ids = torch.cat([ids, tiny_lm.model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert check("10.3", ids, lm=tiny_lm, prompt=prompt)
+    wrong = ids.clone()
+    wrong[0, -1] = (wrong[0, -1] + 1) % tiny_lm.model.config.vocab_size
+    assert not check("10.3", wrong, lm=tiny_lm, prompt=prompt)
+    assert not check("10.3", prompt, lm=tiny_lm, prompt=prompt)  # no new token
+    assert not check("10.3", torch.cat([prompt[:, 1:], ids[:, 4:]], 1), lm=tiny_lm, prompt=prompt)  # not the prompt
