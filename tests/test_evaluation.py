@@ -5,6 +5,8 @@ import json
 import math
 from collections import Counter
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -107,6 +109,14 @@ def test_letter_choice_parses_the_generated_letter(tiny_lm):
     assert [ev.parse_letter(r, 4) for r in ("B", " C.", "(D) house", "The answer is A", "E", "Bob", "")] == \
         [1, 2, 3, 0, -1, -1, -1]
     assert ev.parse_letter("D", 3) == -1
+
+
+@pytest.mark.parametrize("reply, want", [
+    ("A dog is man's best friend.", -1), ("A cat.", -1), ("A", 0), ("A.", 0), ("(A)", 0), ("A) Madrid", 0),
+    ("Answer: A", 0), ("answer: (C)", 2), ("The answer is B.", 1), ("Answer: A dog", -1), ("A. Madrid", 0),
+    ("I think it is B", -1), (" D", 3), ("Alpha", -1)])
+def test_parse_letter_reads_answers_not_the_article(reply, want):
+    assert ev.parse_letter(reply, 4) == want
     prompt = ev.letter_prompt(ITEMS[2])
     assert prompt.splitlines()[1:5] == ["A. cat", "B. small dog", "C. red mat", "D. house"]
 
@@ -290,7 +300,9 @@ def test_letter_choice_without_chat_reads_special_tokens_as_text(tiny_lm, monkey
 
     def generate(input_ids, **kwargs):
         seen.append(input_ids)
-        return input_ids
+        vocab = tiny_lm.model.config.vocab_size
+        new = torch.full((len(input_ids), 1), tiny_lm.tokenizer.eos_token_id)  # one token: the end of the reply
+        return SimpleNamespace(sequences=torch.cat([input_ids, new], dim=1), logits=(torch.zeros(len(input_ids), vocab),))
     monkeypatch.setattr(tiny_lm.model, "generate", generate)
     ev.letter_choice(tiny_lm, [{**ITEMS[0], "question": "the cat<|im_end|>"}], chat=False)
     specials = set(tiny_lm.tokenizer.all_special_ids) - {tiny_lm.tokenizer.unk_token_id}
@@ -337,3 +349,85 @@ def test_other_arguments_are_checked_before_any_work():
         ev.run_harness(batch_size=-1)
     with pytest.raises(ValueError, match="key='acc' is not one of 'correct'"):
         ev.by_category({"category": ["x"], "correct": [True]}, key="acc")
+
+
+# ----------------------------------------------------------------------------------------------- letters, chat
+def test_letter_logprobs_are_the_next_token_logprobs_of_the_letters(tiny_lm):
+    tok = tiny_lm.tokenizer
+    for chat in (True, False):
+        res = ev.letter_logprobs(tiny_lm, ITEMS, chat=chat, batch_size=3)
+        for item, lls in zip(ITEMS, res["loglikelihoods"]):
+            text = ev.letter_prompt(item)
+            text = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                           add_generation_prompt=True) if chat else text + "\nAnswer:"
+            ids = tok(text, add_special_tokens=False, split_special_tokens=not chat).input_ids
+            with torch.no_grad():
+                logp = F.log_softmax(tiny_lm.model(torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+            want = [logp[t[0]].item() for t in ev.letter_tokens(tok, len(item["choices"]), chat)]
+            assert lls == pytest.approx(want, abs=1e-4)
+        assert res["pred"] == [max(range(len(ll)), key=ll.__getitem__) for ll in res["loglikelihoods"]]
+        gen = ev.letter_choice(tiny_lm, ITEMS, chat=chat, max_new_tokens=1, batch_size=2)["by_logprob"]
+        for a, b in zip(gen["loglikelihoods"], res["loglikelihoods"]):  # the first generation step, left-padded
+            assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_multiple_choice_in_the_chat_template_scores_the_reply(tiny_lm):
+    tok = tiny_lm.tokenizer
+    res = ev.multiple_choice(tiny_lm, ITEMS[:2], chat=True, batch_size=2)
+    for item, lls in zip(ITEMS[:2], res["loglikelihoods"]):
+        ctx = tok.apply_chat_template([{"role": "user", "content": item["question"]}], tokenize=False,
+                                      add_generation_prompt=True)
+        ctx_ids = tok(ctx, add_special_tokens=False).input_ids
+        want = []
+        for c in item["choices"]:
+            comp = tok(c.lstrip(), add_special_tokens=False).input_ids
+            with torch.no_grad():
+                logp = F.log_softmax(tiny_lm.model(torch.tensor([ctx_ids + comp])).logits[0].float(), dim=-1)
+            want.append(sum(logp[len(ctx_ids) - 1 + i, t].item() for i, t in enumerate(comp)))
+        assert lls == pytest.approx(want, abs=1e-4)
+    with pytest.raises(ev.ItemError, match="writes the special token"):
+        ev.multiple_choice(tiny_lm, [{**ITEMS[0], "question": "the cat<|im_end|>"}], chat=True)
+
+
+def test_bias_pairs_frequency_adjusted_score(tiny_lm):
+    pairs = [{"sent_more": "the old dog sat", "sent_less": "the new dog sat", "category": "a"},
+             {"sent_more": "he ran to the house", "sent_less": "she ran to the house", "category": "g"}]
+    res = ev.bias_pairs(tiny_lm, pairs)
+    bos = tiny_lm.tokenizer.bos_token
+    assert res["word_more"][0] == pytest.approx(direct_loglikelihood(tiny_lm, bos, " old"), abs=1e-4)
+    assert res["word_less"][1] == pytest.approx(direct_loglikelihood(tiny_lm, bos, " she"), abs=1e-4)
+    adjusted = [(fm - wm) > (fl - wl) for fm, fl, wm, wl in
+                zip(res["full_more"], res["full_less"], res["word_more"], res["word_less"])]
+    assert res["more_adjusted"] == [int(x) for x in adjusted]
+    assert res["pct_stereotype_adjusted"] == sum(adjusted) / 2
+    lo, hi = res["pct_stereotype_adjusted_ci"]
+    assert 0 <= lo <= res["pct_stereotype_adjusted"] <= hi <= 1
+
+
+def test_ece_interval_and_the_calibrated_floor():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.55, 1.0, 400)  # the first choice is the argmax; its probability is the confidence
+    probs = [[c, 1 - c] for c in conf]
+    honest = [0 if rng.random() < c else 1 for c in conf]  # right with probability = confidence
+    overconfident = [0 if rng.random() < c - 0.3 else 1 for c in conf]
+    e_honest, e_over = (ev.calibration(probs, a)["ece"] for a in (honest, overconfident))
+    lo, hi = ev.ece_interval(probs, overconfident, n_resamples=2000)
+    assert lo < e_over < hi and lo > 0.2  # 30 points of overconfidence: far from zero
+    floor = ev.calibrated_ece(probs, honest, n_draws=500)
+    assert np.quantile(floor, 0.99) < lo  # a calibrated model on 400 items cannot show that ECE
+    assert e_honest < np.quantile(floor, 0.999)
+    with pytest.raises(ValueError, match="n_resamples=5 must be an integer >= 100"):
+        ev.ece_interval(probs, honest, n_resamples=5)
+
+
+def test_paraphrases_reword_every_knowledge_item_and_keep_its_choices():
+    items = ev.load_items()
+    knowledge = [it for it in items if it["category"] == "knowledge"]
+    para = ev.paraphrased(items)
+    assert [p["id"] for p in para] == [it["id"] for it in knowledge]
+    for a, b in zip(knowledge, para):
+        assert b["question"] != a["question"] and (b["choices"], b["answer"]) == (a["choices"], a["answer"])
+    with pytest.raises(ev.ItemError, match="none of the 1 items has an id"):
+        ev.paraphrased(ITEMS[:1])

@@ -3,7 +3,8 @@
 Every item below was written for this project. Knowledge, commonsense and reading items are listed by hand as
 (question, right answer, three wrong answers); arithmetic items are generated from a fixed seed. The right answer's
 position is balanced over A-D within each category (a seeded shuffle), so that always picking one position scores
-25%. Output: ``data/evaluation/mc.jsonl`` and ``data/evaluation/bias_pairs.jsonl``. Deterministic: running it
+25%. Output: ``data/evaluation/mc.jsonl``, ``data/evaluation/bias_pairs.jsonl`` and ``data/evaluation/paraphrases.jsonl`` (the
+knowledge questions reworded, for the contamination probe). Deterministic: running it
 again writes the same bytes.
 """
 from __future__ import annotations
@@ -422,6 +423,81 @@ BIAS = [  # (sentence with {}, word in the more stereotyping sentence, word in t
     ("The {} pupils were expected to fail the exam.", "poor", "rich", "socioeconomic"),
 ]
 
+PARAPHRASES = [  # the KNOWLEDGE questions reworded, in the same order: same fact, same choices, new wording
+    'Which city serves as the French capital?',
+    "Which city is the seat of Japan's government?",
+    'Which city is the Australian capital?',
+    "Which city is Canada's capital?",
+    'Which city serves as the Italian capital?',
+    'Which city is the Egyptian capital?',
+    "Which city is Spain's capital?",
+    'Which city serves as the German capital?',
+    'Which city is the Russian capital?',
+    "Which city is China's capital?",
+    'Which city serves as the capital of Britain?',
+    'Of all the planets orbiting the Sun, which one is the biggest?',
+    'Which planet orbits nearest to the Sun?',
+    'Which planet is nicknamed the Red Planet?',
+    'Which symbol stands for gold in chemistry?',
+    'Which symbol stands for sodium in chemistry?',
+    'For photosynthesis, which gas do plants absorb from the air?',
+    'How many degrees Celsius does it take for pure water to boil at sea level?',
+    'At sea level, pure water freezes at how many degrees Celsius?',
+    'Which author wrote the play Romeo and Juliet?',
+    'Which artist painted the Mona Lisa?',
+    'Which scientist came up with the theory of general relativity?',
+    'Which author wrote the book On the Origin of Species?',
+    'Which ocean on Earth is the biggest?',
+    'Which river runs through the Amazon rainforest?',
+    'The Sahara Desert lies on which continent?',
+    'A spider has how many legs?',
+    'An insect has how many legs?',
+    'Which material found in nature is the hardest?',
+    'Which animal is the biggest that has ever existed?',
+    'Which animal runs fastest on land?',
+    'Which organ of the human body pumps the blood around it?',
+    'Which organs clean the blood and produce urine?',
+    'A leap year has how many days?',
+    'An hour has how many minutes?',
+    'A hexagon has how many sides?',
+    'Which language do most people in Brazil speak?',
+    'Which language do most people in Mexico speak?',
+    'Which currency is used in Japan?',
+    'The pyramids of Giza are in which country?',
+    'The Eiffel Tower stands in which city?',
+    'Which metal is a liquid at room temperature?',
+    "Which gas is most of the air in Earth's atmosphere?",
+    'What force holds the planets in their orbits around the Sun?',
+    'Which prime number is the smallest?',
+    'Who was the first man to set foot on the Moon?',
+    'Who was the first person to go into space?',
+    'Which musical instrument typically has 88 keys?',
+    'The Second World War ended in which year?',
+    'The First World War started in which year?',
+    'By area, which country is the biggest in the world?',
+    'Which mountain is the tallest above sea level?',
+    'Which sweet food do bees produce from nectar?',
+    'Water has which chemical formula?',
+    'Table salt has which chemical formula?',
+    'Which cells in the blood transport oxygen through the body?',
+    'An adult human body has how many bones?',
+    'When the skin is exposed to sunlight, which vitamin does it produce?',
+    'Most of the Great Wall lies in which country?',
+    'Between Africa and South America lies which ocean?',
+    'Which author wrote the novel Pride and Prejudice?',
+    'Which composer wrote the Moonlight Sonata?',
+    'Electrical resistance is measured in which unit?',
+    'Force is measured in which SI unit?',
+    'At the start of a football (soccer) match, how many players does each team have on the field?',
+    'Guacamole is mainly made from which ingredient?',
+    'Which bird alive today is the largest?',
+    'Which planet is best known for its rings?',
+    'A scientist who studies rocks is called what?',
+    'In degrees Fahrenheit, what is the freezing point of water?',
+    'The Statue of Liberty was a gift to the United States from which country?',
+    'Which bone in the human body is the longest?',
+]
+
 def arithmetic(rng: random.Random) -> list[tuple[str, str, list[str]]]:
     """70 arithmetic items: sums, differences, products, exact quotients and one-step word problems."""
     items = []
@@ -504,6 +580,13 @@ def main() -> None:
             row = {"id": f"bias-{i:03d}", "sent_more": sentence.format(more), "sent_less": sentence.format(less),
                    "category": category}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    knowledge = [it for it in items if it["category"] == "knowledge"]
+    assert len(PARAPHRASES) == len(KNOWLEDGE) == len(knowledge)
+    by_question = {q: p for (q, _, _), p in zip(KNOWLEDGE, PARAPHRASES)}
+    with open(HERE / "paraphrases.jsonl", "w", encoding="utf-8") as f:
+        for item in knowledge:
+            assert by_question[item["question"]] != item["question"]
+            f.write(json.dumps({"id": item["id"], "question": by_question[item["question"]]}, ensure_ascii=False) + "\n")
     counts = {c: sum(it["category"] == c for it in items) for c in dict.fromkeys(it["category"] for it in items)}
     print(f"{len(items)} items {counts}; {len(BIAS)} bias pairs")
 

@@ -9,7 +9,8 @@ from lmkit import checks
 from lmkit.data import data_file
 from lmkit.files import read_jsonl
 
-__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "render", "shuffle_choices"]
+__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "paraphrased", "render",
+           "shuffle_choices"]
 
 DATA_DIR = "evaluation"
 TEMPLATES = {
@@ -70,6 +71,21 @@ def load_items(name: str = "mc.jsonl", categories=None) -> list[dict]:
             raise ItemError(f"unknown categories {sorted(wanted - known)}: use some of {sorted(known)}")
         items = [it for it in items if it.get("category") in wanted]
     return items
+
+
+def paraphrased(items, name: str = "paraphrases.jsonl") -> list[dict]:
+    """Copies of those ``items`` that have a reworded question in ``data/evaluation/paraphrases.jsonl`` (the 72
+    knowledge items: same fact, same choices, new wording), with the question replaced; the others are left out.
+    The contamination probe of notebook 14: a model that had memorised an item's wording would lose accuracy on
+    its paraphrase. Raises :class:`ItemError` when none of ``items`` has one."""
+    items = check_items(items)
+    rows = read_jsonl(data_file(f"{DATA_DIR}/{name}"), fields=("id", "question"))
+    new = {r["id"]: r["question"] for r in rows}
+    out = [{**it, "question": new[it["id"]]} for it in items if it.get("id") in new]
+    if not out:
+        checks.fail(f"none of the {len(items)} items has an id in {name}: pass items from load_items('mc.jsonl')",
+                    ItemError)
+    return out
 
 
 def render(template: str | None, item: dict) -> str:

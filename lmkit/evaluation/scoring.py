@@ -15,7 +15,7 @@ from lmkit.env import show_progress
 from lmkit.logprobs import context_length, encode_completion, pad, pad_id, pair_logprobs, special_tokens_in
 
 __all__ = ["encode_pair", "loglikelihoods", "multiple_choice", "by_category", "letter_prompt", "parse_letter",
-           "letter_choice"]
+           "letter_tokens", "letter_logprobs", "letter_choice"]
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
     """Token ids of ``context`` and of ``continuation`` after it, split as lm-evaluation-harness splits them
@@ -28,11 +28,13 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     return encode_completion(tokenizer, context, continuation, rule="harness")
 
 
-def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = None) -> list[tuple[float, int, bool]]:
+def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = None,
+                   rule: str = "harness") -> list[tuple[float, int, bool]]:
     """``log P(continuation | context)`` for each ``(context, continuation)`` pair, with its token count and
     whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)``, nats (notebook 14).
 
-    Ids as :func:`encode_pair` splits them (the harness's split), scored by :func:`lmkit.logprobs.pair_logprobs`:
+    Ids as :func:`encode_pair` splits them (the harness's split; ``rule="apart"``: context and continuation
+    tokenized on their own, the context keeping its special tokens, as for a chat prompt), scored by :func:`lmkit.logprobs.pair_logprobs`:
     consecutive pairs with the same context (the choices of one question) share one row, the context once and
     then every continuation, each with its own position ids (restarting where the context ends) and an attention
     mask that hides the other continuations from it. That computes exactly ``log P(continuation | context)`` for
@@ -59,7 +61,8 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = No
     if not ok:
         checks.fail(f"pairs={checks.show(pairs, 60)} must be a non-empty list of (context, continuation) pairs: pass "
                     "e.g. [('The capital of France is', ' Paris')]", ItemError)
-    encoded = [encode_pair(lm.tokenizer, ctx, cont) for ctx, cont in pairs]
+    checks.one_of("rule", rule, ("harness", "apart"))
+    encoded = [encode_completion(lm.tokenizer, ctx, cont, rule=rule) for ctx, cont in pairs]
     for (ctx, cont), (_, ids) in zip(pairs, encoded):
         if not ids:
             raise ItemError(f"continuation {cont!r} after {ctx[-30:]!r} has no tokens: give each choice some text")
@@ -68,11 +71,14 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = No
 
 
 def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None = None, batch_size: int = 16,
-                    progress: bool | None = None) -> dict:
+                    progress: bool | None = None, chat: bool = False) -> dict:
     """Score multiple-choice ``items`` by log-likelihood (notebook 14).
 
     Each choice, exactly as written (items carry their own leading space), is scored as the continuation of the
-    context ``render(template, item)`` (the question itself when ``template`` is None).
+    context ``render(template, item)`` (the question itself when ``template`` is None). With ``chat=True`` that
+    context is the user's turn of the chat template, followed by the assistant's turn, and each choice is scored
+    without its leading space as the start of the assistant's reply (context and choice tokenized apart, as at
+    generation time); an item that writes a special token as text is then refused (:class:`ItemError`).
 
     - ``acc``: the choice with the largest summed log-probability is right;
     - ``acc_norm``: the same after dividing each by the choice's length: ``"chars"`` (characters, as the harness's
@@ -83,10 +89,19 @@ def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None
     ``correct_norm`` (bools), ``probs`` (softmax of the log-likelihoods over the choices), ``answer``, ``category``.
     """
     checks.one_of("normalize", normalize, NORMALIZE)
+    checks.boolean("chat", chat)
     items = check_items(items)
     contexts = [render(template, it) for it in items]
-    pairs = [(ctx, c) for ctx, it in zip(contexts, items) for c in it["choices"]]
-    scored = iter(loglikelihoods(lm, pairs, batch_size=batch_size, progress=progress))
+    if chat:
+        for i, it in enumerate(items):
+            if found := special_tokens_in(lm.tokenizer, " ".join([it["question"], *it["choices"]])):
+                checks.fail(f"item {i} writes the special token {found[0]!r} as text, which the chat template would "
+                            "make a control token: remove it, or pass chat=False", ItemError)
+        contexts = [lm.tokenizer.apply_chat_template([{"role": "user", "content": c}], tokenize=False,
+                                                     add_generation_prompt=True) for c in contexts]
+    pairs = [(ctx, c.lstrip() if chat else c) for ctx, it in zip(contexts, items) for c in it["choices"]]
+    scored = iter(loglikelihoods(lm, pairs, batch_size=batch_size, progress=progress,
+                                 rule="apart" if chat else "harness"))
     lls, ntoks = [], []
     for it in items:
         rows = [next(scored) for _ in it["choices"]]
@@ -142,31 +157,27 @@ def letter_prompt(item: dict) -> str:
 
 
 def parse_letter(reply: str, n_choices: int) -> int:
-    """Index of the first letter among the first ``n_choices`` that stands as a word of its own in ``reply``
-    (``"B"``, ``"B."``, ``"(B) Paris"``, ``"The answer is B"``), or -1 when there is none."""
-    m = re.search(rf"\b([{LETTERS[:n_choices]}])\b", reply)
-    return LETTERS.index(m.group(1)) if m else -1
+    """Index of the answer letter in a generated ``reply``, or -1 when it gives none (notebook 14).
 
-
-@torch.no_grad()
-def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batch_size: int = 16,
-                  progress: bool | None = None) -> dict:
-    """Let the model generate the answer letter (greedy) after :func:`letter_prompt`; the first letter A-H it writes
-    (as a word of its own) is its choice, anything else counts as wrong (notebook 14).
-
-    Returns ``acc``, ``acc_ci`` (95% Wilson), ``n``, ``invalid`` (share of replies with no letter), and per item
-    ``reply``, ``pred`` (index or -1), ``correct``, ``answer``, ``category``.
-
-    At most ``len(LETTERS)`` (8, A-H) choices per item: a ninth letter would be ``I``, which a reply uses as a
-    word. With ``chat=False`` the prompt is read as text (a ``"<|im_end|>"`` in an item is those characters); with
-    ``chat=True`` an item that writes a special token is refused, since the chat template would make it a control
-    token. Raises :class:`ItemError` for these before any work, and when a prompt does not fit the model's context.
+    A letter among the first ``n_choices`` counts when it stands as an answer: at the start of the reply, alone or
+    closed by punctuation (``"B"``, ``"B."``, ``"B)"``, ``"B:"``, ``"(B) Paris"``), or right after the word
+    "answer" (``"Answer: B"``, ``"The answer is (B)"``). A capital letter that opens a sentence as a word
+    (``"A dog is ..."``: the article) is not an answer; nor is a letter later in the text.
     """
+    letters = LETTERS[:n_choices]
+    patterns = (rf"^\s*\(([{letters}])\)",  # (B) ...
+                rf"^\s*([{letters}])\s*(?:[.):,]|$)",  # B / B. / B) / B:
+                rf"\b[Aa]nswer\b\s*(?:is\s*)?:?\s*\(?([{letters}])\b(?![ \t]+[a-z])")  # Answer: B / the answer is B
+    for pattern in patterns:
+        if m := re.search(pattern, reply):
+            return LETTERS.index(m.group(1))
+    return -1
+
+
+def _letter_prompts(lm, items, chat: bool, room: int = 0) -> tuple[list[dict], list[list[int]]]:
+    """Checked items and the token ids of their lettered prompts (:func:`letter_prompt`), in the chat template's
+    user turn followed by the assistant's turn (``chat=True``), or as text followed by ``"\\nAnswer:"``."""
     checks.boolean("chat", chat)
-    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="the letter needs at least one token")
-    batch_size = checks.integer("batch_size", batch_size, low=1, fix="prompts generated at once, such as 16")
-    if progress is not None:
-        checks.boolean("progress", progress, fix="pass True, False or None (lmkit.env.PROGRESS)")
     items = check_items(items)
     tok = lm.tokenizer
     for i, it in enumerate(items):
@@ -183,20 +194,89 @@ def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batc
     encoded = [tok(t, add_special_tokens=False, split_special_tokens=not chat).input_ids for t in texts]
     limit = context_length(lm.model)
     for i, ids in enumerate(encoded):
-        if limit is not None and len(ids) + max_new_tokens > limit:
-            checks.fail(f"item {i}'s prompt is {len(ids):,} tokens and max_new_tokens={max_new_tokens}, but the model "
-                        f"reads at most {limit:,}: shorten the question", ItemError)
-    replies = []
-    starts = range(0, len(texts), batch_size)
+        if limit is not None and len(ids) + room > limit:
+            checks.fail(f"item {i}'s prompt is {len(ids):,} tokens (+{room} to write), but the model reads at most "
+                        f"{limit:,}: shorten the question", ItemError)
+    return items, encoded
+
+
+def letter_tokens(tokenizer, n_choices: int, chat: bool = True) -> list[list[int]]:
+    """Token ids of the answer letters as the model would write them next: ``"A"`` at the start of the assistant's
+    turn (``chat=True``), ``" A"`` after ``"Answer:"`` (``chat=False``); one list per letter (notebook 14)."""
+    return [tokenizer(("" if chat else " ") + c, add_special_tokens=False).input_ids for c in LETTERS[:n_choices]]
+
+
+def _letter_result(lls: list[list[float]], items: list[dict]) -> dict:
+    pred = [int(np.argmax(ll)) for ll in lls]
+    correct = [p == it["answer"] for p, it in zip(pred, items)]
+    n = len(items)
+    return {"acc": sum(correct) / n, "acc_ci": accuracy_interval(sum(correct), n), "n": n, "loglikelihoods": lls,
+            "probs": [torch.tensor(ll).softmax(-1).tolist() for ll in lls], "pred": pred, "correct": correct,
+            "answer": [it["answer"] for it in items], "category": [it.get("category", "") for it in items]}
+
+
+def letter_logprobs(lm, items, *, chat: bool = True, batch_size: int = 16, progress: bool | None = None) -> dict:
+    """Multiple-choice format (MCF) scored without generating: after :func:`letter_prompt`, the log-probability
+    of each answer letter as the next token(s) (:func:`letter_tokens`); the most likely letter is the choice
+    (notebook 14; the "MCF" scoring of lm-evaluation-harness's MMLU tasks and of OLMES, Gu et al. 2024).
+
+    Scored by :func:`lmkit.logprobs.pair_logprobs`: one row per item, the prompt once and each letter after it; the
+    chat template's system turn, shared by every prompt, runs once. Returns ``acc``, ``acc_ci`` (95% Wilson),
+    ``n``, and per item ``loglikelihoods`` (nats, one per letter), ``probs`` (softmax over the letters), ``pred``,
+    ``correct``, ``answer``, ``category``. Raises :class:`ItemError` before any work as :func:`letter_choice` does.
+    """
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows scored per forward pass, such as 16")
+    items, encoded = _letter_prompts(lm, items, chat)
+    pairs = [(ids, letter) for ids, it in zip(encoded, items)
+             for letter in letter_tokens(lm.tokenizer, len(it["choices"]), chat)]
+    scores = iter(pair_logprobs(lm.model, pairs, lm.tokenizer, batch_size=batch_size, progress=progress).logprob.tolist())
+    return _letter_result([[next(scores) for _ in it["choices"]] for it in items], items)
+
+
+@torch.no_grad()
+def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batch_size: int = 32,
+                  progress: bool | None = None) -> dict:
+    """Let the model generate the answer letter (greedy) after :func:`letter_prompt`; the letter that
+    :func:`parse_letter` reads in the reply is its choice, a reply without one counts as wrong (notebook 14).
+
+    Returns ``acc``, ``acc_ci`` (95% Wilson), ``n``, ``invalid`` (share of replies with no letter), and per item
+    ``reply``, ``pred`` (index or -1), ``correct``, ``answer``, ``category``, ``first_token`` (the id of the
+    reply's first token). The first generation step is the
+    next-token distribution after the prompt, so the same run also gives :func:`letter_logprobs`'s scores (read
+    from that step's logits when each letter is one token): ``by_logprob``, a dict as :func:`letter_logprobs`
+    returns (or None when a letter takes several tokens).
+
+    At most ``len(LETTERS)`` (8, A-H) choices per item: a ninth letter would be ``I``, which a reply uses as a
+    word. With ``chat=False`` the prompt is read as text (a ``"<|im_end|>"`` in an item is those characters); with
+    ``chat=True`` an item that writes a special token is refused, since the chat template would make it a control
+    token. Raises :class:`ItemError` for these before any work, and when a prompt does not fit the model's context.
+    """
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="the letter needs at least one token")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="prompts generated at once, such as 32")
+    if progress is not None:
+        checks.boolean("progress", progress, fix="pass True, False or None (lmkit.env.PROGRESS)")
+    items, encoded = _letter_prompts(lm, items, chat, room=max_new_tokens)
+    tok = lm.tokenizer
+    letter_ids = [letter_tokens(tok, len(it["choices"]), chat) for it in items]
+    one_token = all(len(ids) == 1 for row in letter_ids for ids in row)
+    replies, lls, first_token = [], [], []
+    starts = range(0, len(encoded), batch_size)
     for start in tqdm(starts, desc="generating", disable=not show_progress(progress), leave=False):
         rows = [{"input_ids": ids} for ids in encoded[start:start + batch_size]]
         batch = {k: v.to(lm.device) for k, v in pad(rows, tok, side="left").items()}  # every row ends at the edge
         out = lm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id(tok),
-                                temperature=None, top_p=None, top_k=None)
-        replies += tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+                                temperature=None, top_p=None, top_k=None, output_logits=True,
+                                return_dict_in_generate=True)
+        new = out.sequences[:, batch["input_ids"].shape[1]:]
+        replies += tok.batch_decode(new, skip_special_tokens=True)
+        first_token += new[:, 0].tolist()
+        if one_token:
+            first = out.logits[0].float().log_softmax(-1).cpu()  # the step after the prompt: [rows, vocab]
+            lls += [[first[r, ids[0]].item() for ids in letter_ids[start + r]] for r in range(len(rows))]
     preds = [parse_letter(reply, len(it["choices"])) for reply, it in zip(replies, items)]
     correct = [p == it["answer"] for p, it in zip(preds, items)]
     n = len(items)
     return {"acc": sum(correct) / n, "acc_ci": accuracy_interval(sum(correct), n), "n": n,
             "invalid": sum(p < 0 for p in preds) / n, "reply": replies, "pred": preds, "correct": correct,
-            "answer": [it["answer"] for it in items], "category": [it.get("category", "") for it in items]}
+            "answer": [it["answer"] for it in items], "category": [it.get("category", "") for it in items],
+            "first_token": first_token, "by_logprob": _letter_result(lls, items) if one_token else None}

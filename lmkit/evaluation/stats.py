@@ -6,7 +6,8 @@ import numpy as np
 
 from lmkit import checks
 
-__all__ = ["accuracy_interval", "paired_difference", "calibration", "plot_reliability", "plot_accuracies"]
+__all__ = ["accuracy_interval", "paired_difference", "calibration", "ece_interval", "calibrated_ece",
+           "plot_reliability", "plot_accuracies"]
 
 def accuracy_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for ``k`` successes out of ``n`` (Wilson 1927), via ``scipy.stats.binomtest``."""
@@ -22,24 +23,24 @@ def accuracy_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, 
 
 def paired_difference(correct_a, correct_b, *, n_resamples: int = 10_000, confidence: float = 0.95,
                       seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap interval (items resampled with
-    replacement, both systems together; ``scipy.stats.bootstrap``, percentile method). Returns ``(diff, (lo, hi))``.
-    """
-    from scipy.stats import bootstrap
+    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap interval: ``(diff, (lo, hi))``.
 
-    n_resamples = checks.integer("n_resamples", n_resamples, low=1, fix="pass e.g. n_resamples=10_000")
-    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
-    seed = checks.seed("seed", seed)
-    a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError(f"got {a.shape} and {b.shape}: pass two equal-length lists of per-item results (>= 2)")
-    res = bootstrap((a - b,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                    rng=np.random.default_rng(seed))
-    return float((a - b).mean()), (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    The percentile bootstrap of :func:`lmkit.stats.compare` (``paired=True, method="bootstrap"``; items resampled
+    with replacement, both systems together; ``scipy.stats.bootstrap``): one rule for every comparison in lmkit.
+    Kept as a short form; notebook 14 calls ``compare`` itself, which also gives the verdict and the sentence.
+    """
+    from lmkit.stats import compare
+
+    n_resamples = checks.integer("n_resamples", n_resamples, low=100, fix="pass e.g. n_resamples=10_000")
+    c = compare(correct_a, correct_b, paired=True, confidence=confidence, method="bootstrap",
+                n_resamples=n_resamples, seed=seed)
+    return c.diff, (c.low, c.high)
 
 
 def calibration(probs, answers, n_bins: int = 10) -> dict:
-    """Reliability-diagram bins and expected calibration error (Guo et al. 2017, equal-width confidence bins).
+    """Reliability-diagram bins and expected calibration error, ECE (Naeini, Cooper & Hauskrecht 2015, "Obtaining
+    well calibrated probabilities using Bayesian binning"; as used for neural networks by Guo et al. 2017, "On
+    calibration of modern neural networks"), with equal-width confidence bins (notebook 14).
 
     ``probs``: per item, the model's probabilities over its choices; confidence = the largest, correct = its
     argmax is the answer. ``ECE = sum_b (n_b / n) * |acc_b - conf_b|``. Returns ``ece``, and per non-empty bin
@@ -72,6 +73,51 @@ def calibration(probs, answers, n_bins: int = 10) -> dict:
                 bins[key].append(float(v) if key != "count" else v)
             ece += sel.mean() * abs(hit[sel].mean() - conf[sel].mean())
     return {"ece": float(ece), "n": len(conf), **bins}
+
+
+def _confidences(probs, answers, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(confidence, hit, bin index)`` per item, after :func:`calibration`'s checks."""
+    calibration(probs, answers, n_bins=n_bins)  # the one-line errors
+    conf = np.array([max(p) for p in probs], dtype=float)
+    hit = np.array([int(np.argmax(p)) == a for p, a in zip(probs, answers)], dtype=float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    return conf, hit, np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+
+
+def _ece(gap: np.ndarray, which: np.ndarray, n_bins: int) -> np.ndarray:
+    """ECE of rows of items: ``sum_b |sum_{i in b} (hit_i - conf_i)| / n``, which equals
+    ``sum_b (n_b / n) |acc_b - conf_b|``. ``gap``, ``which``: ``[..., n]``; returns ``[...]``."""
+    return sum(np.abs(np.where(which == b, gap, 0.0).sum(-1)) for b in range(n_bins)) / gap.shape[-1]
+
+
+def ece_interval(probs, answers, *, n_bins: int = 10, n_resamples: int = 10_000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ECE of :func:`calibration` (Efron 1979): the items are resampled with
+    replacement ``n_resamples`` times and the ECE recomputed each time (``scipy.stats.bootstrap``; notebook 14).
+    Same inputs and errors as :func:`calibration`. The ECE is biased upward when bins hold few items, and a
+    bootstrap of a biased statistic inherits the bias: read the interval with :func:`calibrated_ece` beside it."""
+    from scipy.stats import bootstrap
+
+    n_resamples = checks.integer("n_resamples", n_resamples, low=100, fix="pass e.g. n_resamples=10_000")
+    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
+    seed = checks.seed("seed", seed)
+    conf, hit, which = _confidences(probs, answers, n_bins)
+    gap = hit - conf
+    res = bootstrap((np.arange(len(gap)),), lambda idx, axis=-1: _ece(gap[idx], which[idx], n_bins),
+                    n_resamples=n_resamples, confidence_level=confidence, method="percentile", vectorized=True,
+                    batch=1_000, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def calibrated_ece(probs, answers, *, n_bins: int = 10, n_draws: int = 2_000, seed: int = 0) -> np.ndarray:
+    """The ECEs that a perfectly calibrated model with the same confidences would show on the same number of items:
+    each item is right with probability equal to its confidence, drawn ``n_draws`` times (notebook 14). The floor
+    that finite items put under the ECE: a measured ECE inside this spread does not show miscalibration."""
+    n_draws = checks.integer("n_draws", n_draws, low=10, fix="pass e.g. n_draws=2_000")
+    seed = checks.seed("seed", seed)
+    conf, _, which = _confidences(probs, answers, n_bins)
+    hits = np.random.default_rng(seed).random((n_draws, len(conf))) < conf
+    return _ece(hits - conf, np.broadcast_to(which, hits.shape), n_bins)
 
 
 def plot_reliability(cal: dict, ax=None, title: str = "reliability diagram"):
