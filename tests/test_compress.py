@@ -182,6 +182,21 @@ def test_activation_outliers_reports_every_linear_input(model):
     assert all(s["max / rms"] >= 1.0 for s in stats.values())
 
 
+def test_activation_outliers_find_a_spike_at_its_position_and_channel():
+    """A planted spike at token 0, channel 5: found there; without position 0 the ratio is the ordinary one."""
+    lin = torch.nn.Linear(16, 4)
+    net = torch.nn.Sequential(lin)
+    x = torch.randn(1, 10, 16, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 5] = 500.0
+    net.forward = lambda ids: lin(x)  # the hook sees x whatever ids say
+    s = cp.activation_outliers(net, torch.zeros(1, 10, dtype=torch.long))["0"]
+    assert (s["position"], s["channel"]) == (0, 5) and s["max |x|"] == 500.0
+    assert s["max |x| after 0"] == x[0, 1:].abs().max().item() and s["rms after 0"] < s["rms"] / 5
+    assert s["max / rms after 0"] < 10 < s["max / rms"]
+    with pytest.raises(ValueError, match="shape"):
+        cp.activation_outliers(net, torch.zeros(1, 1, dtype=torch.long))
+
+
 # ----------------------------------------------------------------------------------------------- exercises 08.x
 def test_exercise_08_1_layer_bytes_from_its_shape(model, monkeypatch):
     from lmkit import exercises
@@ -193,6 +208,18 @@ def test_exercise_08_1_layer_bytes_from_its_shape(model, monkeypatch):
     assert exercises.check("12.1", stored, layer=lin, bits=4, group_size=32)
     assert not exercises.check("12.1", lin.weight.numel() * 4 // 8, layer=lin, bits=4, group_size=32)  # no scales
     assert not exercises.check("12.1", stored, layer=lin, bits=8, group_size=32)
+
+
+def test_exercise_12_3_group_with_the_smallest_error(model, monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    lin = model.model.layers[0].mlp.down_proj
+    groups = [g for g in (4, 8, 16, 32) if lin.in_features % g == 0]
+    errors = {g: cp.relative_error(cp.QuantLinear(lin, 4, g).dequantize(), lin.weight) for g in groups}
+    best = min(errors, key=errors.get)
+    assert exercises.check("12.3", best, layer=lin, groups=groups)
+    assert not exercises.check("12.3", max(errors, key=errors.get), layer=lin, groups=groups)
 
 
 def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):

@@ -124,6 +124,52 @@ def test_forward_nll_equals_the_full_logits_loss(tiny_lm):
     assert fast[1] == full[1] and torch.allclose(fast[0], full[0], atol=1e-4)
 
 
+def test_shared_prefix_runs_once_and_changes_nothing(tiny_lm):
+    """Rows that start alike: the prefix runs once (cache repeated per row), same losses, greedy flags and gradients."""
+    from lmkit.logprobs import completion_logprobs
+
+    tok = tiny_lm.tokenizer
+    head = "the cat sat on the mat . the dog ran to the big house . one two three"
+    batch = ft.collate([ft.encode_example(tok, head + " four", "five"),
+                        ft.encode_example(tok, head + " red blue", "red blue red"),
+                        ft.encode_example(tok, head, "she saw a small cat")], tok.pad_token_id)
+    n = ft.shared_prefix_length(batch)
+    first_label = int((batch["labels"] != ft.IGNORE).any(0).nonzero()[0])
+    assert ft.loss.MIN_SHARED_PREFIX <= n <= first_label - 1
+    assert (batch["input_ids"][:, :n] == batch["input_ids"][:1, :n]).all()
+    assert ft.shared_prefix_length({k: v[:1] for k, v in batch.items()}) == 0  # one row: nothing to share
+    model = tiny_lm.model
+    grads = []
+    for fn in (completion_logprobs, ft.shared_prefix_logprobs):
+        model.zero_grad(set_to_none=True)
+        scores = fn(model, batch)
+        (-scores.logprob.sum()).backward()
+        grads.append((scores, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])))
+    (plain, g_plain), (shared, g_shared) = grads
+    model.zero_grad(set_to_none=True)
+    assert torch.allclose(plain.logprob, shared.logprob, atol=1e-4) and torch.equal(plain.greedy, shared.greedy)
+    assert torch.equal(plain.n_tokens, shared.n_tokens)
+    assert torch.allclose(g_plain, g_shared, atol=1e-4, rtol=1e-3)
+
+
+def test_live_plot_redraws_every_n_steps_and_at_validation(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    drawn = []
+    monkeypatch.setattr(ft.LivePlot, "_draw", lambda self, h: drawn.append(len(h)))
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: type("H", (), {"update": lambda s, f: None})())
+    plot = ft.LivePlot("t", every=5)
+    history = []
+    for step in range(1, 13):
+        history.append({"step": step, "train_loss": 1.0, "val_loss": 0.5 if step == 7 else None})
+        plot.update(history)
+    plot.close()
+    assert drawn == [0, 5, 7, 10, 12]  # the empty start, every 5th update, the validation at 7, the rest at close
+    with pytest.raises(ValueError, match="every"):
+        ft.LivePlot("t", every=0)
+
+
 @pytest.mark.parametrize("pad_id", [0, 2, 49151])
 def test_collate_equals_the_hand_written_padding(tiny_lm, pad_id):
     tok = tiny_lm.tokenizer

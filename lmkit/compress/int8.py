@@ -84,18 +84,31 @@ def fake_quantize(model: nn.Module, weights: str | None = "tensor", act_bits: in
 
 @torch.no_grad()
 def activation_outliers(model: nn.Module, ids: torch.Tensor) -> dict[str, dict[str, float]]:
-    """For the input of every ``nn.Linear`` on ``ids``: ``max |x|``, its root mean square, and their ratio.
+    """For the input of every ``nn.Linear`` on ``ids`` (``[1, T]``, T >= 2): where its largest value sits, and how
+    large it is against the typical one (notebook 12).
 
-    A ratio of several hundred means that one per-tensor scale, set by the largest value, leaves very few levels
-    for all the others (notebook 12).
+    Keys: ``max |x|``, its root mean square ``rms`` and their ratio ``max / rms`` over the whole input (what one
+    per-tensor scale sees); ``position`` and ``channel`` of the largest ``|x|``; and the same three figures without
+    position 0 (``max |x| after 0``, ``rms after 0``, ``max / rms after 0``). A ratio of several hundred means that
+    one per-tensor scale, set by the largest value, leaves very few levels for all the others. In SmolLM2 the
+    largest inputs of ``down_proj`` sit at the first token, in a couple of channels: the *massive activations* of
+    Sun et al. (2024), which also inflate the whole-input ``rms``. Raises ValueError for fewer than 2 tokens.
     """
+    if ids.dim() != 2 or ids.shape[0] != 1 or ids.shape[1] < 2:
+        raise ValueError(f"ids has shape {tuple(ids.shape)}: pass one row of at least 2 tokens, shape [1, T]")
     stats, hooks = {}, []
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear):
             def hook(_, inputs, name=name):
-                x = inputs[0].float()
+                x = inputs[0].float()[0]  # [T, features]
                 amax, rms = x.abs().max().item(), x.pow(2).mean().sqrt().item()
-                stats[name] = {"max |x|": amax, "rms": rms, "max / rms": amax / max(rms, 1e-12)}
+                at = int(x.abs().argmax())
+                rest = x[1:]
+                amax_r, rms_r = rest.abs().max().item(), rest.pow(2).mean().sqrt().item()
+                stats[name] = {"max |x|": amax, "rms": rms, "max / rms": amax / max(rms, 1e-12),
+                               "position": at // x.shape[1], "channel": at % x.shape[1],
+                               "max |x| after 0": amax_r, "rms after 0": rms_r,
+                               "max / rms after 0": amax_r / max(rms_r, 1e-12)}
             hooks.append(mod.register_forward_pre_hook(hook))
     try:
         model(ids)

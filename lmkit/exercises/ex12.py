@@ -27,3 +27,13 @@ def _share_zeroed(model, sparsity: float) -> float:
                        "the zeros by the number of parameters of the whole model.")
 def _model_sparsity(answer, *, model, sparsity: float):
     return _close(answer, _share_zeroed(model, sparsity), rel=1e-3)
+
+
+@exercise("12.3", hint="quantize the layer to 4 bits at each group size with cp.QuantLinear(layer, 4, g), take "
+                       "cp.relative_error(q.dequantize(), layer.weight) for each, and answer with the group size (an "
+                       "integer) whose error is smallest. For a decoder weight of this model, look at groups of 32.")
+def _best_group(answer, *, layer, groups):
+    from lmkit.compress import QuantLinear, relative_error
+
+    errors = {g: relative_error(QuantLinear(layer, 4, g).dequantize(), layer.weight) for g in groups}
+    return int(answer) == min(errors, key=errors.get)

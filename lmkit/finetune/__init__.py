@@ -7,7 +7,7 @@ model (LoRA or not) and the loss.
 |---|---|
 | :mod:`~lmkit.finetune.config` | ``TrainConfig`` (every knob of a run; the CLI's JSON), ``as_config`` |
 | :mod:`~lmkit.finetune.data` | reading, encoding (prompt masked) and padding (``encode_example``, ``collate``: :mod:`lmkit.logprobs`'s ``encode_completion`` and ``pad``), order |
-| :mod:`~lmkit.finetune.loss` | ``forward_nll`` (summed NLL of the labelled tokens), ``evaluate_loss`` |
+| :mod:`~lmkit.finetune.loss` | ``forward_nll`` (summed NLL of the labelled tokens; the rows' shared prefix run once: ``shared_prefix_logprobs``), ``evaluate_loss`` |
 | :mod:`~lmkit.finetune.lora` | ``add_lora`` (peft), ``merge``, ``save`` (a folder ``lmkit.load`` reads) |
 | :mod:`~lmkit.finetune.checkpoint` | the checkpoints of :mod:`lmkit.training.checkpoint`, also reachable here |
 | :mod:`~lmkit.finetune.plots` | ``plot_loss_curves`` (also ``plot_history``), ``LivePlot`` |
@@ -28,7 +28,7 @@ from lmkit.finetune.data import (DATASET, DATE_SPLITS, IGNORE, RECORD_FIELDS, co
                                  example_order, format_prompt, load_examples, load_split, read_records)
 from lmkit.finetune.lora import add_lora, count_parameters, merge, save
 from lmkit.finetune.loop import FinetuneResult, Result, make_schedule, train
-from lmkit.finetune.loss import evaluate_loss, forward_nll
+from lmkit.finetune.loss import evaluate_loss, forward_nll, shared_prefix_length, shared_prefix_logprobs
 from lmkit.finetune.metrics import greedy_answers, greedy_exact_match
 from lmkit.finetune.plots import LivePlot, plot_history, plot_loss_curves
 
@@ -39,4 +39,4 @@ __all__ = ["DATASET", "DATE_SPLITS", "DEFAULT_LR", "IGNORE", "LORA_TARGETS", "ME
            "encode_example", "encode_text", "evaluate_loss", "example_order", "format_prompt", "forward_nll",
            "greedy_answers", "greedy_exact_match", "latest_checkpoint", "load_checkpoint", "load_examples",
            "load_split", "main", "make_schedule", "merge", "plot_history", "plot_loss_curves", "read_records", "save",
-           "save_checkpoint", "train", "write_json"]
+           "save_checkpoint", "shared_prefix_length", "shared_prefix_logprobs", "train", "write_json"]

@@ -31,7 +31,8 @@ class FinetuneResult:
 
     ``history``: one dict per step (``step``, ``train_loss`` and ``val_loss`` in nats per label token, ``lr``,
     ``grad_norm``), with a step-0 entry holding the starting validation loss. ``seconds_per_step`` (s) and
-    ``tokens_per_second`` over the steps this call ran (``steps_run``); ``peak_memory_mb`` and
+    ``tokens_per_second`` over the steps this call ran (``steps_run``), ``seconds`` each of those steps' time (s);
+    ``peak_memory_mb`` and
     ``extra_memory_mb`` (MiB) of those steps (:class:`lmkit.profile.PeakMemory`); ``resumed_from``: the step of
     the checkpoint it resumed from, or None.
     """
@@ -47,6 +48,7 @@ class FinetuneResult:
     extra_memory_mb: float = float("nan")
     resumed_from: int | None = None
     steps_run: int = 0
+    seconds: list = field(default_factory=list)
 
     @property
     def train_losses(self) -> list[float]:
@@ -135,12 +137,13 @@ def train(config=None, *, plot: bool = False, **overrides) -> FinetuneResult:
     run = fit(model, _nll, micro_batches, _settings(cfg), evaluate=validation if val_ex else None,
               weight=_label_tokens, accelerator=accelerator,
               identity={"seed": cfg.seed, "method": cfg.method, "data": fingerprint(train_ex)},
-              examples_per_step=per_step, live_plot=(lambda: LivePlot(title)) if plot else None, watch=memory)
+              examples_per_step=per_step, live_plot=(lambda: LivePlot(title, every=5)) if plot else None, watch=memory)
     lm.model = run.model
     result = FinetuneResult(lm=lm, config=cfg, history=run.history, trainable_params=trainable, total_params=total,
                             seconds_per_step=run.seconds_per_step, tokens_per_second=run.tokens_per_second,
                             peak_memory_mb=memory.peak / 2**20, extra_memory_mb=memory.delta / 2**20,
-                            resumed_from=run.resumed_from, steps_run=run.steps_run)
+                            resumed_from=run.resumed_from, steps_run=run.steps_run,
+                            seconds=list(run.seconds))
     if cfg.save_model and main:
         folder = save(lm, Path(cfg.output_dir) / "model")
         result.lm = load(folder, device=accelerator.device)

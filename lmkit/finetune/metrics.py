@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from lmkit.finetune.data import collate, encode_example, format_prompt
-from lmkit.logprobs import completion_logprobs, pad, pad_id
+from lmkit.finetune.loss import shared_prefix_logprobs
+from lmkit.logprobs import pad, pad_id
 
 __all__ = ["greedy_exact_match", "greedy_answers"]
 
@@ -16,7 +17,8 @@ def greedy_exact_match(lm, records: list[dict], *, batch_size: int = 16, max_len
 
     Greedy decoding emits the answer iff, fed the answer so far, the arg-max at every answer position (and at the
     end-of-turn after it) is the answer's next token: so teacher forcing checks it without generating. That is the
-    ``greedy`` flag of :func:`lmkit.logprobs.completion_logprobs` (the harness's ``is_greedy``), one per record.
+    ``greedy`` flag of :func:`lmkit.logprobs.completion_logprobs` (the harness's ``is_greedy``), one per record, with
+    the prompt prefix that every record shares computed once (:func:`lmkit.finetune.shared_prefix_logprobs`).
     (A different tokenization of the same string would count as wrong; greedy decoding follows the tokenizer's own.)
     """
     model, tok = lm.model, lm.tokenizer
@@ -25,7 +27,7 @@ def greedy_exact_match(lm, records: list[dict], *, batch_size: int = 16, max_len
     for i in range(0, len(records), batch_size):
         ex = [encode_example(tok, r["prompt"], r["completion"], max_length) for r in records[i:i + batch_size]]
         batch = {k: v.to(lm.device) for k, v in collate(ex, pad_id(tok)).items()}
-        hits.extend(completion_logprobs(model, batch).greedy.tolist())
+        hits.extend(shared_prefix_logprobs(model, batch).greedy.tolist())
     return hits
 
 
