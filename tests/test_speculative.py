@@ -115,7 +115,60 @@ def test_transformers_assistant_model_gives_the_same_tokens(target):
 
 
 # ----------------------------------------------------------------------------------------------- sampling
+def _verify_sampled_counts(n_rounds: int, seed: int = 0):
+    """Run :func:`verify_sampled` ``n_rounds`` times on fixed synthetic distributions over 8 tokens, k = 2.
+
+    The target's distributions ``P[0], P[1], P[2]`` do not depend on the prefix, so each output position must follow
+    its own ``P[i]``: position 0 always, position 1 when proposal 0 was accepted, the bonus token (position 2) when
+    both were. ``Q`` overlaps ``P`` by about two thirds, so a third of the mass goes through the residual.
+    Returns ``(P, [counts at position 0, 1, 2])``."""
+    from lmkit.decoding.speculative import verify_sampled
+
+    V, k = 8, 2
+    gen = torch.Generator().manual_seed(seed)
+    P = torch.softmax(torch.randn(k + 1, V, generator=gen, dtype=torch.float64), -1)
+    Q = torch.softmax(P[:k].log() + 0.9 * torch.randn(k, V, generator=gen, dtype=torch.float64), -1)
+    torch.manual_seed(seed)
+    proposals = torch.stack([torch.multinomial(Q[i], n_rounds, replacement=True) for i in range(k)], 1)
+    cur = torch.cat([torch.zeros(n_rounds, 1, dtype=torch.long), proposals], 1)  # one context token, then x1, x2
+    counts = torch.zeros(k + 1, V)
+    for j in range(n_rounds):
+        kept = verify_sampled(lambda ids, scores: scores, cur[j:j + 1], 1, P.log(), [Q[0], Q[1]])
+        for i, token in enumerate(kept):
+            counts[i, token] += 1
+    return P, counts
+
+
+def _chi_square_p_values(P, counts):
+    from scipy.stats import chisquare
+
+    return [float(chisquare(c.numpy(), c.sum().item() * P[i].numpy()).pvalue) for i, c in enumerate(counts)]
+
+
+def test_verify_sampled_keeps_the_target_distribution_at_every_position():
+    # ~40,000 rounds give ~95,000 output tokens: 40,000 at position 0, ~27,000 at 1, ~19,000 bonus tokens
+    P, counts = _verify_sampled_counts(40_000)
+    assert counts[2].sum() > 10_000  # the bonus position is well sampled
+    assert min(_chi_square_p_values(P, counts)) > 1e-3
+
+
+@pytest.mark.parametrize("bug", ["residual from q", "residual from p"])
+def test_the_chi_square_check_catches_the_classic_resampling_bugs(monkeypatch, bug):
+    from lmkit.decoding import speculative as S
+
+    def wrong(p, q, token, u=None):  # the acceptance test is right; the draw after a rejection is not
+        if float(torch.rand(())) < min(1.0, float(p[token]) / float(q[token])):
+            return True, int(token)
+        return False, int(torch.multinomial(q if bug == "residual from q" else p, 1))
+
+    monkeypatch.setattr(S, "accept_or_resample", wrong)
+    P, counts = _verify_sampled_counts(8_000)
+    assert _chi_square_p_values(P, counts)[0] < 1e-6  # the first position already shows it
+
+
 def test_accept_or_resample_keeps_the_target_distribution():
+    from scipy.stats import chisquare
+
     from lmkit.speculative import accept_or_resample
 
     torch.manual_seed(0)
@@ -124,7 +177,8 @@ def test_accept_or_resample_keeps_the_target_distribution():
         counts = torch.zeros(6)
         for _ in range(20000):
             counts[accept_or_resample(p, q, int(torch.multinomial(q, 1)))[1]] += 1
-        assert (counts / counts.sum() - p).abs().sum() / 2 < 0.02  # total variation distance
+        expected = 20000 * p.double() / p.double().sum()  # chisquare wants the two totals equal to 1e-8
+        assert chisquare(counts.double().numpy(), expected.numpy()).pvalue > 1e-3
 
 
 def test_sampling_is_reproducible_and_stays_in_the_filtered_support(target):

@@ -4,7 +4,8 @@ At each step a grammar says which tokens can continue *some* output that matches
 are set to ``-inf`` before temperature, top-k, top-p and min-p, so greedy decoding and sampling can only pick
 allowed tokens. The grammar work (schema → grammar, the tokenizer's byte trie, the per-step token mask) is done by
 llguidance (https://github.com/guidance-ai/llguidance), a maintained Rust library with a small wheel and no
-dependency; notebook 07 (section 8) measures it and says why it was chosen over xgrammar and lm-format-enforcer.
+dependency; notebook 07 (section 8) measures it (its size, dependencies, compile and mask costs; no other library
+is measured there) and says why it was chosen over xgrammar and lm-format-enforcer.
 
 - :class:`Grammar`: one output's grammar state (the allowed-token mask of each step, public so that a notebook can
   look at it);
