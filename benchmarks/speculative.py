@@ -2,7 +2,8 @@
 
 Every method must give the same tokens as plain greedy ``model.generate`` (asserted). Methods run in interleaved
 rounds (the order rotates every round) so that the load of a shared machine hits all alike; each figure is the median
-over rounds of the per-round ratio plain time / method time (above 1 = faster), with its min and max.
+over rounds of the per-round ratio plain time / method time (above 1 = faster), with its min and max, and
+:func:`lmkit.stats.compare` on the seconds paired by round.
 
 - ``lmkit speculative``: :func:`lmkit.generate.speculative` with :func:`lmkit.generate.early_exit_draft`;
 - ``transformers assistant_model=``: the same draft through ``model.generate`` (constant ``k``);
@@ -61,11 +62,19 @@ def rounds(methods: dict, n: int) -> dict[str, list[float]]:
 
 
 def ratios(times: dict, base: str) -> list[dict]:
+    """Per method: median seconds, the per-round speed-up over ``base`` (median, min, max) and
+    :func:`lmkit.stats.compare`'s verdict on the seconds, paired by round ("lower" = faster than ``base``)."""
+    from lmkit.stats import compare
+
     rows = []
     for name, t in times.items():
         r = [b / x for b, x in zip(times[base], t)]
-        rows.append(dict(method=name, median_s=statistics.median(t), speedup_median=statistics.median(r),
-                         speedup_min=min(r), speedup_max=max(r)))
+        row = dict(method=name, median_s=statistics.median(t), speedup_median=statistics.median(r),
+                   speedup_min=min(r), speedup_max=max(r), seconds_vs_base="(the base)")
+        if name != base and len(t) >= 2:
+            cmp = compare(t, times[base])
+            row["seconds_vs_base"] = f"{cmp.verdict}: {cmp.diff:+.2f} s, {cmp.interval('.2f', 's')}"
+        rows.append(row)
     return rows
 
 
@@ -86,7 +95,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--depth", type=int, default=27, help="layers kept by the early-exit draft")
     ap.add_argument("--k", type=int, default=2, help="proposals per round")
-    ap.add_argument("--copy-tasks", type=int, default=3)
+    ap.add_argument("--copy-tasks", type=int, default=6, help="copy tasks for prompt lookup (of 6)")
     args = ap.parse_args()
 
     lm = lmkit.load(device="cpu")
@@ -127,11 +136,11 @@ def main() -> None:
     atomic_write_text(out, json.dumps(result, indent=1))
     print(f"early-exit draft {args.depth} layers, k={args.k}: acceptance {spec.acceptance_rate:.3f}, "
           f"{spec.tokens_per_pass:.2f} tokens per target pass")
-    print(f"\n| method | median s | speed-up vs plain (median of {args.rounds}; min-max) |")
-    print("|---|---|---|")
+    print(f"\n| method | median s | speed-up vs plain (median of {args.rounds}; min-max) | seconds vs plain, paired |")
+    print("|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['median_s']:.2f} | {r['speedup_median']:.2f} "
-              f"({r['speedup_min']:.2f}-{r['speedup_max']:.2f}) |")
+              f"({r['speedup_min']:.2f}-{r['speedup_max']:.2f}) | {r['seconds_vs_base']} |")
     print(f"\nllguidance grammar work: {mask_ms:.2f} ms per token ({mask_tokens} tokens) vs {decode_ms:.0f} ms "
           f"per token of plain greedy\nwritten {out} (load average at the end: {result['load_avg']:.1f} on {os.cpu_count()} "
           "cores)")
