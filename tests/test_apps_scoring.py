@@ -18,6 +18,9 @@ def test_answer_first_rejects_a_reply_that_asserts_another_name():
     ("The capital of Australia is Canberra.", ["Canberra"], "What is the capital of Australia?"),
     ("The currency of Japan is the yen.", ["yen"], "What is the currency of Japan?"),      # no capitalised candidate
     ("A spider has 8 legs.", ["eight", "8"], "How many legs does a spider have?"),
+    # notebook 06's reply: the first name is "William Shakespeare", which holds the answer
+    ('The play "Hamlet" by William Shakespeare is the culmination of the Bard\'s vast creative vision.',
+     ["Shakespeare"], "Who wrote the play Hamlet?"),
 ])
 def test_answer_first_accepts_right_replies(reply, answers, question):
     assert apps.answer_first(reply, answers, question)

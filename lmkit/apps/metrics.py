@@ -167,7 +167,8 @@ def answer_first(prediction: str, answers, question: str = "") -> bool:
     "Contains" alone credits a reply such as *"The author of Pride and Prejudice is likely Elizabeth Bennet, from Jane
     Austen's novel"*: it mentions the answer but asserts another. Here the candidates are the reply's capitalised words
     and numbers that do not open a sentence and are not words of ``question``; the reply counts as right only if it
-    contains an accepted answer, its first candidate (if it has any) is a word of an accepted answer, and
+    contains an accepted answer, the name its first candidate opens (if it has any: consecutive capitalised words,
+    so *William Shakespeare*) holds a word of an accepted answer, and
     :func:`contradicts_answer` finds no negation or retraction of it (*"Mount Everest, but it's not the highest
     mountain on Earth"*).
     """
@@ -184,7 +185,12 @@ def answer_first(prediction: str, answers, question: str = "") -> bool:
         word = normalize_answer(m.group(0))
         if not word or word in question_words:
             continue
-        if word.split()[0] not in answer_words:
+        name, end = [word], m.end()  # the whole name it opens: "William Shakespeare", not just "William"
+        for nxt in _CANDIDATE.finditer(text, end):
+            if text[end:nxt.start()].strip(" ") or not nxt.group(0)[0].isupper():
+                break
+            name, end = name + [normalize_answer(nxt.group(0))], nxt.end()
+        if not any(w in answer_words for part in name for w in part.split()):
             return False
         break
     return not contradicts_answer(prediction, answers, question)
