@@ -85,11 +85,17 @@ class Comparison:
             return (f"{a} and {b} cannot be told apart{' in ' + quantity if quantity else ''} "
                     f"(difference {self.diff:{fmt}}{u}, {detail})")
         word = higher if self.verdict == "higher" else lower
-        return f"{a}'s {what}is {word} than {b}'s by {abs(self.diff):{fmt}}{u} ({detail})" if quantity else \
-            f"{a} is {word} than {b} by {abs(self.diff):{fmt}}{u} ({detail})"
+        if quantity:
+            return f"{_possessive(a)} {what}is {word} than {_possessive(b)} by {abs(self.diff):{fmt}}{u} ({detail})"
+        return f"{a} is {word} than {b} by {abs(self.diff):{fmt}}{u} ({detail})"
 
     def __str__(self) -> str:
         return f"{self.verdict}: diff {self.diff:.4g}, {self.interval('.4g')}"
+
+
+def _possessive(name: str) -> str:
+    """``"LoRA's"``, and ``"letters'"`` for a name that ends in s."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
 def _sample(name: str, values) -> np.ndarray:

@@ -68,6 +68,7 @@ def test_sentence_is_generated_from_the_numbers():
     c = compare([3.0, 3.1, 2.9, 3.2], [1.0, 1.1, 0.9, 1.0])
     s = c.sentence("LoRA", "full", quantity="accuracy")
     assert s.startswith("LoRA's accuracy is higher than full's by 2.05") and "4 paired items" in s
+    assert c.sentence("letters", "words", quantity="accuracy").startswith("letters' accuracy is higher than words' by")
     t = compare([1.0, 2.0, 3.0], [2.0, 1.0, 3.0]).sentence("A", "B", unit="s")
     assert t.startswith("A and B cannot be told apart (difference 0 s")
     assert isinstance(c, Comparison) and c.verdict in VERDICTS and str(c).startswith("higher")
