@@ -10,7 +10,8 @@ were learned; decoding concatenates the bytes of each id.
 Training keeps the pair counts up to date incrementally: a merge only recounts the distinct chunks that contain the
 merged pair, and a heap finds the next most frequent pair, so a vocabulary of a few thousand on a megabyte of text
 takes seconds instead of the minutes that recounting everything per merge costs. Ties between equally frequent pairs
-go to the smallest pair of ids, so training is deterministic.
+go to the smallest pair of ids, so that the order of the merges is specified and two implementations can agree on it
+(Hugging Face ``tokenizers`` breaks ties another way; notebook 03 shows the first tie where the two part).
 
     tok = BPE.train(text, vocab_size=2048, special_tokens=["<|endoftext|>"])
     tok.decode(tok.encode(s)) == s          # for every string s
@@ -47,7 +48,9 @@ r"""GPT-2's pattern run after Hugging Face's ``Digits(individual_digits=True)`` 
 ``Digits`` cuts every digit out on its own first and GPT-2's pattern then runs on the pieces between digits, so: a
 digit is always a chunk of one (``\p{N}`` instead of `` ?\p{N}+``), and a run of spaces just before a digit ends a
 piece, so it stays whole (``\s+(?=\p{N})``) where GPT-2's pattern alone would leave its last space to the next
-chunk. Checked against the library's own split in ``tests/test_bpe.py``."""
+chunk. Checked against the library's own split in ``tests/test_bpe.py``. SmolLM2 was trained with this split (its
+vocabulary holds no token with two digits or with a space next to a digit); the copy of its tokenizer bundled in the
+GGUF model file that :func:`lmkit.load` reads runs ``ByteLevel`` alone, :data:`GPT2_SPLIT` (notebook 03)."""
 
 
 def bytes_to_unicode() -> dict[int, str]:

@@ -1,6 +1,7 @@
 """Byte-level BPE of notebook 03: exact round trips, merges equal to the most frequent pairs, special tokens."""
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 
@@ -254,3 +255,32 @@ def test_smollm2_merges_give_smollm2_ids_on_hamlet(real_lm):
     assert len(expected) > 50_000 and smol.encode(text) == expected
     mixed = "Hello 2026!\r\n你好，世界 👩‍👩‍👧 <|im_start|>user\nhi<|im_end|> \x04"
     assert smol.encode(mixed) == real_lm.tokenizer.encode(mixed, add_special_tokens=False)
+
+
+@pytest.mark.integration
+def test_smollm2_was_trained_with_the_digit_split_that_its_bundled_copy_dropped(real_lm):
+    """SmolLM2's vocabulary has no token with two digits or with whitespace next to a digit (the hub's
+    Digits(individual_digits=True) pre-split at training time); the bundled (GGUF) tokenizer runs ByteLevel alone.
+    Loaded with each pre-split, the merges give the library's ids for each, and the two differ where whitespace runs
+    into a digit."""
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    from lmkit.bpe import GPT2_DIGITS_SPLIT, bytes_to_unicode
+
+    backend = real_lm.tokenizer.backend_tokenizer
+    assert json.loads(backend.to_str())["pre_tokenizer"]["type"] == "ByteLevel"
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    added = {t.content for t in backend.get_added_tokens_decoder().values()}
+    texts = [bytes(to_byte[c] for c in t).decode("utf-8", "replace") for t in backend.get_vocab() if t not in added]
+    assert sum(bool(regex.search(r"\p{N}", t)) for t in texts) >= 10  # single digits are there ...
+    assert not [t for t in texts if len(regex.findall(r"\p{N}", t)) >= 2 or regex.search(r"\s\p{N}|\p{N}\s", t)]
+    hub = Tokenizer.from_str(backend.to_str())
+    hub.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    ours_hub, ours_bundled = BPE.from_huggingface(hub), BPE.from_huggingface(real_lm.tokenizer)
+    assert ours_hub.pattern == GPT2_DIGITS_SPLIT
+    for text in ["a   5", "Exit.\n\n1 Clown. Hi 2026!", "x  12 items"]:
+        bundled = real_lm.tokenizer.encode(text, add_special_tokens=False)
+        trained = hub.encode(text, add_special_tokens=False).ids
+        assert ours_bundled.encode(text) == bundled and ours_hub.encode(text) == trained
+        assert len(bundled) == len(trained) + 1  # the run before the digit is cut in two by GPT-2's pattern alone
