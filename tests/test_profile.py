@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -414,9 +415,70 @@ def test_exercise_05_3_seven_b(monkeypatch):
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     bw = 25e9
-    assert exercises.check("08.3", (bw / 28e9, bw / 14e9, bw / 3.5e9), bandwidth=bw)
+    q4_1 = 7e9 * (4 + 32 / 32) / 8  # Q4_1: 5 bits per weight (4-bit values + an fp16 scale and minimum per 32)
+    assert exercises.check("08.3", (bw / 28e9, bw / 14e9, bw / q4_1), bandwidth=bw)
+    assert not exercises.check("08.3", (bw / 28e9, bw / 14e9, bw / 3.5e9), bandwidth=bw)  # 4 bits, no scales
     assert not exercises.check("08.3", (bw / 28e9, bw / 14e9, bw / 7e9), bandwidth=bw)
     assert not exercises.check("08.3", 1.0, bandwidth=bw)
+
+
+def test_exercise_08_4_plateau(monkeypatch):
+    import pandas as pd
+
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    sweep = pd.DataFrame({"dtype": ["float32"] * 4 + ["bfloat16"], "n": [64, 256, 1024, 2048, 64],
+                          "GFLOP/s": [40.0, 95.0, 100.0, 98.0, 500.0]})
+    assert exercises.check("08.4", 256, sweep=sweep)
+    assert not exercises.check("08.4", 1024, sweep=sweep)  # the peak's size, not the first within 90% of it
+    assert not exercises.check("08.4", 64, sweep=sweep)  # bf16's rows do not count
+
+
+def test_matmul_sweep_interleaves_sizes_and_counts_2n3():
+    df = P.matmul_sweep((torch.float32,), (16, 64), repeats=3, min_time=0.002)
+    assert list(df["n"]) == [16, 64] and (df["dtype"] == "float32").all()
+    t = df.attrs["timings"][("float32", 64)]
+    assert len(t.times) == 3
+    assert df.loc[df["n"] == 64, "GFLOP/s"].item() == pytest.approx(2 * 64**3 / t.median / 1e9)
+    assert (df["p10 GFLOP/s"] <= df["GFLOP/s"]).all() and (df["GFLOP/s"] <= df["p90 GFLOP/s"]).all()
+    assert (df["products per sample"] >= 1).all()
+    # a size whose one product exceeds max_time ends that dtype's sweep
+    assert list(P.matmul_sweep((torch.float32,), (16, 64, 128), repeats=1, max_time=0.0)["n"]) == [16]
+    with pytest.raises(ValueError, match="repeats"):
+        P.matmul_sweep(repeats=0)
+    with pytest.raises(ValueError, match="size"):
+        P.matmul_sweep(sizes=(0,))
+
+
+def test_compare_configs_and_timings_use_the_paired_rounds():
+    from lmkit.profile.generation import GenerationStats
+
+    def stats(tok_s):
+        return SimpleNamespace(decode_tok_s=tok_s, ttft_s=0.01, p50_s=1 / tok_s, p90_s=1 / tok_s, total_s=1.0)
+
+    fast = iter([30.0, 20.0, 40.0, 25.0])
+    slow = iter([29.0, 19.0, 39.0, 24.0])  # 1 tok/s slower in every round, whatever the round's load
+    table = P.compare_runs({"fast": lambda: stats(next(fast)), "slow": lambda: stats(next(slow))},
+                           repeats=4, warmup=0, progress=False)
+    c = P.compare_configs(table, "fast", "slow")
+    assert c.verdict == "higher" and c.diff == pytest.approx(1.0) and c.paired and c.n_a == 4
+    vs = P.compare_table(table, "slow")
+    assert list(vs.index) == ["fast"] and vs.loc["fast", "verdict"] == "higher" and vs.loc["fast", "CI low"] > 0
+    same = P.compare_runs({"a": lambda: stats(20.0), "b": lambda: stats(20.0)}, repeats=3, warmup=0, progress=False)
+    assert P.compare_configs(same, "a", "b").verdict == "cannot be told apart"
+    with pytest.raises(ValueError, match="'nope' is not in the table"):
+        P.compare_configs(table, "fast", "nope")
+    with pytest.raises(ValueError, match="quantity"):
+        P.compare_configs(table, "fast", "slow", quantity="speed")
+    with pytest.raises(ValueError, match="attrs"):
+        P.compare_configs({}, "fast", "slow")
+    a, b = P.Timing([1.0, 2.0, 3.0], "a"), P.Timing([1.1, 2.1, 3.1], "b")
+    assert P.compare_timings(a, b).verdict == "lower"
+    assert P.compare_timings(a, b, scale=1e3).diff == pytest.approx(-100.0)
+    with pytest.raises(ValueError, match="same interleave"):
+        P.compare_timings(a, P.Timing([1.0, 2.0], "b"))
+    assert {"decode_tok_s", "ttft_s", "p50_s", "p90_s", "total_s"} <= set(dir(GenerationStats))  # as the real stats
 
 
 def test_matvec_bandwidth_counts_the_weight_bytes():

@@ -26,8 +26,21 @@ def _decode_bound(answer, *, model, bandwidth: float, context: int = 256):
     return _close(answer, bandwidth / read, rel=1e-2)
 
 
-@exercise("08.3", hint="answer with three numbers (fp32, bf16, 4-bit): the measured bandwidth divided by 7e9 "
-                       "parameters times 4, 2 and 0.5 bytes each.")
+Q4_1_BITS = 4 + (16 + 16) / 32
+"""Bits per weight of GGUF's Q4_1: a 4-bit value per weight, plus an fp16 scale and an fp16 minimum per 32 weights."""
+
+
+@exercise("08.3", hint="answer with three numbers (fp32, bf16, Q4_1): the measured bandwidth divided by 7e9 "
+                       "parameters times the bytes per weight: 4, 2, and for Q4_1 (4 + 16/32 + 16/32) / 8 = 0.625 "
+                       "(each group of 32 weights also stores an fp16 scale and an fp16 minimum).")
 def _seven_b(answer, *, bandwidth: float):
     fp32, bf16, q4 = answer
-    return all(_close(a, bandwidth / (7e9 * b), rel=1e-2) for a, b in zip((fp32, bf16, q4), (4, 2, 0.5)))
+    return all(_close(a, bandwidth / (7e9 * b), rel=1e-2) for a, b in zip((fp32, bf16, q4), (4, 2, Q4_1_BITS / 8)))
+
+
+@exercise("08.4", hint="in section 2's `sweep`, keep the fp32 rows, find the peak (the largest GFLOP/s), and answer "
+                       "the smallest n whose GFLOP/s is at least 0.9 × that peak.")
+def _plateau(answer, *, sweep, dtype: str = "float32", share: float = 0.9):
+    rows = sweep[sweep["dtype"] == dtype]
+    peak = rows["GFLOP/s"].max()
+    return int(answer) == int(rows.loc[rows["GFLOP/s"] >= share * peak, "n"].min())

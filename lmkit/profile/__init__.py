@@ -7,12 +7,12 @@
 | :mod:`~lmkit.profile.generation` | ``GenerationStats``, the one timed greedy loop ``timed_greedy``, ``time_generation``, ``time_steps`` |
 | :mod:`~lmkit.profile.decoding` | ``LeanDecoder`` (greedy with nothing but the model), ``decode_step``, ``prefill_step`` |
 | :mod:`~lmkit.profile.fastdecode` | ``FastDecoder``: fused, quantized, static-cache, compiled greedy decoding (also notebook 10) |
-| :mod:`~lmkit.profile.ceilings` | measured memory bandwidth, matmul throughput, matrix-vector bandwidth |
+| :mod:`~lmkit.profile.ceilings` | measured memory bandwidth, matmul throughput and its size sweep, matrix-vector bandwidth |
 | :mod:`~lmkit.profile.roofline` | bytes and FLOPs per step, the KV-cache formula, decode/prefill bounds, ``RooflinePoint`` |
 | :mod:`~lmkit.profile.plots` | the roofline plot, sweeps, configurations against their bound |
 | :mod:`~lmkit.profile.torch_profiler` | ``top_operators``, ``step_breakdown``, ``op_dispatch_cost`` |
 | :mod:`~lmkit.profile.quantize` | ``quantize_int8``: dynamic int8, a configuration timed here (also in ``lmkit.compress``) |
-| :mod:`~lmkit.profile.compare` | ``compare_runs``, ``compare_generation``: configurations timed in the same rounds |
+| :mod:`~lmkit.profile.compare` | ``compare_runs``, ``compare_generation``: configurations timed in the same rounds; ``compare_configs``, ``compare_timings``: ``lmkit.stats.compare`` on their paired rounds |
 | :mod:`~lmkit.profile.isolated` | ``ChildWorker``: third-party native code in a child process, crashes as one line |
 | :mod:`~lmkit.profile.llama_cpp` | ``LlamaCpp`` (in its own process) and ``time_llama_cpp`` |
 
@@ -21,8 +21,9 @@ Every public name is also here: ``from lmkit import profile as P; P.time_fn(...)
 """
 from __future__ import annotations
 
-from lmkit.profile.ceilings import matmul_throughput, matvec_bandwidth, memory_bandwidth
-from lmkit.profile.compare import compare_generation, compare_runs, summary_table
+from lmkit.profile.ceilings import matmul_sweep, matmul_throughput, matvec_bandwidth, memory_bandwidth
+from lmkit.profile.compare import (compare_configs, compare_generation, compare_runs, compare_table, compare_timings,
+                                   summary_table)
 from lmkit.profile.decoding import LeanDecoder, decode_step, prefill_step
 from lmkit.profile.fastdecode import FastDecoder
 from lmkit.profile.generation import (GenerationStats, StampStreamer, as_model, time_generation, time_steps,
@@ -39,9 +40,9 @@ from lmkit.profile.timing import Timing, interleave, percentile, sync, time_fn
 from lmkit.profile.torch_profiler import op_dispatch_cost, step_breakdown, top_operators
 
 __all__ = ["GB", "ChildCrashed", "ChildError", "ChildWorker", "FastDecoder", "GenerationStats", "LeanDecoder",
-           "LlamaCpp", "PeakMemory", "RooflinePoint", "StampStreamer", "Timing", "as_model", "cache_bytes", "compare_generation",
-           "compare_runs", "decode_bound", "decode_bytes", "decode_flops", "decode_step", "hwm_supported", "interleave",
-           "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_throughput", "matvec_bandwidth",
+           "LlamaCpp", "PeakMemory", "RooflinePoint", "StampStreamer", "Timing", "as_model", "cache_bytes", "compare_configs", "compare_generation",
+           "compare_runs", "compare_table", "compare_timings", "decode_bound", "decode_bytes", "decode_flops", "decode_step", "hwm_supported", "interleave",
+           "kv_cache_bytes", "lookup_only_bytes", "matmul_params", "matmul_sweep", "matmul_throughput", "matvec_bandwidth",
            "memory_bandwidth", "op_dispatch_cost", "percentile", "plot_against_bound", "plot_roofline", "plot_sweep",
            "prefill_bound", "prefill_flops", "prefill_step", "quantize_int8", "release_free_memory", "rss_bytes",
            "share_of_bound", "step_breakdown", "summary_table", "sync", "time_fn", "time_generation", "time_llama_cpp",

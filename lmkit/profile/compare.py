@@ -17,8 +17,10 @@ from lmkit.profile.isolated import ChildCrashed
 from lmkit.profile.roofline import weight_bytes
 from lmkit.profile.timing import check_counts, percentile
 from lmkit.env import show_progress
+from lmkit.profile.timing import Timing
+from lmkit.stats import Comparison, compare
 
-__all__ = ["compare_runs", "compare_generation", "summary_table"]
+__all__ = ["compare_runs", "compare_generation", "summary_table", "compare_configs", "compare_table", "compare_timings"]
 
 
 def summary_table(runs: dict[str, list[GenerationStats]]):
@@ -96,3 +98,65 @@ def compare_generation(configs: dict[str, tuple], input_ids: torch.Tensor, max_n
     df = compare_runs(runs, repeats=repeats, warmup=0, progress=progress)
     df["weights MB"] = [weight_bytes(as_model(configs[name][0])) / 1e6 for name in df.index]
     return df
+
+
+QUANTITIES = {"decode tok/s": lambda s: s.decode_tok_s, "ttft ms": lambda s: 1e3 * s.ttft_s,
+              "p50 ms/token": lambda s: 1e3 * s.p50_s, "total s": lambda s: s.total_s}
+"""The per-round figures :func:`compare_configs` can compare, from each :class:`GenerationStats`."""
+
+
+def compare_configs(table, a: str, b: str, *, quantity: str = "decode tok/s", confidence: float = 0.95) -> Comparison:
+    """Does configuration ``a`` differ from ``b`` in ``quantity``? :func:`lmkit.stats.compare` on the paired rounds
+    of a :func:`compare_runs` / :func:`compare_generation` table (notebook 08).
+
+    Round ``i`` of ``a`` and round ``i`` of ``b`` ran one after the other, under the same load: they are pairs
+    (paired t interval on the per-round differences). ``quantity`` is one of :data:`QUANTITIES`. Returns the
+    :class:`lmkit.stats.Comparison` (``diff`` = mean of ``a`` − mean of ``b``, its interval, its verdict).
+    Raises a one-line ``ValueError`` for a name not in the table, an unknown quantity, or fewer than 2 rounds.
+    """
+    runs = getattr(table, "attrs", {}).get("runs")
+    if runs is None:
+        raise ValueError("compare_configs() needs the table returned by compare_runs() or compare_generation() "
+                         "(its attrs['runs'] holds the rounds)")
+    for name in (a, b):
+        if name not in runs:
+            raise ValueError(f"configuration {name!r} is not in the table: use one of {sorted(runs)}")
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity={quantity!r}: use one of {sorted(QUANTITIES)}")
+    get = QUANTITIES[quantity]
+    xs, ys = [get(s) for s in runs[a]], [get(s) for s in runs[b]]
+    if min(len(xs), len(ys)) < 2:
+        raise ValueError(f"{a!r} and {b!r} have {len(xs)} and {len(ys)} round(s): an interval needs at least 2; "
+                         "time more rounds (repeats=5)")
+    n = min(len(xs), len(ys))  # a configuration dropped mid-way keeps its first rounds, paired with the same rounds
+    return compare(xs[:n], ys[:n], paired=True, confidence=confidence)
+
+
+def compare_table(table, base: str, *, quantity: str = "decode tok/s", confidence: float = 0.95):
+    """Every configuration of a :func:`compare_runs` table against ``base``, with :func:`compare_configs` (notebook 08).
+
+    Returns a pandas DataFrame, one row per other configuration: ``diff`` (mean of the row − mean of ``base``, in
+    ``quantity``'s unit), ``CI low``, ``CI high`` (the paired interval) and ``verdict`` (``"higher"``, ``"lower"``
+    or ``"cannot be told apart"``).
+    """
+    import pandas as pd
+
+    rows = {}
+    for name in table.index:
+        if name != base:
+            c = compare_configs(table, name, base, quantity=quantity, confidence=confidence)
+            rows[name] = {"diff": c.diff, "CI low": c.low, "CI high": c.high, "verdict": c.verdict}
+    return pd.DataFrame(rows, index=["diff", "CI low", "CI high", "verdict"]).T
+
+
+def compare_timings(a: Timing, b: Timing, *, confidence: float = 0.95, scale: float = 1.0) -> Comparison:
+    """Seconds of ``a`` against seconds of ``b``, paired round by round (two :class:`Timing` from
+    :func:`lmkit.profile.interleave`, whose repeat ``i`` ran in the same round): :func:`lmkit.stats.compare`
+    (notebook 08). ``scale`` multiplies the seconds first (``1e3``: milliseconds). ``diff`` < 0 with verdict
+    ``"lower"`` means ``a`` was faster. Raises a one-line ``ValueError``
+    when the two have different numbers of repeats (they were not interleaved) or fewer than 2.
+    """
+    if len(a.times) != len(b.times):
+        raise ValueError(f"{a.label or 'a'} has {len(a.times)} repeats and {b.label or 'b'} {len(b.times)}: pass "
+                         "two timings from the same interleave() call")
+    return compare([scale * t for t in a.times], [scale * t for t in b.times], paired=True, confidence=confidence)
