@@ -121,6 +121,7 @@ def _strip_markdown(md: str) -> str:
     md = re.sub(r"\*\*\d+\.(?=\*\*|\s)", " ", md)                                        # "**2.** exercise labels"
     md = re.sub(r"^\*\*\d+\.\d+\b", " ", md, flags=re.M)                     # "**12.4 (open)**" exercise labels
     md = re.sub(r"\b\d+\.\d+\.\d+\w*\b", " ", md)                                # versions: "xgrammar 0.2.9"
+    md = re.sub(r"\b(?:sections?|§)\s*\d+(?:\.\d+)*", " ", md, flags=re.I)           # "section 3.3": a reference
     return md
 
 
