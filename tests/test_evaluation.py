@@ -431,3 +431,12 @@ def test_paraphrases_reword_every_knowledge_item_and_keep_its_choices():
         assert b["question"] != a["question"] and (b["choices"], b["answer"]) == (a["choices"], a["answer"])
     with pytest.raises(ev.ItemError, match="none of the 1 items has an id"):
         ev.paraphrased(ITEMS[:1])
+
+
+def test_famous_lines_pair_a_verbatim_continuation_with_a_different_rewording():
+    lines = ev.load_famous_lines()
+    assert len(lines) == 24
+    for row in lines:
+        assert row["verbatim"].startswith(" ") and row["reworded"].startswith(" ")
+        assert row["verbatim"].strip().lower() != row["reworded"].strip().lower()
+    assert len({row["prefix"] for row in lines}) == len(lines)

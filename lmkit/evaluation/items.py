@@ -9,7 +9,7 @@ from lmkit import checks
 from lmkit.data import data_file
 from lmkit.files import read_jsonl
 
-__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "paraphrased", "render",
+__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "load_famous_lines", "paraphrased", "render",
            "shuffle_choices"]
 
 DATA_DIR = "evaluation"
@@ -86,6 +86,15 @@ def paraphrased(items, name: str = "paraphrases.jsonl") -> list[dict]:
         checks.fail(f"none of the {len(items)} items has an id in {name}: pass items from load_items('mc.jsonl')",
                     ItemError)
     return out
+
+
+def load_famous_lines(name: str = "famous_lines.jsonl") -> list[dict]:
+    """The contamination probe's positive control (notebook 14): famous public-domain lines that any web-trained
+    model has read many times, each a dict with ``prefix`` (the line's opening), ``verbatim`` (its real
+    continuation) and ``reworded`` (the same meaning in new words), from ``data/evaluation/famous_lines.jsonl``.
+    A model that memorised the wording gives the verbatim continuation the higher log-probability. Raises
+    :class:`lmkit.files.DataError` naming the file and line when a row lacks a field."""
+    return read_jsonl(data_file(f"{DATA_DIR}/{name}"), fields=("prefix", "verbatim", "reworded"))
 
 
 def render(template: str | None, item: dict) -> str:
