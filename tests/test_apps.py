@@ -270,20 +270,31 @@ def test_real_model_answers_from_the_right_passage(real_lm):
     assert bool(df["contains"].iloc[0]), df["reply"].iloc[0]
 
 
-# ----------------------------------------------------------------------------------------------- exercises 09.x
-def test_exercise_09_1_accuracy_by_hand(monkeypatch):
+# ----------------------------------------------------------------------------------------------- exercises 13.x
+def test_exercise_13_1_calibration_by_hand(tiny_lm, monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
-    y_true = ["positive", "negative", "neutral", "neutral", "positive"]
-    y_pred = ["positive", "neutral", "neutral", "positive", "positive"]
-    assert exercises.check("13.1", 3 / 5, y_true=y_true, y_pred=y_pred)
-    assert exercises.check("13.1", apps.evaluate(y_true, y_pred)["accuracy"], y_true=y_true, y_pred=y_pred)
-    assert not exercises.check("13.1", 3, y_true=y_true, y_pred=y_pred)       # a count, not a share
-    assert not exercises.check("13.1", 2 / 5, y_true=y_true, y_pred=y_pred)   # the error rate
+    prompt = apps.SentimentPrompt("t", "{text} it was", labels={"positive": " big", "negative": " small",
+                                                                  "neutral": " old"})
+    names = list(prompt.labels)
+    # raw scores = the prompt's own lean plus a small nudge towards each label in turn: raw, every text gets the
+    # prior's favourite; calibrated, each text gets its nudge
+    prior = apps.label_prior(tiny_lm, prompt)
+    gaps = (prior[:, None] - prior[None, :]).abs()
+    nudge = 0.1 * float(gaps[gaps > 0].min()) * torch.eye(3)
+    raw = prior + nudge
+    calibrated = [names[i] for i in (raw.log_softmax(-1) - prior).argmax(-1).tolist()]
+    uncalibrated = [names[i] for i in raw.argmax(-1).tolist()]
+    doubled = [names[i] for i in (raw.log_softmax(-1) + prior).argmax(-1).tolist()]
+    assert calibrated != uncalibrated and calibrated != doubled  # the check below can tell them apart
+    assert exercises.check("13.1", calibrated, lm=tiny_lm, prompt=prompt, raw=raw)
+    assert not exercises.check("13.1", uncalibrated, lm=tiny_lm, prompt=prompt, raw=raw)  # the prompt's lean kept
+    assert not exercises.check("13.1", doubled, lm=tiny_lm, prompt=prompt, raw=raw)       # multiplied by the prior
+    assert not exercises.check("13.1", calibrated[:-1], lm=tiny_lm, prompt=prompt, raw=raw)  # one label missing
 
 
-def test_exercise_09_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
+def test_exercise_13_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)

@@ -4,13 +4,28 @@ from __future__ import annotations
 from .registry import _close, exercise
 
 
-@exercise("13.1", hint="accuracy = (number of positions where the prediction equals the gold label) / (number of "
-                       "texts); zip the two lists and count, no library needed.")
-def _accuracy(answer, *, y_true, y_pred):
-    y_true, y_pred = list(y_true), list(y_pred)
-    if len(y_true) != len(y_pred) or not y_true:
-        raise ValueError("y_true and y_pred must be non-empty and of the same length")
-    return _close(answer, sum(t == p for t, p in zip(y_true, y_pred)) / len(y_true))
+@exercise("13.1", hint="contextual calibration: turn each row of log-likelihoods into a distribution over the three "
+                       "labels (softmax), do the same for the content-free inputs and AVERAGE them into the prompt's "
+                       "prior, then DIVIDE each text's label probabilities by that prior (subtract its log) before the "
+                       "argmax. The argmax of the raw scores alone keeps the prompt's lean; multiplying by the prior "
+                       "doubles it; averaging unnormalised content-free scores weights the inputs unequally.")
+def _calibration(answer, *, lm, prompt, raw):
+    """Right if ``answer`` is the calibrated label of each text: argmax of p(label | text) / prior(label), where the
+    prior is the mean label distribution over :data:`lmkit.apps.CONTENT_FREE` (Zhao et al. 2021), recomputed here
+    from the real model; ``raw`` is the ``[texts, labels]`` log-likelihood table the learner started from."""
+    import torch
+
+    from lmkit.apps import CONTENT_FREE, label_scores
+
+    raw = torch.as_tensor(raw, dtype=torch.float32)
+    names = list(prompt.labels)
+    answer = list(answer)
+    if raw.ndim != 2 or raw.shape[1] != len(names) or len(answer) != raw.shape[0]:
+        raise ValueError(f"answer needs one label per text ({raw.shape[0]}), each one of {names}; got {len(answer)}")
+    free = label_scores(lm, prompt, list(CONTENT_FREE), progress=False)
+    prior = free.log_softmax(-1).exp().mean(0).log()
+    calibrated = [names[i] for i in (raw.log_softmax(-1) - prior).argmax(-1).tolist()]
+    return answer == calibrated
 
 
 @exercise("13.2", hint="build the context with prompt.context(lm, text), run the model on lm.encode(context), "
