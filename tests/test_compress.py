@@ -315,3 +315,50 @@ def test_pruning_uses_torch_prune_and_leaves_no_mask(model, monkeypatch):
         assert not lin._forward_pre_hooks
         assert list(lin.state_dict()) == ["weight"] and isinstance(lin.weight, torch.nn.Parameter)
         assert (lin.state_dict()["weight"] == 0).float().mean().item() == pytest.approx(0.5, abs=1e-3)  # stored
+
+
+def test_activation_scale_per_token_confines_a_spike_to_its_token():
+    x = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(1))
+    x[:, 0, 3] = 1000.0  # the first token's spike
+    per_tensor = cp.fake_quant_activations(x, 7)
+    per_token = cp.fake_quant_activations(x, 7, scale="token")
+    no_first = cp.fake_quant_activations(x, 7, exact_first=1)
+    assert per_token.shape == no_first.shape == x.shape
+    rest = x[:, 1:]
+    # per tensor: the spike sets the step of every token; per token or without position 0: the ordinary step
+    assert cp.relative_error(per_tensor[:, 1:], rest) > 10 * cp.relative_error(per_token[:, 1:], rest)
+    assert torch.equal(no_first[:, 0], x[:, 0])
+    assert torch.equal(no_first[:, 1:], cp.fake_quant_activations(rest, 7))
+    for t in range(6):  # per token = each token rounded alone
+        assert torch.allclose(per_token[:, t], torch.stack([cp.fake_quant_activations(r, 7) for r in x[:, t]]))
+    for bad in (dict(bits=1), dict(scale="row"), dict(exact_first=-1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            cp.fake_quant_activations(x, **{"bits": 7, **bad})
+    with pytest.raises(ValueError, match="act_scale"):
+        cp.FakeQuantLinear(torch.nn.Linear(16, 4), act_scale="row")
+
+
+def test_fake_quantize_passes_the_activation_settings(model):
+    fq = cp.fake_quantize(model, weights=None, act_bits=7, act_scale="token", act_exact_first=1)
+    lin = fq.model.layers[0].mlp.down_proj
+    assert (lin.act_scale, lin.act_exact_first) == ("token", 1)
+    x = ids_for()
+    with torch.no_grad():
+        tensor, token = cp.fake_quantize(model, weights=None, act_bits=4)(x).logits, fq(x).logits
+        exact = model(x).logits
+    assert not torch.equal(tensor, token)
+    assert cp.relative_error(token, exact) < cp.relative_error(tensor, exact)
+
+
+def test_block_means_and_heldout_blocks(tiny_lm):
+    nll = torch.arange(70, dtype=torch.float32)
+    assert torch.equal(cp.block_means(nll, 32), torch.tensor([15.5, 47.5]))  # the last 6 tokens dropped
+    for bad, match in [(torch.zeros(2, 40), "1-D"), (torch.zeros(40), "block")]:
+        with pytest.raises(ValueError, match=match):
+            cp.block_means(bad, 32)
+    blocks = cp.heldout_block_nll(tiny_lm, tiny_lm.model, block=4, max_chars=300)
+    from lmkit.data import heldout_text
+    from lmkit.metrics import HELDOUT_WINDOW, token_nll
+    nll = token_nll(tiny_lm, heldout_text(300), window=HELDOUT_WINDOW)
+    assert blocks.numel() == nll.numel() // 4
+    assert torch.allclose(blocks.mean(), nll[: blocks.numel() * 4].mean())
