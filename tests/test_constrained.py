@@ -279,13 +279,25 @@ def test_open_objects_and_flexible_whitespace_when_the_schema_asks(byte_lm):
     assert accepts(byte_lm, dict(OPEN, **{"x-guidance": flexible}), loose)
 
 
-def test_exercise_12_3_wants_a_constrained_generation_not_a_typed_string(byte_lm, monkeypatch):
+def test_exercise_07_3_wants_the_right_schema_and_a_constrained_generation(byte_lm, monkeypatch):
+    import copy
+
     import lmkit
+    from lmkit.exercises.ex07 import CITY_SCHEMA
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
-    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]}
-    made = G.generate(byte_lm, "the cat", json_schema=schema, max_new_tokens=200)
-    assert made.finish_reason == "grammar" and lmkit.exercises.check("07.3", made, schema=schema)
-    assert not lmkit.exercises.check("07.3", '{"city": "Paris"}', schema=schema)  # valid JSON, typed by hand
-    cut = G.generate(byte_lm, "the cat", json_schema=schema, max_new_tokens=2)
-    assert cut.finish_reason == "length" and not lmkit.exercises.check("07.3", cut, schema=schema)
+    made = G.generate(byte_lm, "the cat", json_schema=CITY_SCHEMA, max_new_tokens=400)
+    assert made.finish_reason == "grammar" and lmkit.exercises.check("07.3", made)
+    typed = '{"city": "Paris", "country": "France", "population": 2100000}'
+    assert valid(typed, CITY_SCHEMA) and not lmkit.exercises.check("07.3", typed)  # valid JSON, typed by hand
+    cut = G.generate(byte_lm, "the cat", json_schema=CITY_SCHEMA, max_new_tokens=2)
+    assert cut.finish_reason == "length" and not lmkit.exercises.check("07.3", cut)
+    # the student's schema is what the exercise teaches: a wrong one makes the grammar write a wrong answer
+    as_string = copy.deepcopy(CITY_SCHEMA)
+    as_string["properties"]["population"] = {"type": "string", "maxLength": 9}
+    no_population = copy.deepcopy(CITY_SCHEMA)
+    del no_population["properties"]["population"]
+    no_population["required"] = ["city", "country"]
+    for wrong in (as_string, no_population):
+        out = G.generate(byte_lm, "the cat", json_schema=wrong, max_new_tokens=400)
+        assert out.finish_reason == "grammar" and valid(out, wrong) and not lmkit.exercises.check("07.3", out)

@@ -27,11 +27,22 @@ def _residual(answer, *, p, q):
     return answer.shape == expected.shape and torch.allclose(answer, expected, atol=1e-6)
 
 
-@exercise("07.3", hint="pass json_schema=schema to lmkit.generate.generate (chat=True, enough max_new_tokens for "
-                       "the whole object); answer with what generate returns: text that parses with json.loads, "
-                       "validates against the schema, and says it ended because the grammar completed "
-                       "(finish_reason == 'grammar'), which a typed string cannot.")
-def _json(answer, *, schema):
+CITY_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["city", "country", "population"],
+               "properties": {"city": {"type": "string", "maxLength": 40},
+                              "country": {"type": "string", "maxLength": 40},
+                              "population": {"type": "integer", "minimum": 0, "maximum": 50_000_000}}}
+"""Exercise 07.3's schema: what the student writes, and what the checker validates the answer against."""
+
+
+@exercise("07.3", hint="write the schema as a dict: type object; properties city and country (type string, "
+                       "maxLength 40) and population (type integer, minimum 0, maximum 50_000_000); required lists "
+                       "all three; additionalProperties False. Pass it as json_schema= to lmkit.generate.generate "
+                       "(chat=True, max_new_tokens about 60) and answer with what generate returns: the checker "
+                       "validates it against its own copy of the schema and wants finish_reason == 'grammar', "
+                       "which a typed string cannot have.")
+def _json(answer):
+    """Right when ``answer`` is a Generation that the grammar completed and that validates against
+    :data:`CITY_SCHEMA`: a schema that leaves out a field or types the population as a string fails."""
     import json
 
     import jsonschema
@@ -39,7 +50,7 @@ def _json(answer, *, schema):
     if not isinstance(answer, str) or getattr(answer, "finish_reason", None) != "grammar":
         return False
     try:
-        jsonschema.validate(json.loads(answer), schema)
+        jsonschema.validate(json.loads(answer), CITY_SCHEMA)
     except (json.JSONDecodeError, jsonschema.ValidationError):
         return False
     return True
