@@ -85,6 +85,8 @@ class Comparison:
             return (f"{a} and {b} cannot be told apart{' in ' + quantity if quantity else ''} "
                     f"(difference {self.diff:{fmt}}{u}, {detail})")
         word = higher if self.verdict == "higher" else lower
+        if self.verdict == "lower":      # the size of the gap and its interval, both positive
+            detail = f"{self.confidence:.0%} CI [{-self.high:{fmt}}, {-self.low:{fmt}}]{u}, {size}"
         if quantity:
             return f"{_possessive(a)} {what}is {word} than {_possessive(b)} by {abs(self.diff):{fmt}}{u} ({detail})"
         return f"{a} is {word} than {b} by {abs(self.diff):{fmt}}{u} ({detail})"

@@ -71,6 +71,8 @@ def test_sentence_is_generated_from_the_numbers():
     assert c.sentence("letters", "words", quantity="accuracy").startswith("letters' accuracy is higher than words' by")
     t = compare([1.0, 2.0, 3.0], [2.0, 1.0, 3.0]).sentence("A", "B", unit="s")
     assert t.startswith("A and B cannot be told apart (difference 0 s")
+    down = compare([1.0, 1.1, 0.9, 1.0], [3.0, 3.1, 2.9, 3.2]).sentence("A", "B")
+    assert down.startswith("A is lower than B by 2.05 (95% CI [1.") and "-" not in down   # magnitude and its interval
     assert isinstance(c, Comparison) and c.verdict in VERDICTS and str(c).startswith("higher")
 
 
