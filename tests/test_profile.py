@@ -330,6 +330,10 @@ def test_top_operators_and_breakdown(tiny_lm):
     bd = P.step_breakdown(step)
     assert bd["ops"] > 10 and bd["matmul"] > 0 and bd["wall"] > 0
     assert bd["matmul"] + bd["other ops"] + bd["outside ops"] >= bd["wall"] * 0.999
+    med = P.step_breakdown(step, repeats=3)
+    assert med["unprofiled wall"] > 0 and med["ops"] == bd["ops"]
+    with pytest.raises(ValueError, match="repeats=0"):
+        P.step_breakdown(step, repeats=0)
     assert P.op_dispatch_cost(repeats=200) > 0
 
 

@@ -88,28 +88,42 @@ def op_dispatch_cost(*, repeats: int = 2000) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def step_breakdown(fn: Callable[[], object], *, warmup: int = 1) -> dict[str, float]:
+def step_breakdown(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 1) -> dict[str, float]:
     """Where one call's wall time goes, from the profiler's top-level operators (notebook 08).
 
-    Returns milliseconds for: ``wall``; ``matmul`` (self time of the matrix-product kernels); ``other ops``
-    (self time of every other operator); ``outside ops`` (wall minus all operator time: Python, module calls,
-    the profiler's own cost); and ``ops`` (the number of top-level operators dispatched).
+    Returns milliseconds for: ``wall`` (under the profiler); ``matmul`` (self time of the matrix-product kernels);
+    ``other ops`` (self time of every other operator); ``outside ops`` (wall minus all operator time: Python,
+    module calls, the profiler's own cost); ``ops`` (the number of top-level operators dispatched); and
+    ``unprofiled wall`` (the same call timed without the profiler), so that ``wall - unprofiled wall`` estimates
+    what the profiler itself adds. With ``repeats`` > 1 every figure is the median over that many profiled calls
+    (and as many unprofiled ones, alternating). Raises a one-line ``ValueError`` for ``repeats`` < 1.
     """
+    import statistics
+
     from torch.profiler import ProfilerActivity
 
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: profile at least one call (repeats=3 gives a median)")
     for _ in range(warmup):
         fn()
-    prof, wall = _profiled(fn, [ProfilerActivity.CPU])
     matmul_names = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "quantized::linear")
-    matmul = other = 0.0
-    top_level = 0
-    for ev in prof.events():
-        if ev.cpu_parent is None:
-            top_level += 1
-        self_ms = ev.self_cpu_time_total / 1e3
-        if ev.name in matmul_names or "linear_dynamic" in ev.name or "mkldnn" in ev.name and "linear" in ev.name:
-            matmul += self_ms
-        else:
-            other += self_ms
-    return {"wall": wall, "matmul": matmul, "other ops": other, "outside ops": max(wall - matmul - other, 0.0),
-            "ops": top_level}
+    samples = []
+    for _ in range(repeats):
+        prof, wall = _profiled(fn, [ProfilerActivity.CPU])
+        matmul = other = 0.0
+        top_level = 0
+        for ev in prof.events():
+            if ev.cpu_parent is None:
+                top_level += 1
+            self_ms = ev.self_cpu_time_total / 1e3
+            if ev.name in matmul_names or "linear_dynamic" in ev.name or "mkldnn" in ev.name and "linear" in ev.name:
+                matmul += self_ms
+            else:
+                other += self_ms
+        start = time.perf_counter()
+        fn()
+        sync()
+        plain = (time.perf_counter() - start) * 1e3
+        samples.append({"wall": wall, "matmul": matmul, "other ops": other,
+                        "outside ops": max(wall - matmul - other, 0.0), "ops": top_level, "unprofiled wall": plain})
+    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
