@@ -95,3 +95,16 @@ def test_bad_input_is_one_line(a, b, kwargs, words):
 
 def test_unpaired_lengths_may_differ():
     assert compare([1.0, 2.0, 3.0], [1.0, 2.0], paired=False).n_b == 2
+
+
+def test_block_means_keeps_the_type_and_drops_the_partial_block():
+    import torch
+
+    from lmkit.stats import block_means
+    x = np.arange(70, dtype=float)
+    assert np.array_equal(block_means(x, 32), [15.5, 47.5])
+    t = block_means(torch.arange(70), 32)
+    assert isinstance(t, torch.Tensor) and torch.equal(t, torch.tensor([15.5, 47.5]))
+    for bad, block in [(np.zeros((4, 4)), 2), (np.zeros(40), 32)]:
+        with pytest.raises(ValueError, match="block|shape"):
+            block_means(bad, block)
