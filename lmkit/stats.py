@@ -12,7 +12,14 @@ Intervals (``scipy.stats``):
 - unpaired (``paired=False``, two independent samples, possibly of different lengths): Welch's interval,
   which does not assume equal variances (``scipy.stats.ttest_ind(equal_var=False)``);
 - ``method="bootstrap"``: a percentile bootstrap of the same mean difference (``scipy.stats.bootstrap``; pairs are
-  resampled together when paired), for small or skewed samples where the t interval's normality is doubtful.
+  resampled together when paired), for skewed samples where the t interval's normality is doubtful;
+- 0/1 outcomes (right/wrong per item) under the default ``method="auto"``: a t interval on 0/1 data can pass 1 and
+  calls 4 one-way flips out of 10 a difference, so ``"auto"`` uses intervals made for proportions.
+  Paired: the exact conditional interval of McNemar's setting (McNemar 1947): of the ``n_d`` discordant pairs,
+  ``n_10`` favour A; the Clopper–Pearson interval ``[θ_lo, θ_hi]`` of ``θ = n_10 / n_d``
+  (``scipy.stats.binomtest(...).proportion_ci(method="exact")``) maps to ``(n_d / n) · (2θ − 1)`` for the
+  difference of proportions, so the verdict agrees with the exact McNemar test at ``1 − confidence``. Unpaired:
+  Newcombe's hybrid score interval from the two Wilson intervals (Newcombe 1998, method 10).
 
 When every difference is the same number (zero spread), the interval is that number: ten items all right under A
 and all wrong under B are "higher", and ten ties are "cannot be told apart".
@@ -33,7 +40,7 @@ __all__ = ["Comparison", "compare", "VERDICTS"]
 VERDICTS = ("higher", "lower", "cannot be told apart")
 """The three verdicts :func:`compare` can return, ``a`` against ``b``."""
 
-METHODS = ("t", "bootstrap")
+METHODS = ("auto", "t", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -125,14 +132,41 @@ def _verdict(low: float, high: float) -> str:
     return "cannot be told apart"
 
 
-def compare(a, b, *, paired: bool = True, confidence: float = 0.95, method: str = "t", n_resamples: int = 10_000,
+def _paired_proportions(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Exact conditional interval for ``mean(a) - mean(b)`` on paired 0/1 outcomes (see the module docstring)."""
+    from scipy import stats
+
+    n10, n01 = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    nd = n10 + n01
+    if nd == 0:
+        return 0.0, 0.0
+    ci = stats.binomtest(n10, nd).proportion_ci(confidence_level=confidence, method="exact")
+    scale, diff = nd / len(a), float(a.mean() - b.mean())
+    return min(scale * (2 * ci.low - 1), diff), max(scale * (2 * ci.high - 1), diff)  # rounding at θ = 0 or 1
+
+
+def _newcombe(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (1998, method 10) for ``mean(a) - mean(b)``, independent 0/1 samples."""
+    from scipy import stats
+
+    p1, p2 = a.mean(), b.mean()
+    l1, u1 = stats.binomtest(int(a.sum()), len(a)).proportion_ci(confidence_level=confidence, method="wilson")
+    l2, u2 = stats.binomtest(int(b.sum()), len(b)).proportion_ci(confidence_level=confidence, method="wilson")
+    d = p1 - p2
+    return float(d - math.hypot(p1 - l1, u2 - p2)), float(d + math.hypot(u1 - p1, p2 - l2))
+
+
+def compare(a, b, *, paired: bool = True, confidence: float = 0.95, method: str = "auto", n_resamples: int = 10_000,
             seed: int = 0) -> Comparison:
     """Compare two samples: the difference of means ``mean(a) - mean(b)``, its confidence interval and a verdict.
 
     ``a``, ``b``: 1-D sequences of finite numbers, at least 2 each; with ``paired=True`` (the same items measured
     twice) they must have the same length, and element ``i`` of ``a`` pairs with element ``i`` of ``b``. Unpaired
-    samples may have different lengths. ``confidence`` in (0, 1). ``method``: ``"t"`` (paired t or Welch, from
-    ``scipy.stats``) or ``"bootstrap"`` (percentile bootstrap with ``n_resamples`` resamples and ``seed``).
+    samples may have different lengths. ``confidence`` in (0, 1). ``method``: ``"auto"`` (the default: the
+    proportion intervals of the module docstring when every value of both samples is 0 or 1, else ``"t"``),
+    ``"t"`` (paired t or Welch, from ``scipy.stats``) or ``"bootstrap"`` (percentile bootstrap with
+    ``n_resamples`` resamples and ``seed``). ``Comparison.method`` names the interval used (``"t"``,
+    ``"bootstrap"``, ``"exact-mcnemar"`` or ``"newcombe"``).
 
     Returns a :class:`Comparison` whose ``verdict`` is ``"higher"`` when the whole interval is above 0, ``"lower"``
     when it is below 0, and ``"cannot be told apart"`` otherwise. Raises a one-line :class:`lmkit.checks.CheckError`
@@ -151,6 +185,13 @@ def compare(a, b, *, paired: bool = True, confidence: float = 0.95, method: str 
         checks.fail(f"paired samples have {len(a)} and {len(b)} values: pass the same items under A and B, or "
                     "paired=False for independent samples")
     diff = float(a.mean() - b.mean())
+    if method == "auto":
+        if np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all():
+            low, high = (_paired_proportions if paired else _newcombe)(a, b, confidence)
+            return Comparison(diff=diff, low=low, high=high, verdict=_verdict(low, high), mean_a=float(a.mean()),
+                              mean_b=float(b.mean()), n_a=len(a), n_b=len(b), paired=paired, confidence=confidence,
+                              method="exact-mcnemar" if paired else "newcombe")
+        method = "t"
     d = a - b if paired else None
     spread = np.ptp(d) if paired else max(np.ptp(a), np.ptp(b))
     if spread == 0:

@@ -49,8 +49,31 @@ def test_unpaired_is_welch():
 
 
 def test_zero_spread():
-    assert compare([1, 1, 1], [0, 0, 0]).verdict == "higher"
-    assert compare([1, 0, 1], [1, 0, 1]).verdict == "cannot be told apart"
+    assert compare([2.0, 2.0, 2.0], [1.0, 1.0, 1.0]).verdict == "higher"
+    assert compare([1.5, 0, 1], [1.5, 0, 1]).verdict == "cannot be told apart"
+
+
+def test_paired_proportions_agree_with_the_exact_mcnemar_test():
+    """0/1 outcomes: the interval stays in [-1, 1] and its verdict is the exact McNemar test's at 5%."""
+    assert compare([1, 1, 1], [0, 0, 0]).verdict == "cannot be told apart"      # 3 items cannot show it
+    assert compare([1] * 10, [0] * 10).verdict == "higher"
+    for n10 in range(0, 12):
+        for n01 in range(0, 12):
+            a = [1] * n10 + [0] * n01 + [1] * 5 + [0] * 5
+            b = [0] * n10 + [1] * n01 + [1] * 5 + [0] * 5
+            c = compare(a, b)
+            assert c.method == "exact-mcnemar" and -1 <= c.low <= c.diff <= c.high <= 1
+            p = sps.binomtest(n10, n10 + n01).pvalue if n10 + n01 else 1.0
+            assert c.differs == (p < 0.05), (n10, n01, p, c)
+    four_of_ten = compare([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [0] * 10)       # 4 one-way flips: p = 0.125
+    assert four_of_ten.verdict == "cannot be told apart"
+    assert compare([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [0] * 10, method="t").verdict == "higher"   # what t claimed
+
+
+def test_unpaired_proportions_match_newcombes_worked_example():
+    """Newcombe (1998), method 10: 56/70 against 48/80 gives [0.0524, 0.3339]."""
+    c = compare([1] * 56 + [0] * 14, [1] * 48 + [0] * 32, paired=False)
+    assert c.method == "newcombe" and (c.low, c.high) == pytest.approx((0.0524, 0.3339), abs=1e-4)
 
 
 def test_accuracy_coverage_is_near_nominal():
