@@ -200,8 +200,8 @@ def _calls():
         ("tinygpt.sample", "length", lambda lm, v: tinygpt.sample(*_tiny_gpt_and_tokenizer(), "a", v)),
         ("llama.greedy", "max_new_tokens", lambda lm, v: llama.greedy(lm.model, lm.encode(TEXT), v)),
         ("evaluation.accuracy_interval", "k", lambda lm, v: evaluation.accuracy_interval(v, 10)),
-        ("evaluation.paired_difference", "n_resamples",
-         lambda lm, v: evaluation.paired_difference([1, 0, 1], [0, 0, 1], n_resamples=v)),
+        ("evaluation.paired_difference", "confidence",
+         lambda lm, v: evaluation.paired_difference([1, 0, 1], [0, 0, 1], confidence=v)),
         ("evaluation.shuffle_choices", "seed", lambda lm, v: evaluation.shuffle_choices(
             [{"question": "q", "choices": ["a", "b"], "answer": 0}], seed=v)),
         ("apps.qa_run", "k", lambda lm, v: apps.qa_run(lm, apps.qa_data()[:1], k=v, progress=False)),

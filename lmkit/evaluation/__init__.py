@@ -6,7 +6,7 @@
   largest summed log-probability, ``acc_norm`` the largest per character (the harness's ``acc_norm``) or per token.
 - :func:`letter_choice` shows the lettered choices and lets the model generate the letter (greedy);
   :func:`letter_logprobs` scores the same format by the letters' next-token log-probabilities, without generating.
-- :func:`accuracy_interval` (Wilson score interval) and :func:`paired_difference` (paired bootstrap) say how far an
+- :func:`accuracy_interval` (Wilson score interval) and :func:`paired_difference` (exact paired interval) say how far an
   accuracy measured on a few hundred items can be trusted; :func:`calibration` gives the reliability diagram's bins
   and the expected calibration error (Naeini et al. 2015; Guo et al. 2017), :func:`ece_interval` its bootstrap
   interval and :func:`calibrated_ece` the ECE a perfectly calibrated model would show on as many items; :func:`shuffle_choices` and :data:`TEMPLATES` measure

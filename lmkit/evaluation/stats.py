@@ -21,19 +21,17 @@ def accuracy_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, 
     return float(ci.low), float(ci.high)
 
 
-def paired_difference(correct_a, correct_b, *, n_resamples: int = 10_000, confidence: float = 0.95,
-                      seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Accuracy of A minus accuracy of B on the same items, with a paired bootstrap interval: ``(diff, (lo, hi))``.
+def paired_difference(correct_a, correct_b, *, confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """Accuracy of A minus accuracy of B on the same items (0/1 per item), with its interval: ``(diff, (lo, hi))``.
 
-    The percentile bootstrap of :func:`lmkit.stats.compare` (``paired=True, method="bootstrap"``; items resampled
-    with replacement, both systems together; ``scipy.stats.bootstrap``): one rule for every comparison in lmkit.
-    Kept as a short form; notebook 14 calls ``compare`` itself, which also gives the verdict and the sentence.
+    :func:`lmkit.stats.compare` with ``paired=True`` and its default ``method="auto"``, which for 0/1 outcomes is
+    the exact conditional interval of McNemar's setting (Clopper–Pearson on the discordant items): one rule for
+    every comparison in lmkit. Kept as a short form; notebook 14 calls ``compare`` itself, which also gives the
+    verdict and the sentence.
     """
     from lmkit.stats import compare
 
-    n_resamples = checks.integer("n_resamples", n_resamples, low=100, fix="pass e.g. n_resamples=10_000")
-    c = compare(correct_a, correct_b, paired=True, confidence=confidence, method="bootstrap",
-                n_resamples=n_resamples, seed=seed)
+    c = compare(correct_a, correct_b, paired=True, confidence=confidence)
     return c.diff, (c.low, c.high)
 
 
