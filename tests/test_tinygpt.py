@@ -165,6 +165,22 @@ def test_perplexity_adapter_equals_the_model_loss(tok):
     assert perplexity(lm, TEXT[:200], window=16, progress=False) > 1
 
 
+
+@pytest.mark.parametrize("n_chars, stride", [(200, None), (201, 5), (16, None), (17, 15), (2, None)])
+def test_batched_token_nll_equals_the_sliding_window_of_metrics(tok, n_chars, stride):
+    from lmkit.metrics import token_nll
+
+    lm = tg.CharLM(small_gpt(len(tok)), tok)
+    text = TEXT[:n_chars]
+    batched = tg.token_nll(lm.model, tok.encode(text), 16, stride=stride, batch_size=3)
+    one_by_one = token_nll(lm, text, window=16, stride=stride, progress=False)
+    assert batched.shape == one_by_one.shape == (n_chars - 1,)
+    assert torch.allclose(batched, one_by_one, atol=1e-5)
+    with pytest.raises(ValueError, match="stride"):
+        tg.token_nll(lm.model, tok.encode(text), 16, stride=16)
+    with pytest.raises(ValueError, match="at least 2"):
+        tg.token_nll(lm.model, tok.encode(TEXT[:1]), 16)
+
 def test_generate_is_reproducible_and_greedy_is_argmax(tok):
     model = small_gpt(len(tok))
     a = tg.sample(model, tok, "to be", 20, seed=3)
@@ -216,15 +232,26 @@ def lenient(monkeypatch):
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
 
 
-def test_exercise_07_1_learned_position_table(tok, lenient):
+def test_exercise_09_1_learned_position_table(tok, lenient):
     from lmkit import exercises
+    from lmkit.stats import compare
 
     cfg = small_gpt(len(tok)).config
     right = tg.n_params(small_gpt(len(tok), pos="learned")) - tg.n_params(small_gpt(len(tok)))
     assert right == cfg.block_size * cfg.n_embd
-    assert exercises.check("09.1", right, cfg=cfg)
-    assert not exercises.check("09.1", 0, cfg=cfg)
-    assert not exercises.check("09.1", cfg.block_size * cfg.n_embd * cfg.n_layer, cfg=cfg)
+    learned, sinusoidal = [3.10, 3.12, 3.09, 3.11], [3.20, 3.23, 3.18, 3.22]  # one final loss per seed
+    verdict = compare(learned, sinusoidal, paired=True).verdict
+    assert verdict == "lower"
+    assert exercises.check("09.1", (right, verdict), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("09.1", (0, verdict), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("09.1", (cfg.block_size * cfg.n_embd * cfg.n_layer, verdict), cfg=cfg,
+                               learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("09.1", (right, "higher"), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("09.1", (right, "lower"), cfg=cfg, learned=learned[:1], sinusoidal=sinusoidal[:1])
+    noisy = [3.10, 3.30, 3.05, 3.25]  # no consistent sign across seeds
+    assert compare(noisy, sinusoidal, paired=True).verdict == "cannot be told apart"
+    assert exercises.check("09.1", (right, "cannot be told apart"), cfg=cfg, learned=noisy, sinusoidal=sinusoidal)
+    assert not exercises.check("09.1", (right, "lower"), cfg=cfg, learned=noisy, sinusoidal=sinusoidal)
 
 
 def test_exercise_07_2_parameter_count_from_the_config(tok, lenient):

@@ -16,11 +16,19 @@ def n_params_of(cfg, **changes) -> int:
         return tg.n_params(tg.TinyGPT(replace(cfg, **changes)))
 
 
-@exercise("09.1", hint="a learned table holds one trainable vector of n_embd numbers per position of the context "
-                       "(block_size of them); the sinusoidal encoding has no parameters. Answer with an int: the "
-                       "extra parameters of cfg with pos='learned'.")
-def _learned_positions(answer, *, cfg):
-    return int(answer) == n_params_of(cfg, pos="learned") - n_params_of(cfg, pos="sinusoidal")
+@exercise("09.1", hint="answer with a pair (extra parameters, verdict). A learned table holds one trainable vector "
+                       "of n_embd numbers per position of the context (block_size of them); the sinusoidal encoding "
+                       "has none. The verdict is compare(learned, sinusoidal, paired=True).verdict over the final "
+                       "validation losses of at least 3 seeds, one per seed, in the same seed order for both.")
+def _learned_positions(answer, *, cfg, learned, sinusoidal):
+    """The count from the config; the verdict recomputed from the per-seed losses (needs >= 3 seeds, paired)."""
+    from lmkit.stats import compare
+
+    extra, verdict = answer
+    if len(learned) != len(sinusoidal) or len(learned) < 3:
+        return False  # one or two seeds cannot say which encoding trains better
+    right = n_params_of(cfg, pos="learned") - n_params_of(cfg, pos="sinusoidal")
+    return int(extra) == right and verdict == compare(learned, sinusoidal, paired=True).verdict
 
 
 @exercise("09.2", hint="answer with a pair of ints (parameters of cfg, parameters of cfg with n_layer=12, "

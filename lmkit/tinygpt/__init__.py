@@ -6,7 +6,7 @@
 | :mod:`~lmkit.tinygpt.model` | ``GPTConfig``, ``CausalSelfAttention``, ``FeedForward``, ``Block``, ``GPT`` (notebook 09's names) |
 | :mod:`~lmkit.tinygpt.rnn` | the recurrent baseline: ``RNNConfig``, ``RNNLM``, ``rnn_like`` |
 | :mod:`~lmkit.tinygpt.sizes` | ``n_params``, ``flops_per_token`` |
-| :mod:`~lmkit.tinygpt.training` | ``get_batch``, ``estimate_loss``, ``lr_at``, ``num_threads``, ``History``, ``plot_history`` |
+| :mod:`~lmkit.tinygpt.training` | ``get_batch``, ``estimate_loss``, ``token_nll``, ``lr_at``, ``num_threads``, ``History``, ``plot_history`` |
 | :mod:`~lmkit.tinygpt.sampling` | ``generate``, ``sample`` |
 | :mod:`~lmkit.tinygpt.checkpoint` | ``save``, ``load`` (safetensors, atomic), ``CharLM`` |
 
@@ -23,10 +23,11 @@ from lmkit.tinygpt.rnn import RNNLM, RNNConfig, rnn_like
 from lmkit.tinygpt.sampling import generate, sample
 from lmkit.tinygpt.sizes import flops_per_token, n_params
 from lmkit.tinygpt.tokenizer import CharTokenizer
-from lmkit.tinygpt.training import History, estimate_loss, get_batch, lr_at, num_threads, plot_history
+from lmkit.tinygpt.training import (History, estimate_loss, get_batch, lr_at, num_threads, plot_history,
+                                    token_nll)
 
 __all__ = ["CharTokenizer", "GPTConfig", "Output", "CausalSelfAttention", "FeedForward", "Block", "GPT", "TinyGPT",
            "RNNConfig", "RNNLM", "rnn_like", "n_params", "flops_per_token", "get_batch", "estimate_loss", "History",
-           "num_threads", "lr_at", "generate", "sample", "CharLM", "save", "load", "plot_history", "llama_inv_freq",
+           "num_threads", "lr_at", "token_nll", "generate", "sample", "CharLM", "save", "load", "plot_history", "llama_inv_freq",
            "RMSNorm", "Attention", "MLP", "SmolLM2", "greedy", "Llama", "GroupedQueryAttention", "SwiGLU",
            "LlamaBlock"]

@@ -49,6 +49,51 @@ def estimate_loss(model: nn.Module, ids: torch.Tensor, block_size: int, n_window
     return total / n_windows
 
 
+
+@torch.no_grad()
+def token_nll(model: nn.Module, ids: torch.Tensor, window: int, *, stride: int | None = None,
+              batch_size: int = 16) -> torch.Tensor:
+    """Per-token negative log-likelihood (nats) of ids 1..n-1, float32 ``[n - 1]``, with full windows batched
+    (notebook 09).
+
+    The same sliding-window scoring as :func:`lmkit.metrics.token_nll` (windows of ``window`` ids every ``stride``,
+    default ``window // 2``; each id scored once, in the first window that holds it), and the same values, but up to
+    ``batch_size`` windows go through ``model`` in one forward pass instead of one each. ``model(x).logits`` must be
+    ``[B, T, vocab]`` (a tiny GPT or :class:`~lmkit.tinygpt.RNNLM`). Errors (one line, before any forward pass):
+    ``window``/``stride`` out of range, ``batch_size`` < 1, fewer than 2 ids.
+    """
+    import torch.nn.functional as F
+
+    from lmkit.metrics import check_window, window_starts
+
+    stride = check_window(window, stride)
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per forward pass, such as 16")
+    ids = torch.as_tensor(ids).flatten().long()
+    n = ids.numel()
+    if n < 2:
+        raise ValueError(f"ids has {n} token(s): scoring needs at least 2; pass a longer text")
+    plan, scored = [], 1  # (begin, end, first id scored): the order and rule of lmkit.metrics.token_nll
+    for begin in window_starts(n, window, stride):
+        end = min(begin + window, n)
+        if end > scored:
+            plan.append((begin, end, scored))
+            scored = end
+        if end == n:
+            break
+    was_training = model.training
+    model.eval()
+    nll = torch.empty(n - 1, dtype=torch.float32)
+    groups = [p for p in plan if p[1] - p[0] == window], [p for p in plan if p[1] - p[0] != window]
+    for group, size in zip(groups, (batch_size, 1)):
+        for i in range(0, len(group), size):
+            chunk = group[i:i + size]
+            logp = F.log_softmax(model(torch.stack([ids[b:e] for b, e, _ in chunk])).logits.float(), -1)
+            for row, (b, e, s) in enumerate(chunk):  # logits[j] predicts id b + j + 1
+                nll[s - 1:e - 1] = -logp[row, s - b - 1:e - b - 1].gather(1, ids[s:e, None])[:, 0]
+    model.train(was_training)
+    return nll
+
+
 @dataclass
 class History:
     """What notebook 09's training loop records: losses at each evaluation, samples, time and throughput."""
