@@ -95,7 +95,8 @@ def standard_prompts(shots=None) -> dict[str, SentimentPrompt]:
     """The five prompts notebook 13 compares: bare, instruction, chat, few-shot, few-shot chat.
 
     ``shots``: the few-shot examples as ``(text, label)`` pairs, by default the set's 9 ``"shots"`` rows
-    interleaved by label (positive, negative, neutral, positive, ...) so that no label comes last by default.
+    interleaved by label (positive, negative, neutral, positive, ...), so no label's examples come in one block;
+    *neutral* comes last (notebook 13 measures other orders).
     """
     if shots is None:
         rows = sentiment_data("shots")
