@@ -1,4 +1,5 @@
-"""Perplexity of a causal LM over text of any length, with a sliding window (notebook 01).
+"""Perplexity of a causal LM over text of any length, with a sliding window (notebook 01); and the scores of a
+classifier, precision, recall and F1 per class and averaged (notebook 13).
 
 Definition used everywhere in lmkit: the exp of the mean negative log-likelihood of every token after the first,
 each given all tokens before it (as far back as the window reaches), over the ids exactly as the tokenizer returns
@@ -16,7 +17,7 @@ from lmkit import checks
 from lmkit.env import show_progress
 
 __all__ = ["DEFAULT_WINDOW", "HELDOUT_WINDOW", "check_window", "window_starts", "token_nll", "perplexity",
-           "heldout_perplexity"]
+           "heldout_perplexity", "classification_scores"]
 
 DEFAULT_WINDOW = 1024
 
@@ -122,3 +123,45 @@ def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool | Non
     from lmkit.data import heldout_text
 
     return perplexity(lm, heldout_text(max_chars), window=HELDOUT_WINDOW, progress=progress)
+
+
+def classification_scores(y_true, y_pred, labels=None):
+    """Precision, recall, F1 and support per class, then the micro, macro and weighted averages (notebook 13).
+
+    ``y_true``, ``y_pred``: equal-length, non-empty sequences of labels (strings or ints); ``labels``: the classes
+    and their order, by default the sorted labels that occur in either. Returns a ``pandas.DataFrame`` indexed by
+    the classes and then ``"micro avg"``, ``"macro avg"``, ``"weighted avg"``, with columns ``precision``,
+    ``recall``, ``f1``, ``support`` (the number of true items of the class; the total on the average rows).
+
+    For class c with TP, FP, FN counted against every other class (one-vs-rest): precision = TP / (TP + FP),
+    recall = TP / (TP + FN), F1 = 2PR / (P + R), their harmonic mean (van Rijsbergen 1979). A class that is never
+    predicted has precision 0 (scikit-learn's ``zero_division=0``). Micro pools the counts of every class (for
+    single-label data it equals accuracy), macro is the unweighted mean over classes, weighted the mean weighted by
+    support. Equal to ``sklearn.metrics.precision_recall_fscore_support`` (which computes it here) and
+    ``classification_report``. Raises ValueError, before any work, for lists of different lengths, empty lists or a
+    label that is not in ``labels``.
+    """
+    import pandas as pd
+    from sklearn.metrics import precision_recall_fscore_support
+
+    y_true, y_pred = list(y_true), list(y_pred)
+    if not y_true or len(y_true) != len(y_pred):
+        checks.fail(f"got {len(y_true)} true and {len(y_pred)} predicted labels: pass two non-empty lists of the "
+                    "same length, one label per item")
+    if labels is None:
+        labels = sorted(set(y_true) | set(y_pred))
+    labels = list(labels)
+    known = set(labels)
+    for name, ys in (("y_true", y_true), ("y_pred", y_pred)):
+        bad = next((y for y in ys if y not in known), None)
+        if bad is not None:
+            checks.fail(f"{name} has the label {bad!r}, which is not in labels={labels}: add it to labels or map it "
+                        "to one of them first")
+    rows = {}
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    for i, lab in enumerate(labels):
+        rows[lab] = {"precision": p[i], "recall": r[i], "f1": f[i], "support": int(s[i])}
+    for avg in ("micro", "macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
+        rows[f"{avg} avg"] = {"precision": p, "recall": r, "f1": f, "support": len(y_true)}
+    return pd.DataFrame.from_dict(rows, orient="index")[["precision", "recall", "f1", "support"]]

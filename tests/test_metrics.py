@@ -118,3 +118,46 @@ def test_ids_as_tensor_list_or_row_give_the_same_scores(tiny_lm):
     a = metrics.token_nll(tiny_lm, TEXT, window=5, stride=2, progress=False)
     for form in (ids, ids[0], ids[0].tolist()):
         torch.testing.assert_close(metrics.token_nll(tiny_lm, form, window=5, stride=2, progress=False), a)
+
+
+# ----------------------------------------------------------------------------------------------- classification_scores
+def test_classification_scores_equal_sklearn_on_random_labels():
+    import numpy as np
+    from sklearn.metrics import classification_report
+
+    from lmkit.metrics import classification_scores
+    rng = np.random.default_rng(0)
+    labels = ["a", "b", "c", "d"]
+    for trial in range(20):
+        y_true = list(rng.choice(labels[:3], 40))
+        y_pred = list(rng.choice(labels[:2] + ["d"], 40))      # "c" is never predicted, "d" never true
+        got = classification_scores(y_true, y_pred, labels=labels)
+        rep = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
+        assert list(got.index) == labels + ["micro avg", "macro avg", "weighted avg"]
+        for lab in labels + ["macro avg", "weighted avg"]:
+            assert got.loc[lab, "precision"] == pytest.approx(rep[lab]["precision"])
+            assert got.loc[lab, "recall"] == pytest.approx(rep[lab]["recall"])
+            assert got.loc[lab, "f1"] == pytest.approx(rep[lab]["f1-score"])
+        assert got.loc["c", "precision"] == 0 and got.loc["d", "support"] == 0
+        accuracy = np.mean(np.array(y_true) == np.array(y_pred))
+        assert got.loc["micro avg", "f1"] == pytest.approx(accuracy)   # single-label: micro F1 is accuracy
+
+
+def test_classification_scores_by_hand():
+    from lmkit.metrics import classification_scores
+    got = classification_scores(["x", "x", "x", "y"], ["x", "y", "y", "y"])
+    # x: TP 1, FP 0, FN 2 -> P 1, R 1/3, F1 0.5; y: TP 1, FP 2, FN 0 -> P 1/3, R 1, F1 0.5
+    assert got.loc["x", ["precision", "recall", "f1"]].tolist() == pytest.approx([1, 1 / 3, 0.5])
+    assert got.loc["y", ["precision", "recall", "f1"]].tolist() == pytest.approx([1 / 3, 1, 0.5])
+    assert got.loc["weighted avg", "recall"] == pytest.approx((3 * 1 / 3 + 1 * 1) / 4)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((["a"], ["a", "b"]), "1 true and 2 predicted"),
+    (([], []), "0 true and 0 predicted"),
+    ((["a", "z"], ["a", "a"], ["a", "b"]), "'z', which is not in labels"),
+])
+def test_classification_scores_refuses_bad_input(args, match):
+    from lmkit.metrics import classification_scores
+    with pytest.raises(ValueError, match=match):
+        classification_scores(*args)
