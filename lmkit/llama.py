@@ -8,7 +8,6 @@ Notebook 10 writes the same classes in its cells, with the same names (``RMSNorm
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -64,7 +63,9 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         group = self.n_head // self.n_kv  # query heads per key/value head
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.hd)
+        # times hd^-0.5, as transformers writes it: dividing by sqrt(hd) rounds differently unless sqrt(hd) is a
+        # power of two (head size 64 is; 80 is not), and the logits would no longer be bitwise equal
+        scores = q @ k.transpose(-2, -1) * self.hd ** -0.5
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         y = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
