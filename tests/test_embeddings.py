@@ -283,6 +283,18 @@ def test_explorer_widget_updates_and_reports_errors(tiny_lm):
 
 
 # ----------------------------------------------------------------------------------------------- contextual
+def test_hidden_states_many_matches_one_at_a_time(tiny_lm):
+    texts = ["the cat sat on the mat", "a dog", "the big cat ran"]  # different lengths: the short ones are padded
+    many = E.hidden_states_many(tiny_lm, texts, batch_size=2)
+    assert [h.shape[1] for h in many] == [6, 2, 4]
+    for text, h in zip(texts, many):
+        torch.testing.assert_close(h, E.hidden_states_of(tiny_lm, text)[1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="one string"):
+        E.hidden_states_many(tiny_lm, "the cat")
+    with pytest.raises(ValueError, match="empty"):
+        E.hidden_states_many(tiny_lm, [])
+
+
 def test_hidden_states_and_contextual_similarity(tiny_lm):
     toks, hs = E.hidden_states_of(tiny_lm, "the cat sat on the mat")
     assert toks == ["the", "cat", "sat", "on", "the", "mat"] and hs.shape == (3, 6, 32)

@@ -6,8 +6,8 @@ import torch
 from lmkit import checks
 from lmkit.embeddings.token_tables import _tokenizer
 
-__all__ = ["contextual_vectors", "hidden_states_of", "layer_cosine", "mean_hidden_state", "plot_layer_curves",
-           "word_span"]
+__all__ = ["contextual_vectors", "hidden_states_many", "hidden_states_of", "layer_cosine", "mean_hidden_state",
+           "plot_layer_curves", "word_span"]
 
 
 @torch.no_grad()
@@ -20,6 +20,36 @@ def hidden_states_of(lm, text: str) -> tuple[list[str], torch.Tensor]:
     ids = lm.encode(checks.text("text", text))
     out = lm.model(ids, output_hidden_states=True)
     return _tokenizer(lm).convert_ids_to_tokens(ids[0].tolist()), torch.stack(out.hidden_states)[:, 0].float().cpu()
+
+
+@torch.no_grad()
+def hidden_states_many(lm, texts, batch_size: int = 64) -> list[torch.Tensor]:
+    """:func:`hidden_states_of` for many texts, run in padded batches: one ``[layers + 1, T_i, d]`` tensor per text,
+    ``T_i`` its own token count (notebook 02).
+
+    The texts are padded on the right with an attention mask: under the causal mask a real token never attends to
+    the padding after it, so each text's rows equal :func:`hidden_states_of`'s up to float rounding (a batched
+    matrix product sums in another order), at a fraction of the time of one forward pass per text. Raises a one-line
+    ``ValueError`` for an empty list, a single string or an empty text.
+    """
+    if isinstance(texts, str):
+        checks.fail(f"texts={checks.show(texts)} is one string: pass a list of texts, or use hidden_states_of")
+    texts = [checks.text("text", t) for t in texts]
+    if not texts:
+        raise ValueError("texts is empty: pass a list of at least one text")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="texts per forward pass, such as 64")
+    tok = _tokenizer(lm)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    device = next(lm.model.parameters()).device
+    out = []
+    for start in range(0, len(texts), batch_size):
+        rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[start:start + batch_size]]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+        hs = torch.stack(lm.model(ids, attention_mask=mask, output_hidden_states=True).hidden_states, 1)
+        out += [h[:, :len(r)].float().cpu() for h, r in zip(hs, rows)]  # [layers + 1, T_i, d] each
+    return out
 
 
 def word_span(lm, text: str, word: str) -> list[int]:
