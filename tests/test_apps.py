@@ -333,3 +333,19 @@ def test_scoring_refuses_a_bad_batch_size_before_any_work(tiny_lm, batch_size):
     with pytest.raises(ValueError, match=f"batch_size={batch_size!r} must be a positive integer") as err:
         apps.continuation_logprobs(tiny_lm, ["the cat"], [" sat"], batch_size=batch_size)
     assert "\n" not in str(err.value)
+
+
+def test_exercise_13_5_weighted_f1(monkeypatch):
+    from sklearn.metrics import f1_score
+
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    y_true = ["a"] * 6 + ["b"] * 3 + ["c"]
+    y_pred = ["a"] * 4 + ["b"] * 2 + ["b"] * 3 + ["a"]
+    right = f1_score(y_true, y_pred, average="weighted", zero_division=0)
+    by_prediction = f1_score(y_pred, y_pred, average="weighted", zero_division=0)  # weights from the predictions
+    assert exercises.check("13.5", right, y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("13.5", f1_score(y_true, y_pred, average="macro", zero_division=0),
+                               y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("13.5", by_prediction, y_true=y_true, y_pred=y_pred)

@@ -41,3 +41,15 @@ def _label_margin(answer, *, lm, prompt, text):
     (pos,) = lm.tokenizer.encode(prompt.labels["positive"], add_special_tokens=False)
     (neg,) = lm.tokenizer.encode(prompt.labels["negative"], add_special_tokens=False)
     return _close(answer, (logp[pos] - logp[neg]).item(), rel=1e-3, abs_=1e-3)
+
+
+@exercise("13.5", hint="for each class count TP (true c, predicted c), FP (predicted c, true other) and FN (true c, "
+                       "predicted other); precision TP/(TP+FP), recall TP/(TP+FN), F1 their harmonic mean (0 when "
+                       "both are 0); weighted F1 averages the per-class F1 weighted by each class's number of TRUE "
+                       "items, not by how often it was predicted.")
+def _weighted_f1(answer, *, y_true, y_pred):
+    """Right if ``answer`` is the support-weighted mean of the per-class F1 of ``y_pred`` against ``y_true``
+    (scikit-learn's ``f1_score(average="weighted", zero_division=0)``)."""
+    from sklearn.metrics import f1_score
+
+    return _close(answer, f1_score(list(y_true), list(y_pred), average="weighted", zero_division=0), rel=1e-6)
