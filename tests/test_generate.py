@@ -459,6 +459,41 @@ def test_exercise_04_4_temperature_at_half(tiny_lm, lenient):
     assert not exercises.check("06.4", 1.0, lm=tiny_lm, prompt=PROMPT)
 
 
+def cached_sampling(lm, prompt, n, seed, temperature, top_k):
+    """Exercise 06.5's loop: prefill once, then per step temperature, top-k, torch.multinomial, one cached pass."""
+    from transformers import DynamicCache
+
+    cache, new = DynamicCache(config=lm.model.config), []
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        out = lm.model(lm.encode(prompt), past_key_values=cache, use_cache=True)
+        for _ in range(n):
+            z = out.logits[0, -1].float() / temperature
+            top = torch.topk(z, top_k)
+            probs = torch.softmax(torch.full_like(z, float("-inf")).scatter(0, top.indices, top.values), -1)[None]
+            nxt = torch.multinomial(probs, num_samples=1)
+            new.append(int(nxt))
+            if new[-1] in G.eos_ids(lm):
+                break
+            out = lm.model(nxt, past_key_values=cache, use_cache=True)
+    return new
+
+
+def test_exercise_06_5_cached_sampling_loop(no_eos_lm, lenient):
+    from lmkit import exercises
+
+    kw = dict(lm=no_eos_lm, prompt=PROMPT, seed=3, temperature=0.8, top_k=20, max_new_tokens=12)
+    right = cached_sampling(no_eos_lm, PROMPT, 12, seed=3, temperature=0.8, top_k=20)
+    assert len(right) == 12
+    assert exercises.check("06.5", right, **kw)
+    assert not exercises.check("06.5", cached_sampling(no_eos_lm, PROMPT, 12, seed=4, temperature=0.8, top_k=20),
+                               **kw)  # another seed
+    assert not exercises.check("06.5", cached_sampling(no_eos_lm, PROMPT, 12, seed=3, temperature=0.8, top_k=2),
+                               **kw)  # another top-k (the tiny model's logits are too flat for a temperature to tell)
+    assert not exercises.check("06.5", right[:-1], **kw)  # one short
+    assert not exercises.check("06.5", G.reference(no_eos_lm, PROMPT, max_new_tokens=12), **kw)  # greedy
+
+
 # ----------------------------------------------------------------------------------------------- the real model
 REAL_PROMPTS = ["The capital of France is", "def fibonacci(n):"]
 

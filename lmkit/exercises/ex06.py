@@ -94,3 +94,16 @@ def temperature_at_half(z) -> float:
                        "where it is below; answer with the temperature (a float).")
 def _half_temperature(answer, *, lm, prompt):
     return _close(answer, temperature_at_half(_logits(lm, lm.encode(prompt))[-1]), rel=2e-3)
+
+
+@exercise("06.5", hint="seed with torch.manual_seed right before the prefill; run lm.model once on the whole prompt "
+                       "with past_key_values=DynamicCache(config=lm.model.config), then per step take the last "
+                       "logits as float32, divide by the temperature, keep the top_k largest (the rest -inf), "
+                       "softmax, draw with torch.multinomial from a [1, vocab] tensor, and run lm.model on that one "
+                       "token with the same cache; stop at max_new_tokens or EOS; answer with the list of new ids.")
+def _cached_sampling(answer, *, lm, prompt, seed, temperature, top_k, max_new_tokens):
+    from lmkit import generate as G
+
+    expected = G.reference(lm, prompt, do_sample=True, seed=seed, temperature=temperature, top_k=top_k,
+                           max_new_tokens=max_new_tokens)
+    return [int(i) for i in answer] == expected

@@ -33,7 +33,7 @@ def tokens_html(steps, color_by: str = "raw", prompt: str = "") -> str:
         tip = f"step {s.index}: {s.token!r} id {s.id} · p={s.prob:.3f} after processing, {s.raw_prob:.3f} raw"
         spans.append(f'<span title="{html.escape(tip)}" style="background:{prob_color(p)};border-radius:3px;'
                      f'padding:0 1px;margin:0 0.5px">{html.escape(text)}</span>')
-    legend = "".join(f'<span style="background:{prob_color(p)};padding:0 6px">{p:.1f}</span>'
+    legend = "".join(f'<span style="background:{prob_color(p)};padding:0 6px">{p:g}</span>'
                      for p in (0.0, 0.25, 0.5, 0.75, 1.0))
     return (f'<div style="font-family:monospace;white-space:pre-wrap;line-height:1.7">'
             f'<span style="color:#888">{html.escape(prompt)}</span>{"".join(spans)}</div>'
