@@ -441,3 +441,15 @@ def test_famous_lines_pair_a_verbatim_continuation_with_a_different_rewording():
         assert row["verbatim"].startswith(" ") and row["reworded"].startswith(" ")
         assert row["verbatim"].strip().lower() != row["reworded"].strip().lower()
     assert len({row["prefix"] for row in lines}) == len(lines)
+
+
+def test_prefix_probe_rewords_the_prefix_and_keeps_one_continuation_in_both_sets():
+    rows = ev.load_prefix_probe()
+    famous, new = ev.load_prefix_probe(kind="famous"), ev.load_prefix_probe(kind="new")
+    assert len(famous) == len(new) == 24 and len(rows) == 48
+    for row in rows:
+        assert row["continuation"].startswith(" ") and not row["prefix"].endswith(" ")
+        assert row["prefix"] != row["prefix_reworded"]
+    assert len({row["prefix"] for row in rows}) == len(rows)
+    with pytest.raises(ValueError, match="kind"):
+        ev.load_prefix_probe(kind="both")

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from .bias import bias_pairs, load_bias_pairs
 from .harness import harness_task, run_harness
-from .items import (LETTERS, NORMALIZE, TEMPLATES, ItemError, check_items, load_famous_lines, load_items, paraphrased, render,
+from .items import (LETTERS, NORMALIZE, TEMPLATES, ItemError, check_items, load_famous_lines, load_items, load_prefix_probe, paraphrased, render,
                     shuffle_choices)
 from .scoring import (by_category, encode_pair, letter_choice, letter_logprobs, letter_prompt, letter_tokens,
                       loglikelihoods, multiple_choice, parse_letter)
 from .stats import (accuracy_interval, calibrated_ece, calibration, ece_interval, paired_difference, plot_accuracies,
                     plot_reliability)
 
-__all__ = ["ItemError", "TEMPLATES", "LETTERS", "load_items", "load_famous_lines", "check_items", "paraphrased", "render", "encode_pair",
+__all__ = ["ItemError", "TEMPLATES", "LETTERS", "load_items", "load_famous_lines", "load_prefix_probe", "check_items", "paraphrased", "render", "encode_pair",
            "loglikelihoods", "multiple_choice", "by_category", "letter_prompt", "parse_letter", "letter_choice",
            "letter_tokens", "letter_logprobs", "accuracy_interval", "paired_difference", "calibration", "ece_interval",
            "calibrated_ece", "plot_reliability", "plot_accuracies",

@@ -9,7 +9,7 @@ from lmkit import checks
 from lmkit.data import data_file
 from lmkit.files import read_jsonl
 
-__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "load_famous_lines", "paraphrased", "render",
+__all__ = ["ItemError", "TEMPLATES", "LETTERS", "NORMALIZE", "check_items", "load_items", "load_famous_lines", "load_prefix_probe", "paraphrased", "render",
            "shuffle_choices"]
 
 DATA_DIR = "evaluation"
@@ -95,6 +95,21 @@ def load_famous_lines(name: str = "famous_lines.jsonl") -> list[dict]:
     A model that memorised the wording gives the verbatim continuation the higher log-probability. Raises
     :class:`lmkit.files.DataError` naming the file and line when a row lacks a field."""
     return read_jsonl(data_file(f"{DATA_DIR}/{name}"), fields=("prefix", "verbatim", "reworded"))
+
+
+def load_prefix_probe(name: str = "prefix_probe.jsonl", kind: str | None = None) -> list[dict]:
+    """The controls of notebook 14's contamination probe, built like the probe itself: the context is reworded and
+    the same continuation is scored after both wordings. Each row (``data/evaluation/prefix_probe.jsonl``) has
+    ``kind`` (``"famous"``: the opening of a public-domain line the web repeats endlessly, the positive control;
+    ``"new"``: a line written for this workbook, which no model can have memorised, the negative control),
+    ``prefix`` (the line's opening as written), ``prefix_reworded`` (the same meaning in other words) and
+    ``continuation`` (the line's real rest, with its leading space). ``kind`` selects one of the two sets (None:
+    both). Raises :class:`lmkit.checks.CheckError` (a ValueError) for another ``kind``, and
+    :class:`lmkit.files.DataError` naming the file and line when a row lacks a field."""
+    if kind is not None:
+        checks.one_of("kind", kind, ("famous", "new"))
+    rows = read_jsonl(data_file(f"{DATA_DIR}/{name}"), fields=("kind", "prefix", "prefix_reworded", "continuation"))
+    return [r for r in rows if kind is None or r["kind"] == kind]
 
 
 def render(template: str | None, item: dict) -> str:
