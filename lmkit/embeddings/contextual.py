@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lmkit import checks
+from lmkit import checks, logprobs
 from lmkit.embeddings.token_tables import _tokenizer
 
 __all__ = ["contextual_vectors", "hidden_states_many", "hidden_states_of", "layer_cosine", "mean_hidden_state",
@@ -39,15 +39,13 @@ def hidden_states_many(lm, texts, batch_size: int = 64) -> list[torch.Tensor]:
         raise ValueError("texts is empty: pass a list of at least one text")
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="texts per forward pass, such as 64")
     tok = _tokenizer(lm)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     device = next(lm.model.parameters()).device
     out = []
     for start in range(0, len(texts), batch_size):
         rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[start:start + batch_size]]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
-        hs = torch.stack(lm.model(ids, attention_mask=mask, output_hidden_states=True).hidden_states, 1)
+        batch = logprobs.pad([{"input_ids": r} for r in rows], tok, side="right")
+        hs = torch.stack(lm.model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                                  output_hidden_states=True).hidden_states, 1)
         out += [h[:, :len(r)].float().cpu() for h, r in zip(hs, rows)]  # [layers + 1, T_i, d] each
     return out
 
