@@ -471,7 +471,7 @@ def test_exercise_contextual_gap(tiny_lm, lenient):
 
     from lmkit import exercises
 
-    senses = {"one": ["the cat sat on the mat", "the cat ran to the house"],
+    senses = {"one": ["on the mat sat the cat", "to the house ran a cat"],
               "two": ["a big cat ate", "she saw the small red cat"]}
     states = {t: E.hidden_states_of(tiny_lm, t)[1] for ts in senses.values() for t in ts}
     vec = {t: h[:, E.word_span(tiny_lm, t, "cat")].mean(1) for t, h in states.items()}
@@ -485,6 +485,40 @@ def test_exercise_contextual_gap(tiny_lm, lenient):
     assert not exercises.check("02.3", (senses, uncentred), lm=tiny_lm, word="cat")
     assert not exercises.check("02.3", ({"one": senses["one"][:1], "two": senses["two"]}, gap), lm=tiny_lm,
                                word="cat")                                # one sentence of a sense is not enough
+    def gap_of(senses):
+        states = {t: E.hidden_states_of(tiny_lm, t)[1] for ts in senses.values() for t in ts}
+        vec = {t: h[:, E.word_span(tiny_lm, t, "cat")].mean(1) for t, h in states.items()}
+        c = E.mean_hidden_state(list(states.values()))
+        cos = lambda pairs: torch.stack([E.layer_cosine(vec[a], vec[b], c) for a, b in pairs]).mean(0)[-1]
+        same = [p for ts in senses.values() for p in combinations(ts, 2)]
+        return float(cos(same) - cos(list(product(*senses.values()))))
+
+    same_start = {"one": ["the cat sat on the mat", "the cat ran to the house"], "two": senses["two"]}
+    assert not exercises.check("02.3", (same_start, gap_of(same_start)), lm=tiny_lm, word="cat")  # same up to "cat"
+    with_cats = {"one": ["on the mat sat the cats", "to the house ran a cat"], "two": senses["two"]}
+    assert not exercises.check("02.3", (with_cats, gap), lm=tiny_lm, word="cat")  # "cats" is not the whole word
+
+
+def test_senses_data_gives_each_word_a_distinct_left_context():
+    """A causal model's vector at the word sees only the text before it: no two sentences may read the same up to
+    the word, and each holds the word once, as a whole word (data/embeddings/senses.jsonl, notebook 02)."""
+    import re
+    from collections import Counter
+
+    from lmkit.data import data_file
+    from lmkit.files import read_jsonl
+
+    rows = read_jsonl(data_file("embeddings/senses.jsonl"))
+    assert Counter((r["word"], r["group"]) for r in rows) == {(w, g): 15 for w in ("bank", "morning")
+                                                              for g in ("river", "money")}
+    seen = []
+    for r in rows:
+        hits = list(re.finditer(rf"(?<!\w){r['word']}(?!\w)", r["text"]))
+        assert len(hits) == 1 and r["text"].count(r["word"]) == 1, r["text"]
+        assert hits[0].start() > 0, r["text"]                       # some left context before the word
+        seen.append(r["text"][:hits[0].end()])
+    assert len(set(seen)) == len(seen), [s for s, n in Counter(seen).items() if n > 1]
+    assert not any("bank" in r["text"] for r in rows if r["word"] == "morning")  # the control never names the word
 
 
 def test_exercise_rope_score_from_the_relative_position(lenient):

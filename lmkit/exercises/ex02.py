@@ -34,10 +34,13 @@ def _tied_logit(answer, *, lm, prompt="The capital of France is", word=" Paris")
 
 
 @exercise("02.3", hint="answer with a pair (bat, gap): bat a dict {'animal': [...], 'sport': [...]} of at least two "
-                       "sentences each containing 'bat'; gap = mean centred cosine over same-sense pairs minus over "
-                       "different-sense pairs, at the last layer, centred on E.mean_hidden_state of these sentences' "
-                       "hidden states, exactly as for 'bank' in section 4.")
+                       "sentences each containing 'bat' once as a whole word, with the words that give its sense "
+                       "before it (no two sentences may read the same up to 'bat': the model sees only the left "
+                       "context); gap = mean centred cosine over same-sense pairs minus over different-sense pairs, "
+                       "at the last layer, centred on E.mean_hidden_state of these sentences' hidden states, exactly "
+                       "as for 'bank' in section 4.")
 def _bat_gap(answer, *, lm, word="bat"):
+    import re
     from itertools import combinations, product
 
     import torch
@@ -46,8 +49,14 @@ def _bat_gap(answer, *, lm, word="bat"):
 
     senses, gap = answer
     senses = {k: list(v) for k, v in dict(senses).items()}
-    if len(senses) != 2 or any(len(v) < 2 or not all(word in t for t in v) for v in senses.values()):
-        return False
+    whole = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
+    if len(senses) != 2 or any(len(v) < 2 or not all(isinstance(t, str) and len(whole.findall(t)) == 1
+                                                       and t.count(word) == 1 for t in v) for v in senses.values()):
+        return False  # each sentence holds the word once, as a whole word ("bats", "battle" do not count)
+    texts = [t for v in senses.values() for t in v]
+    seen = [t[:t.index(word) + len(word)] for t in texts]
+    if len(set(seen)) != len(seen):
+        return False  # two sentences read the same up to the word: the causal model gives it the same vector
     states = {t: E.hidden_states_of(lm, t)[1] for texts in senses.values() for t in texts}
     vec = {t: h[:, E.word_span(lm, t, word)].mean(1) for t, h in states.items()}
     center = E.mean_hidden_state(list(states.values()))
