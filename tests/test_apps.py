@@ -349,3 +349,22 @@ def test_exercise_13_5_weighted_f1(monkeypatch):
     assert not exercises.check("13.5", f1_score(y_true, y_pred, average="macro", zero_division=0),
                                y_true=y_true, y_pred=y_pred)
     assert not exercises.check("13.5", by_prediction, y_true=y_true, y_pred=y_pred)
+
+
+def test_exercise_13_6_rouge2(monkeypatch):
+    from rouge_score import rouge_scorer
+
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    summary = "The cats sat on the mat and the dog sat on the rug."
+    reference = "A cat sat on the mat while the dog slept on the rug."
+    scores = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=True).score(reference, summary)
+    # by hand: 13 stemmed tokens each ("cats" -> "cat"), so 12 pairs each; clipped matches: "cat sat" 1, "sat on"
+    # min(2, 1) = 1, "on the" min(2, 2) = 2, "the mat" 1, "the dog" 1, "the rug" 1 -> 7; P = R = F = 7/12
+    assert scores["rouge2"].fmeasure == pytest.approx(7 / 12)
+    assert exercises.check("13.6", 7 / 12, summary=summary, reference=reference)
+    assert not exercises.check("13.6", scores["rouge1"].fmeasure, summary=summary, reference=reference)
+    unstemmed = rouge_scorer.RougeScorer(["rouge2"], use_stemmer=False).score(reference, summary)["rouge2"].fmeasure
+    assert unstemmed != pytest.approx(7 / 12)  # "cats" no longer matches "cat": one pair fewer
+    assert not exercises.check("13.6", unstemmed, summary=summary, reference=reference)

@@ -53,3 +53,15 @@ def _weighted_f1(answer, *, y_true, y_pred):
     from sklearn.metrics import f1_score
 
     return _close(answer, f1_score(list(y_true), list(y_pred), average="weighted", zero_division=0), rel=1e-6)
+
+
+@exercise("13.6", hint="tokenise both texts as rouge1_f does (lower-case, runs of letters and digits, Porter stem of "
+                       "words longer than three characters), then count word PAIRS (consecutive tokens) instead of "
+                       "words: the overlap sums min(count in summary, count in reference) over pairs, precision divides "
+                       "it by the summary's number of pairs, recall by the reference's, F1 is their harmonic mean.")
+def _rouge2(answer, *, summary, reference):
+    """Right if ``answer`` is the ROUGE-2 F-measure of ``summary`` against ``reference`` as ``rouge-score`` computes
+    it with the Porter stemmer on (:func:`lmkit.apps.rouge`)."""
+    from lmkit.apps import rouge
+
+    return _close(answer, rouge([summary], [reference])["rouge2"], rel=1e-9, abs_=1e-12)
