@@ -66,6 +66,9 @@ def test_cached_greedy_checker_accepts_the_greedy_tokens_and_refuses_others(tiny
     assert not check("10.3", wrong, lm=tiny_lm, prompt=prompt)
     assert not check("10.3", prompt, lm=tiny_lm, prompt=prompt)  # no new token
     assert not check("10.3", torch.cat([prompt[:, 1:], ids[:, 4:]], 1), lm=tiny_lm, prompt=prompt)  # not the prompt
+    assert check("10.3", ids, lm=tiny_lm, prompt=prompt, n_new=4)
+    assert not check("10.3", ids[:, :-1], lm=tiny_lm, prompt=prompt, n_new=4)  # right tokens, one too few
+    assert not check("10.3", ids, lm=tiny_lm, prompt=prompt, n_new=5)  # one too many for the length asked
 
 
 

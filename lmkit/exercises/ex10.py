@@ -21,21 +21,25 @@ def _kv_bytes(answer, *, lm):
     return int(gqa) == per(c.num_key_value_heads) and int(mha) == per(c.num_attention_heads)
 
 
-@exercise("10.3", hint="answer with the ids [1, prompt length + N_NEW] of your cached greedy loop: run the prompt "
+@exercise("10.3", hint="answer with the ids [1, prompt length + N_NEW] of your cached greedy loop (exactly N_NEW new "
+                       "tokens): run the prompt "
                        "once, keeping each layer's keys and values (after RoPE); then feed only the newest token, "
                        "with RoPE at its position (the cache length) and a mask that lets it see every cached key.")
-def _cached_greedy(answer, *, lm, prompt):
+def _cached_greedy(answer, *, lm, prompt, n_new=None):
     """Recomputed the slow way: greedy tokens from the whole sequence at every step (no cache, no stop at EOS), as
-    notebook 10's section 8 loop does; equal to ``model.generate`` when no EOS comes first."""
+    notebook 10's section 8 loop does; equal to ``model.generate`` when no EOS comes first. With ``n_new``, the
+    answer must add exactly that many tokens to ``prompt``."""
     import torch
 
     ids = torch.as_tensor(answer)
     ids = ids[None] if ids.dim() == 1 else ids
-    n_new = ids.shape[1] - prompt.shape[1]
-    if ids.shape[0] != 1 or n_new < 1 or not torch.equal(ids[:, : prompt.shape[1]], prompt):
+    if ids.shape[0] != 1 or not torch.equal(ids[:, : prompt.shape[1]], prompt):
+        return False
+    got = ids.shape[1] - prompt.shape[1]
+    if got < 1 or (n_new is not None and got != int(n_new)):
         return False
     reference = prompt
     with torch.no_grad():
-        for _ in range(n_new):
+        for _ in range(got):
             reference = torch.cat([reference, lm.model(reference).logits[:, -1:].argmax(-1)], dim=1)
     return torch.equal(ids, reference)
