@@ -1,5 +1,8 @@
-"""Parameter counts and training FLOPs per token (Kaplan et al. 2020, "Scaling laws for neural language models",
-table 1: about 6N per token plus the attention term) (notebook 09)."""
+"""Parameter counts and training FLOPs per token (notebook 09).
+
+Sources: ``6N`` per trained token, Kaplan et al. 2020, "Scaling laws for neural language models", section 2.1 and
+table 1; the attention term ``12·L·d·T``, Chowdhery et al. 2022, "PaLM: Scaling language modeling with pathways",
+appendix B (written there ``12·L·H·Q·T``, with ``H·Q = d``)."""
 from __future__ import annotations
 
 
@@ -27,7 +30,8 @@ def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, tra
     ``6N``: 2 FLOPs per multiply-add per weight of the blocks (``N`` = parameters outside the token embedding),
     forward (2N) plus backward (4N); ``6·V·d``: the output head, a ``d × V`` product per token (2·V·d forward) that a
     tied head performs although its matrix is the embedding, left out of ``N``; ``12·L·d·T``: the attention scores
-    and the weighted sum, which grow with the context length ``T``. Kaplan et al. (2020), section 2.1.
+    and the weighted sum, which grow with the context length ``T``. ``6N``: Kaplan et al. (2020), section 2.1;
+    ``12·L·d·T``: Chowdhery et al. (2022, PaLM), appendix B.
     """
     for name, value in (("n_params_", n_params_), ("n_layer", n_layer), ("n_embd", n_embd), ("context", context),
                         ("vocab_size", vocab_size)):
