@@ -173,9 +173,9 @@ def test_paired_difference_is_centred_on_the_difference():
     diff, (lo, hi) = ev.paired_difference(a, b)
     assert diff == pytest.approx(0.10)
     assert lo < 0.10 <= hi and lo > 0  # A is right on every item B is right on: the difference is positive
-    assert hi == pytest.approx(0.10)  # every discordant item favours A: the exact interval cannot reach past 10/100
+    assert hi > 0.10  # every discordant item favours A, yet the true difference may be larger than the observed one
     same, (lo, hi) = ev.paired_difference(a, a)
-    assert same == 0 and lo == hi == 0
+    assert same == 0 and lo < 0 < hi  # identical answers: no difference, but 100 items cannot pin it to exactly 0
 
 
 def test_calibration_bins_and_ece_by_hand():

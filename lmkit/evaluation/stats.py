@@ -25,7 +25,7 @@ def paired_difference(correct_a, correct_b, *, confidence: float = 0.95) -> tupl
     """Accuracy of A minus accuracy of B on the same items (0/1 per item), with its interval: ``(diff, (lo, hi))``.
 
     :func:`lmkit.stats.compare` with ``paired=True`` and its default ``method="auto"``, which for 0/1 outcomes is
-    the exact conditional interval of McNemar's setting (Clopper–Pearson on the discordant items): one rule for
+    Newcombe's square-and-add interval for paired proportions (1998, method 10): one rule for
     every comparison in lmkit. Kept as a short form; notebook 14 calls ``compare`` itself, which also gives the
     verdict and the sentence.
     """
