@@ -499,6 +499,44 @@ def test_exercise_contextual_gap(tiny_lm, lenient):
     assert not exercises.check("02.3", (with_cats, gap), lm=tiny_lm, word="cat")  # "cats" is not the whole word
 
 
+def test_cosine_matrix_and_sense_gap_by_hand():
+    torch.manual_seed(0)
+    vecs = [torch.randn(3, 8) for _ in range(6)]
+    center = torch.randn(3, 8)
+    sim = E.cosine_matrix(vecs, center)
+    assert sim.shape == (3, 6, 6)
+    torch.testing.assert_close(sim[:, 1, 4], E.layer_cosine(vecs[1], vecs[4], center))
+    labels = ["x", "x", "x", "y", "y", "y"]
+    within = [E.layer_cosine(vecs[i], vecs[j], center) for g in ([0, 1, 2], [3, 4, 5]) for i in g for j in g if i < j]
+    across = [E.layer_cosine(vecs[i], vecs[j], center) for i in (0, 1, 2) for j in (3, 4, 5)]
+    torch.testing.assert_close(E.sense_gap(sim, labels), torch.stack(within).mean(0) - torch.stack(across).mean(0))
+    with pytest.raises(ValueError, match="two groups"):
+        E.sense_gap(sim, ["x"] * 5 + ["y"])
+    with pytest.raises(ValueError, match="labels"):
+        E.sense_gap(sim, labels[:5])
+
+
+def test_compare_gaps_finds_a_planted_gap_and_no_gap_without_one():
+    n = 10
+    labels = ["a"] * n + ["b"] * n
+    lab = torch.tensor([0] * n + [1] * n)
+    torch.manual_seed(1)
+    noise = torch.randn(2 * n, 2 * n) * 0.05
+    noise = (noise + noise.T) / 2
+    planted = torch.where(lab[:, None] == lab[None, :], 0.6, 0.1) + noise
+    flat = 0.3 + noise
+    gap = E.compare_gaps(planted, labels)
+    assert gap.verdict == "higher" and gap.low <= gap.diff <= gap.high and abs(gap.diff - 0.5) < 0.05
+    assert E.compare_gaps(flat, labels).verdict == "cannot be told apart"
+    vs = E.compare_gaps(planted, labels, control=flat)
+    assert vs.verdict == "higher" and vs.paired and vs.diff == pytest.approx(gap.diff - float(E.sense_gap(flat, labels)))
+    assert E.compare_gaps(planted, labels, control=planted).diff == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="one layer"):
+        E.compare_gaps(torch.zeros(3, n, n), labels[: n])
+    with pytest.raises(ValueError, match="same sentences"):
+        E.compare_gaps(planted, labels, control=planted[:4, :4])
+
+
 def test_senses_data_gives_each_word_a_distinct_left_context():
     """A causal model's vector at the word sees only the text before it: no two sentences may read the same up to
     the word, and each holds the word once, as a whole word (data/embeddings/senses.jsonl, notebook 02)."""
@@ -509,16 +547,16 @@ def test_senses_data_gives_each_word_a_distinct_left_context():
     from lmkit.files import read_jsonl
 
     rows = read_jsonl(data_file("embeddings/senses.jsonl"))
-    assert Counter((r["word"], r["group"]) for r in rows) == {(w, g): 15 for w in ("bank", "morning")
-                                                              for g in ("river", "money")}
-    seen = []
-    for r in rows:
-        hits = list(re.finditer(rf"(?<!\w){r['word']}(?!\w)", r["text"]))
-        assert len(hits) == 1 and r["text"].count(r["word"]) == 1, r["text"]
-        assert hits[0].start() > 0, r["text"]                       # some left context before the word
-        seen.append(r["text"][:hits[0].end()])
-    assert len(set(seen)) == len(seen), [s for s, n in Counter(seen).items() if n > 1]
-    assert not any("bank" in r["text"] for r in rows if r["word"] == "morning")  # the control never names the word
+    assert Counter((r["word"], r["group"]) for r in rows) == {("bank", g): 15 for g in ("river", "money")}
+    for word in ("bank", "spot", "place", "edge"):  # the word itself and the controls notebook 02 puts in its place
+        seen = []
+        for r in rows:
+            text = re.sub(r"\bbank\b", word, r["text"])
+            hits = list(re.finditer(rf"(?<!\w){word}(?!\w)", text))
+            assert len(hits) == 1 and text.count(word) == 1, text
+            assert hits[0].start() > 0, text                          # some left context before the word
+            seen.append(text[:hits[0].end()])
+        assert len(set(seen)) == len(seen), [s for s, n in Counter(seen).items() if n > 1]
 
 
 def test_exercise_rope_score_from_the_relative_position(lenient):

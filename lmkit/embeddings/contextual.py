@@ -6,8 +6,8 @@ import torch
 from lmkit import checks, logprobs
 from lmkit.embeddings.token_tables import _tokenizer
 
-__all__ = ["contextual_vectors", "hidden_states_many", "hidden_states_of", "layer_cosine", "mean_hidden_state",
-           "plot_layer_curves", "word_span"]
+__all__ = ["compare_gaps", "contextual_vectors", "cosine_matrix", "hidden_states_many", "hidden_states_of",
+           "layer_cosine", "mean_hidden_state", "plot_layer_curves", "sense_gap", "word_span"]
 
 
 @torch.no_grad()
@@ -90,6 +90,100 @@ def layer_cosine(u: torch.Tensor, v: torch.Tensor, center: torch.Tensor | None =
     if center is not None:
         u, v = u - center, v - center
     return torch.nn.functional.cosine_similarity(u, v, dim=-1)
+
+
+def cosine_matrix(vectors, center: torch.Tensor | None = None) -> torch.Tensor:
+    """Centred cosine of every pair of ``n`` word vectors at every layer: ``[layers + 1, n, n]`` (notebook 02).
+
+    ``vectors``: a list of ``n`` tensors ``[layers + 1, d]`` (one word in ``n`` sentences); ``center``:
+    ``[layers + 1, d]`` or ``None``. Entry ``[l, i, j]`` is :func:`layer_cosine` of vectors ``i`` and ``j`` at layer
+    ``l``. Raises a one-line ``ValueError`` for fewer than two vectors.
+    """
+    vectors = list(vectors)
+    if len(vectors) < 2:
+        raise ValueError(f"{len(vectors)} vector(s): pass at least two word vectors to compare")
+    v = torch.stack(vectors).float()                                            # [n, layers + 1, d]
+    if center is not None:
+        v = v - center
+    v = torch.nn.functional.normalize(v, dim=-1).transpose(0, 1)                # [layers + 1, n, d]
+    return v @ v.transpose(1, 2)
+
+
+def _labels(labels, n: int) -> torch.Tensor:
+    labels = list(labels)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} sentences: pass one group label per sentence")
+    kinds = sorted(set(labels), key=labels.index)
+    if len(kinds) != 2 or min(labels.count(k) for k in kinds) < 2:
+        raise ValueError(f"labels {kinds} with counts {[labels.count(k) for k in kinds]}: pass two groups of at least "
+                         "two sentences each")
+    return torch.tensor([kinds.index(x) for x in labels])
+
+
+def sense_gap(sim: torch.Tensor, labels) -> torch.Tensor:
+    """Mean cosine over the pairs within a group minus over the pairs across the two groups (notebook 02).
+
+    ``sim``: ``[..., n, n]`` from :func:`cosine_matrix` (the diagonal is ignored); ``labels``: ``n`` group labels,
+    two groups of at least two. Returns ``[...]`` (one gap per layer for a ``[layers + 1, n, n]`` input).
+    """
+    lab = _labels(labels, sim.shape[-1])
+    same = lab[:, None] == lab[None, :]
+    within = same & ~torch.eye(len(lab), dtype=torch.bool)
+    return sim[..., within].mean(-1) - sim[..., ~same].mean(-1)
+
+
+def compare_gaps(sim: torch.Tensor, labels, control: torch.Tensor | None = None, *, confidence: float = 0.95,
+                 n_resamples: int = 2000, seed: int = 0):
+    """The within − across gap of :func:`sense_gap` with a bootstrap interval over the sentences (notebook 02).
+
+    ``sim``: ``[n, n]`` cosines of one word in ``n`` sentences (one layer of :func:`cosine_matrix`); ``labels``: their
+    two groups. Every pair cosine shares its sentences with other pairs, so the pairs are not independent items and
+    per-sentence means are not either: each resample draws ``n`` sentences with replacement within each group,
+    recomputes the whole statistic on the pairs of distinct draws (a sentence drawn twice is never paired with
+    itself), and the percentile interval of those statistics is reported (Efron & Tibshirani 1993, ch. 13).
+
+    Without ``control``, the :class:`lmkit.stats.Comparison` compares within (``mean_a``) against across (``mean_b``):
+    ``diff`` is the gap. With ``control`` (``[n, n]``, another word in the same ``n`` sentence frames, in the same
+    order), it compares the two gaps, ``gap(sim) − gap(control)``, resampling the same sentences for both (paired).
+    ``verdict`` is "higher" when the whole interval is above 0. Raises a one-line ``ValueError`` for bad shapes or
+    labels.
+    """
+    from lmkit import checks
+    from lmkit.stats import Comparison, _verdict
+
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"sim has shape {tuple(sim.shape)}: pass one layer, [n, n], e.g. cosine_matrix(...)[-1]")
+    if control is not None and control.shape != sim.shape:
+        raise ValueError(f"control has shape {tuple(control.shape)}, sim {tuple(sim.shape)}: pass the control word's "
+                         "cosines in the same sentences, in the same order")
+    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
+    n_resamples = checks.integer("n_resamples", n_resamples, low=100, fix="pass e.g. n_resamples=2000")
+    lab = _labels(labels, sim.shape[0])
+    gen = torch.Generator().manual_seed(checks.seed("seed", seed))
+    members = [torch.nonzero(lab == k).flatten() for k in (0, 1)]
+    draws = torch.cat([m[torch.randint(len(m), (n_resamples, len(m)), generator=gen)] for m in members], 1)  # [B, n]
+    order = torch.cat(members)                                                  # the original sentences, grouped
+    distinct = draws[:, :, None] != draws[:, None, :]                           # [B, n, n]: no sentence with itself
+    same = (lab[order][:, None] == lab[order][None, :])
+
+    def parts(s, idx, ok):
+        sub = s[idx[..., :, None], idx[..., None, :]]
+        w, a = ok & same, ok & ~same
+        return (sub * w).sum((-1, -2)) / w.sum((-1, -2)), (sub * a).sum((-1, -2)) / a.sum((-1, -2))
+
+    full = torch.ones(len(order), len(order), dtype=torch.bool) & ~torch.eye(len(order), dtype=torch.bool)
+    (w0, a0), (wb, ab) = parts(sim.float(), order, full), parts(sim.float(), draws, distinct)
+    if control is None:
+        mean_a, mean_b, boot = float(w0), float(a0), wb - ab
+    else:
+        (cw0, ca0), (cwb, cab) = parts(control.float(), order, full), parts(control.float(), draws, distinct)
+        mean_a, mean_b, boot = float(w0 - a0), float(cw0 - ca0), (wb - ab) - (cwb - cab)
+    alpha = (1 - confidence) / 2
+    low, high = (float(x) for x in torch.quantile(boot.double(), torch.tensor([alpha, 1 - alpha], dtype=torch.double)))
+    diff = mean_a - mean_b
+    low, high = min(low, diff), max(high, diff)
+    return Comparison(diff=diff, low=low, high=high, verdict=_verdict(low, high), mean_a=mean_a, mean_b=mean_b,
+                      n_a=len(order), n_b=len(order), paired=True, confidence=confidence, method="bootstrap")
 
 
 def plot_layer_curves(curves: dict[str, torch.Tensor], ax=None, title: str = "same word, different contexts",

@@ -69,9 +69,10 @@ def _variant_key(text: str) -> str:
 def neighbours(lm, query, k: int = 10, skip_variants: bool = True, leading_space: bool = True):
     """The ``k`` tokens whose embedding rows have the highest cosine similarity to ``query`` (notebook 02).
 
-    ``query`` is a word (its :func:`word_vectors` vector) or a ``[d]`` tensor. With ``skip_variants`` tokens that
-    differ from the query or from a better neighbour only by case, spacing or a plural ``s`` are left out
-    (``" Cat"``, ``"cats"``), so the list shows other words.
+    ``query`` is a word (its :func:`word_vectors` vector) or a ``[d]`` tensor. With ``skip_variants`` a token is left
+    out when its text, with surrounding spaces removed, lower-cased and stripped of every trailing ``s``, equals the
+    query's or a better neighbour's (``" Cat"``, ``"cats"``; also ``"clas"`` after ``"class"``), or when it decodes
+    to nothing or to a broken character (``\ufffd``), so the list shows other words.
     """
     import pandas as pd
 
