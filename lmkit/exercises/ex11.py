@@ -28,7 +28,7 @@ def _lora_q_v_r4(answer, *, lm):
 
 
 @exercise("11.2", hint="collate the examples with ft.collate(..., pad_id) and count the label positions equal to "
-                       "ft.IGNORE (-100) in batch['labels']: prompt tokens AND right padding; divide by the number "
+                       "ft.IGNORE (-100) in batch8['labels']: prompt tokens AND right padding; divide by the number "
                        "of positions (rows x columns). Answer with a fraction between 0 and 1.")
 def _masked_fraction(answer, *, tokenizer, rows):
     from lmkit.finetune import format_prompt
