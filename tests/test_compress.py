@@ -115,6 +115,10 @@ def test_distill_loss_parts():
     assert cp.distill_loss(s, t, y, alpha=1.0).item() > 0
     with pytest.raises(ValueError, match="needs teacher_logits"):
         cp.distill_loss(s, None, y, alpha=0.5)
+    loss, ce_part = cp.distill_loss(s, t, y, alpha=0.5, return_ce=True)  # the CE term alone, as well
+    assert ce_part.item() == pytest.approx(ce.item())
+    assert loss.item() == pytest.approx(cp.distill_loss(s, t, y, alpha=0.5).item())
+    assert loss.item() != pytest.approx(ce.item())
 
 
 def test_distillation_moves_the_student_towards_the_teacher(model):
@@ -134,6 +138,18 @@ def test_distillation_moves_the_student_towards_the_teacher(model):
     assert len(losses) == 30 and losses[-1] < losses[0]
     assert kl_to_teacher(student) < 0.75 * before
     assert student.model.embed_tokens.weight.requires_grad  # unfrozen again afterwards
+
+
+def test_distill_returns_the_ce_term_per_step(model):
+    ids = torch.randint(4, 64, (500,), generator=torch.Generator().manual_seed(2))
+    kw = dict(steps=3, block_size=8, batch_size=2, lr=1e-3, temperature=2.0, progress=False)
+    a, b = cp.shallow_copy(model, [0]), cp.shallow_copy(model, [0])
+    losses, ces = cp.distill(a, model, ids, alpha=0.5, return_ce=True, **kw)
+    alone, ces_alone = cp.distill(b, model, ids, alpha=0.0, return_ce=True, **kw)
+    assert len(ces) == len(losses) == 3
+    assert ces_alone == pytest.approx(alone)  # alpha=0: the loss is the CE term
+    assert ces[0] == pytest.approx(ces_alone[0])  # same start, same first batch: same CE before any update
+    assert losses[0] != pytest.approx(ces[0])  # the KD loss is not its CE term
 
 
 def test_with_model_plugs_into_perplexity(tiny_lm):

@@ -38,27 +38,31 @@ def shallow_copy(model: nn.Module, layers: list[int]) -> nn.Module:
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor,
-                 alpha: float = 0.5, temperature: float = 2.0) -> torch.Tensor:
+                 alpha: float = 0.5, temperature: float = 2.0, *, return_ce: bool = False):
     """``alpha·T²·KL(p_teacher,T ‖ p_student,T) + (1-alpha)·CE(student, labels)`` per token (notebook 12).
 
     Hinton et al. (2015), "Distilling the Knowledge in a Neural Network": the teacher's distribution softened by
     ``T`` carries more than the one right answer (which other tokens were plausible); ``T²`` keeps the gradient
     scale of the soft term independent of ``T``. ``alpha=0`` is training on the data alone. Logits ``[B, T, V]``
     predict ``labels`` ``[B, T]`` (already shifted). Returns a scalar: nats per token (the KL term averaged over the
-    ``B·T`` positions). Raises :class:`lmkit.checks.CheckError` (a ValueError) for ``alpha`` outside [0, 1], a
-    ``temperature`` that is not positive, or ``alpha > 0`` without ``teacher_logits``.
+    ``B·T`` positions). With ``return_ce`` it returns ``(loss, ce)``: the cross-entropy term alone as well, already
+    computed, so that runs with different ``alpha`` can be compared on the same quantity. Raises
+    :class:`lmkit.checks.CheckError` (a ValueError) for ``alpha`` outside [0, 1], a ``temperature`` that is not
+    positive, or ``alpha > 0`` without ``teacher_logits``.
     """
     alpha = checks.probability("alpha", alpha, fix="the weight of the teacher's soft targets")
     temperature = checks.real("temperature", temperature, low=0, low_open=True, fix="pass e.g. 2.0")
+    checks.boolean("return_ce", return_ce)
     ce = F.cross_entropy(student_logits.flatten(0, 1).float(), labels.flatten())
     if alpha == 0.0:
-        return ce
+        return (ce, ce) if return_ce else ce
     if teacher_logits is None:
         checks.fail(f"alpha={alpha} needs teacher_logits: pass the teacher's logits or use alpha=0")
     s = F.log_softmax(student_logits.flatten(0, 1).float() / temperature, -1)
     t = F.log_softmax(teacher_logits.flatten(0, 1).float() / temperature, -1)
     kl = F.kl_div(s, t, log_target=True, reduction="batchmean")
-    return alpha * temperature**2 * kl + (1 - alpha) * ce
+    loss = alpha * temperature**2 * kl + (1 - alpha) * ce
+    return (loss, ce) if return_ce else loss
 
 
 def token_batches(ids: torch.Tensor, block_size: int, batch_size: int, steps: int, seed: int = 0):
@@ -86,11 +90,16 @@ def token_batches(ids: torch.Tensor, block_size: int, batch_size: int, steps: in
 
 def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *, steps: int, block_size: int = 128,
             batch_size: int = 4, lr: float = 5e-4, alpha: float = 0.5, temperature: float = 2.0,
-            train_embeddings: bool = False, seed: int = 0, progress: bool | None = None, desc: str = "distill") -> list:
+            train_embeddings: bool = False, seed: int = 0, progress: bool | None = None, desc: str = "distill",
+            return_ce: bool = False):
     """Train ``student`` on windows of ``ids`` with :func:`distill_loss`; returns the loss of each step (notebook 12).
 
-    ``alpha=0`` trains on the data alone (the teacher is not run). The same ``seed`` gives the same batches, so two
-    calls with different ``alpha`` spend exactly the same budget. The (tied) embedding is frozen unless
+    With ``return_ce`` it returns ``(losses, ces)``: also the cross-entropy term of each step (what ``alpha=0``
+    minimises), computed anyway, so that a distilled run and a data-alone run can be plotted on the same quantity.
+
+    ``alpha=0`` trains on the data alone (the teacher is not run). The same ``seed`` gives the same batches (the only
+    randomness: the student's start is whatever it holds), so two calls with different ``alpha`` spend exactly the
+    same budget. The embedding, and with it a tied output head (the same tensor), is frozen unless
     ``train_embeddings``: it is already good, and in a shallow student it holds a large share of the parameters (57%
     of six of SmolLM2-135M's 30 layers plus embedding, norms and head); it is unfrozen again afterwards. The steps run on :func:`lmkit.training.fit`: AdamW at ``lr`` (no weight decay), a linear
     warm-up over the first tenth of the steps (step ``s`` at ``(s + 1) / (steps // 10)`` of ``lr``), gradients
@@ -100,6 +109,7 @@ def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *,
     alpha = checks.probability("alpha", alpha, fix="the weight of the teacher's soft targets")
     temperature = checks.real("temperature", temperature, low=0, low_open=True, fix="pass e.g. 2.0")
     checks.boolean("train_embeddings", train_embeddings)
+    checks.boolean("return_ce", return_ce)
     if alpha > 0 and teacher is None:
         checks.fail(f"alpha={alpha} needs a teacher: pass the teacher model, or alpha=0 to train on the data alone")
     batches = token_batches(ids, block_size, batch_size, steps, seed)
@@ -115,7 +125,8 @@ def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *,
             with torch.inference_mode():
                 teacher_logits = teacher(x).logits
             teacher_logits = teacher_logits.clone()  # out of inference mode, usable in autograd
-        return distill_loss(model(x).logits, teacher_logits, y, alpha, temperature), {}
+        loss, ce = distill_loss(model(x).logits, teacher_logits, y, alpha, temperature, return_ce=True)
+        return loss, {"ce": ce.detach()}
 
     emb = student.get_input_embeddings().weight
     emb.requires_grad_(train_embeddings)
@@ -124,4 +135,5 @@ def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *,
                   accelerator=make_accelerator(device=next(student.parameters()).device))
     finally:
         emb.requires_grad_(True)
-    return [h["train_loss"] for h in run.history]
+    losses = [h["train_loss"] for h in run.history]
+    return (losses, [h["ce"] for h in run.history]) if return_ce else losses
