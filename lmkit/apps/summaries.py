@@ -1,7 +1,8 @@
 """Judging summaries: the lead-n baseline and ROUGE-1/2/L against a written reference (notebook 13).
 
 - :func:`lead_n`: the first ``n`` sentences of a text. Lead-3 is the standard extractive baseline for news
-  summarisation (Nallapati et al. 2016, "Abstractive text summarization using sequence-to-sequence RNNs and beyond";
+  summarisation (Nallapati et al. 2017, "SummaRuNNer: a recurrent neural network based sequence model for extractive
+  summarization of documents";
   See et al. 2017, "Get to the point: summarization with pointer-generator networks"): a model's summary is worth
   something only where it beats it.
 - :func:`rouge`: ROUGE-1, ROUGE-2 and ROUGE-L F-measures (Lin 2004, "ROUGE: A package for automatic evaluation of
@@ -42,7 +43,7 @@ def lead_n(text: str, n: int = 3) -> str:
 
     - ``text``: a non-blank string; sentences are found by :data:`SENTENCE_END` (see its caveats).
     - ``n``: a positive ``int`` (``bool`` refused); lead-3 (``n=3``) is the usual baseline (See et al. 2017;
-      Nallapati et al. 2016).
+      Nallapati et al. 2017).
     - Returns a ``str``. The first ``n`` sentences of a text with more than ``n`` are always shorter than the text.
     - Errors: a one-line :class:`lmkit.checks.CheckError` (a ``ValueError``) for a bad ``n``, a blank text, or a
       text with fewer than ``n`` sentences (the message gives ``n``, the count and the fix).
