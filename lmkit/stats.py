@@ -21,16 +21,18 @@ Intervals (``scipy.stats``):
   − 2φ(p_1 − l_1)(u_2 − p_2))`` to ``d + sqrt((p_2 − l_2)² + (u_1 − p_1)² − 2φ(p_2 − l_2)(u_1 − p_1))``, with
   ``φ = (n_11 n_00 − n_10 n_01 − n/2) / sqrt(product of the margins)`` when ``n_11 n_00 − n_10 n_01 > n/2``, ``0``
   between ``0`` and ``n/2``, and the plain ``φ`` below ``0``. (An interval built only from the ``n_d`` discordant
-  pairs, Clopper–Pearson on ``n_10 / n_d`` scaled by ``n_d / n``, treats ``n_d`` as fixed: its end sits on the
-  estimate whenever every discordant pair goes one way, and it covers less than it claims.) Unpaired: Newcombe's
+  pairs, Clopper–Pearson on ``n_10 / n_d`` scaled by ``n_d / n``, treats ``n_d`` as fixed: its width leaves out the
+  noise in ``n_d``, and its end sits on the estimate whenever every discordant pair goes one way.) Unpaired: Newcombe's
   hybrid score interval from the two Wilson intervals (Newcombe 1998, method 10). Both are score intervals,
   close to nominal coverage from a few dozen items on (tests/test_stats.py simulates it); on a handful of items
   they can call a difference that an exact test would not (3 of 3 pairs one way: the interval excludes 0, the
   exact McNemar test, a binomial test on ``n_10`` of the ``n_d`` discordant pairs, gives p = 0.25). Notebook 14
   shows the interval and the exact test side by side.
 
-When every difference is the same number (zero spread), the interval is that number: ten items all right under A
-and all wrong under B are "higher", and ten ties are "cannot be told apart".
+When every difference is the same number (zero spread) and the t or bootstrap interval is used, the interval is
+that number: ``compare([2.0, 2.0], [1.0, 1.0])`` is "higher" with a zero-width interval, and ties are "cannot be told
+apart". 0/1 outcomes keep their score interval even then: ten items all right under A and all wrong under B give
+an interval of width about 0.4 ending at 1, still "higher".
 
 Taught in notebook 14 (evaluation), used in every notebook that compares two numbers.
 """
