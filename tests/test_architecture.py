@@ -203,7 +203,8 @@ def test_no_module_level_getattr():
 RELIED_ON = ["lmkit.load", "lmkit.env.QUICK", "lmkit.env.report", "lmkit.metrics.perplexity",
              "lmkit.attention.attentions", "lmkit.attention.recompute", "lmkit.generate.stream",
              "lmkit.generate.generate", "lmkit.widgets.playground", "lmkit.finetune.train", "lmkit.bpe.BPE",
-             "lmkit.evaluation.multiple_choice", "lmkit.preference.dpo_loss"]
+             "lmkit.evaluation.multiple_choice", "lmkit.preference.dpo_loss", "lmkit.rl.pass_at_k",
+             "lmkit.rl.majority_vote", "lmkit.rl.grpo_loss", "lmkit.rl.group_advantages"]
 
 
 @pytest.mark.parametrize("dotted", RELIED_ON)

@@ -1,0 +1,303 @@
+"""Reasoning with verifiable rewards: pass@k, majority vote, GRPO's advantages and loss, and a task whose reward is
+computed (taught in notebook 17, reasoning).
+
+- **The task** (``data/rl/``, read with :func:`load_split`): one-step word problems, an addition or a subtraction
+  with a whole-number answer. :func:`extract_answer` reads the last integer of a reply (the rule of GSM8K-style
+  graders), :func:`reward` is 1.0 when it equals the answer, else 0.0. :func:`prompt` is the user turn.
+- **Inference-time scaling**: :func:`pass_at_k` (Chen et al. 2021, "Evaluating Large Language Models Trained on
+  Code", the unbiased estimator), :func:`majority_vote` (Wang et al. 2022, "Self-Consistency Improves Chain of
+  Thought Reasoning in Language Models"). :func:`sample` draws ``n`` completions per prompt in batches.
+- **GRPO** (Shao et al. 2024, "DeepSeekMath", section 4.1): :func:`group_advantages` (reward minus its group's mean,
+  over the group's standard deviation), :func:`grpo_loss` (the clipped ratio of PPO, the k3 estimate of the KL to a
+  reference, :func:`kl_k3`, and three ways to average over tokens: DAPO's token mean, GRPO's per-sequence mean and
+  Dr. GRPO's constant normaliser). ``tests/test_rl.py`` asserts both equal to TRL's ``GRPOTrainer`` (1.16).
+
+Bad input raises a one-line :class:`lmkit.checks.CheckError` (a ``ValueError``) naming the value and the fix, before
+any work.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import NamedTuple
+
+import torch
+
+from lmkit import checks
+from lmkit.data import data_file
+from lmkit.decoding.settings import eos_ids
+from lmkit.files import DataError, read_jsonl
+from lmkit.finetune.data import format_prompt
+from lmkit.logprobs import pad, pad_id
+
+__all__ = ["SPLITS", "INSTRUCTION", "AGGREGATIONS", "STD_EPS", "load_split", "prompt", "extract_answer", "reward",
+           "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_loss", "Samples", "sample"]
+
+SPLITS = ("train", "test")
+DATASET = "rl"
+INSTRUCTION = " Give the final answer as a number."
+"""Appended to each question to make the user turn (:func:`prompt`)."""
+AGGREGATIONS = ("token", "sequence", "dr_grpo")
+""":func:`grpo_loss`'s averages over tokens; TRL's names: ``"dapo"`` / ``"bnpo"``, ``"grpo"``, ``"dr_grpo"``."""
+STD_EPS = 1e-4
+"""Added to a group's standard deviation before dividing, as TRL's ``GRPOTrainer`` does (1.16)."""
+_INTEGER = re.compile(r"-?\d+(?:,\d{3})*")
+
+
+# ----------------------------------------------------------------------------------------------- the task
+def load_split(split: str, limit: int | None = None) -> list[dict]:
+    """The project's word problems (``data/rl/``): ``'train'`` (240) or ``'test'`` (120, held out) (notebook 17).
+
+    Each item: ``id``, ``question`` (str), ``answer`` (int), and the problem itself, ``op`` (``"add"`` / ``"sub"``),
+    ``a``, ``b``. ``limit``: the first items only (an integer >= 1), or None for all. A bad line raises
+    :class:`lmkit.files.DataError` naming the file and the line."""
+    checks.one_of("split", split, SPLITS, error=DataError)
+    if limit is not None:
+        limit = checks.integer("limit", limit, low=1, fix="pass how many items to keep, or None for all",
+                               error=DataError)
+    return read_jsonl(data_file(f"{DATASET}/{split}.jsonl"), {"question": str, "answer": int})[:limit]
+
+
+def prompt(item) -> str:
+    """The user turn for an item (a dict with ``question``) or a question: the question and :data:`INSTRUCTION`."""
+    question = item["question"] if isinstance(item, dict) else item
+    return checks.text("question", question) + INSTRUCTION
+
+
+def extract_answer(text: str) -> int | None:
+    """The last integer written in ``text`` (``"-3"``, ``"1,024"`` read as 1024), or None if it has none
+    (notebook 17).
+
+    The rule of GSM8K-style graders: the final number is the answer. It is lenient on purpose (a reply need not say
+    "The answer is"), so a reply that ends with a stray number scores that number: a reward a policy can learn to
+    game, which notebook 17 looks for in the samples."""
+    if not isinstance(text, str):
+        checks.fail(f"text={checks.show(text)} must be a string, not {type(text).__name__}: pass the decoded reply")
+    found = _INTEGER.findall(text)
+    return int(found[-1].replace(",", "")) if found else None
+
+
+def reward(text: str, answer: int) -> float:
+    """1.0 if :func:`extract_answer` of ``text`` equals ``answer`` (an integer), else 0.0: computed, not judged
+    (notebook 17)."""
+    answer = checks.integer("answer", answer, fix="pass the item's integer answer")
+    return 1.0 if extract_answer(text) == answer else 0.0
+
+
+# ----------------------------------------------------------------------------------------------- inference-time scaling
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass@k from ``n`` samples of which ``c`` are correct (Chen et al. 2021, eq. 1;
+    notebook 17): the probability that at least one of ``k`` samples drawn without replacement from the ``n`` is
+    correct, ``1 - C(n-c, k) / C(n, k)``.
+
+    Computed as the numerically stable product of Chen et al.'s code, ``1 - prod_{i=n-c+1}^{n} (1 - k/i)``, with no
+    large binomials. A probability in [0, 1]; 1.0 when ``n - c < k`` (every k-subset holds a correct sample).
+
+    Errors: ``n`` an integer >= 1, ``c`` an integer in [0, n], ``k`` an integer in [1, n].
+    """
+    n = checks.integer("n", n, low=1, fix="pass the number of samples drawn per problem")
+    c = checks.integer("c", c, low=0, high=n, fix=f"the correct samples cannot outnumber the n={n} samples")
+    k = checks.integer("k", k, low=1, high=n, fix=f"k cannot exceed the n={n} samples drawn; draw more or lower k")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def majority_vote(answers):
+    """The most frequent answer among ``answers`` (self-consistency, Wang et al. 2022; notebook 17).
+
+    ``answers``: a list (or tuple) of hashable answers, e.g. :func:`extract_answer` of each of k samples; ``None``
+    stands for a reply with no answer and never wins over a parsed one (it is not counted). Ties go to the answer
+    that appears first in ``answers``. Returns None only if every answer is None.
+
+    Errors: an empty list, something that is not a list or tuple.
+    """
+    if not isinstance(answers, (list, tuple)) or not answers:
+        checks.fail(f"answers={checks.show(answers)} must be a non-empty list: pass one answer per sample "
+                     "(None for a reply with no answer)")
+    counts = Counter(a for a in answers if a is not None)
+    return counts.most_common(1)[0][0] if counts else None  # most_common keeps first-seen order among equal counts
+
+
+# ----------------------------------------------------------------------------------------------- GRPO
+def group_advantages(rewards, group_size: int, *, scale: bool = True) -> torch.Tensor:
+    """GRPO's group-relative advantages (Shao et al. 2024, section 4.1.2, outcome supervision; notebook 17).
+
+    ``rewards``: shape ``[batch]`` (a tensor or a list of numbers), the groups laid out one after another: rows
+    ``0 .. group_size-1`` are the samples of the first prompt, and so on. Each advantage is the reward minus its
+    group's mean; with ``scale=True`` it is divided by the group's standard deviation plus :data:`STD_EPS` (1e-4),
+    the unbiased (n - 1) estimate, as TRL's ``GRPOTrainer`` (``scale_rewards="group"``). ``scale=False`` is Dr. GRPO's
+    choice (Liu et al. 2025), TRL's ``scale_rewards="none"``. A group whose rewards are all equal gets advantage 0
+    (no gradient), never NaN.
+
+    Returns a float32 tensor ``[batch]`` (float64 if the rewards are). Errors: ``group_size`` not an integer >= 2 or
+    not dividing the batch, a reward that is NaN or infinite, rewards that are not one-dimensional.
+    """
+    group_size = checks.integer("group_size", group_size, low=2, fix="a group needs at least two samples to compare")
+    checks.boolean("scale", scale)
+    r = torch.as_tensor(rewards)
+    if r.ndim != 1 or not (r.is_floating_point() or r.dtype in (torch.int32, torch.int64, torch.bool)):
+        checks.fail(f"rewards of shape {tuple(r.shape)} and dtype {r.dtype} must be one number per sample: pass a "
+                    "1-D list or tensor of rewards")
+    r = r.to(torch.float64 if r.dtype == torch.float64 else torch.float32)
+    bad = (~torch.isfinite(r)).nonzero().flatten().tolist()
+    if bad:
+        checks.fail(f"rewards[{bad[0]}]={r[bad[0]].item()} must be a finite number: give every sample a reward "
+                    "(0.0 for a reply with no answer)")
+    if len(r) == 0 or len(r) % group_size:
+        checks.fail(f"group_size={group_size} must divide the {len(r)} rewards: pass group_size samples per prompt, "
+                    "the groups one after another")
+    groups = r.view(-1, group_size)
+    advantages = groups - groups.mean(dim=1, keepdim=True)
+    if scale:
+        advantages = advantages / (groups.std(dim=1, keepdim=True) + STD_EPS)
+    return advantages.flatten()
+
+
+def kl_k3(logp_new: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """The k3 estimate of KL(new || ref) at each sampled token (Schulman 2020, "Approximating KL divergence"; the
+    form of DeepSeekMath eq. 4 and TRL; notebook 17): ``exp(ref - new) - (ref - new) - 1``, >= 0, in nats.
+
+    Shapes: any two equal shapes, log-probabilities (nats) of the sampled tokens; returns that shape."""
+    _same_shape(logp_new=logp_new, logp_ref=logp_ref)
+    d = logp_ref - logp_new
+    return torch.exp(d) - d - 1
+
+
+def _same_shape(**tensors) -> None:
+    first, shape = None, None
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            checks.fail(f"{name}={checks.show(t, 40)} must be a torch.Tensor: pass per-token values as a tensor")
+        if shape is None:
+            first, shape = name, tuple(t.shape)
+        elif tuple(t.shape) != shape:
+            checks.fail(f"{name} has shape {tuple(t.shape)} but {first} has {shape}: pass tensors of the same "
+                        "[batch, completion tokens] shape")
+
+
+def grpo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
+              clip_eps: float = 0.2, beta: float = 0.0, logp_ref: torch.Tensor | None = None,
+              aggregation: str = "token", max_length: int | None = None,
+              kl_bias_correction: bool = False) -> torch.Tensor:
+    """The GRPO loss of a batch of sampled completions (Shao et al. 2024, eq. 3; notebook 17), a scalar to minimise.
+
+    Per completion token t of sample i, with ratio ``r = exp(logp_new - logp_old)`` and advantage ``A_i``:
+
+        ``loss_it = -min(r * A_i, clip(r, 1 - clip_eps, 1 + clip_eps) * A_i) + beta * KL_it``
+
+    the clipped surrogate of PPO (Schulman et al. 2017) and, when ``beta > 0``, the k3 estimate :func:`kl_k3` of the
+    KL to the reference policy; ``kl_bias_correction=True`` multiplies each token's KL by its ratio ``r``, which makes
+    its gradient the unbiased gradient of the reverse KL when sampling is off-policy (DeepSeek-AI 2025,
+    "DeepSeek-V3.2"; TRL 1.16's ``use_bias_correction_kl``, True by default there). At a ratio exactly on the boundary, clipped and unclipped agree. The per-token
+    losses are averaged over the real tokens (``mask``) by ``aggregation``:
+
+    - ``"token"``: the sum over every real token of the batch over their number (DAPO, Yu et al. 2025; TRL's
+      ``"dapo"`` and ``"bnpo"`` on one batch): long completions weigh more;
+    - ``"sequence"``: each completion's token mean, then the mean over completions (GRPO's eq. 3; TRL's
+      ``"grpo"``): a token of a short completion weighs more, which Dr. GRPO (Liu et al. 2025) shows favours long
+      wrong answers;
+    - ``"dr_grpo"``: the sum over real tokens over ``batch * max_length`` (Dr. GRPO; TRL's ``"dr_grpo"``), a constant
+      normaliser; ``max_length`` (default: the width of the tensors) is the generation budget.
+
+    Shapes: ``logp_new``, ``logp_old``, ``mask`` and ``logp_ref`` ``[batch, T]`` (log-probabilities in nats of the
+    sampled tokens under the policy being trained, the policy that sampled, the reference); ``mask`` 1/True on the
+    completion's real tokens, 0 on padding; ``advantages`` ``[batch]`` (:func:`group_advantages`). Gradients flow
+    through ``logp_new`` only in a training loop that detaches the others.
+
+    Errors: a tensor of another shape than ``logp_new``'s (or not 2-D), ``advantages`` not ``[batch]``,
+    ``clip_eps`` not in (0, 1), ``beta`` < 0, ``beta > 0`` without ``logp_ref``, an unknown ``aggregation``,
+    ``max_length`` shorter than the tensors.
+    """
+    clip_eps = checks.real("clip_eps", clip_eps, low=0, high=1, low_open=True, high_open=True,
+                           fix="the ratio is clipped to [1 - clip_eps, 1 + clip_eps]; 0.2 is usual")
+    beta = checks.real("beta", beta, low=0, fix="the weight of the KL penalty: 0 for none, such as 0.04")
+    aggregation = checks.one_of("aggregation", aggregation, AGGREGATIONS)
+    kl_bias_correction = checks.boolean("kl_bias_correction", kl_bias_correction)
+    tensors = {"logp_new": logp_new, "logp_old": logp_old, "mask": mask}
+    if beta > 0 and logp_ref is None:
+        checks.fail(f"beta={beta} needs logp_ref: pass the reference policy's per-token log-probabilities, or beta=0")
+    if logp_ref is not None:
+        tensors["logp_ref"] = logp_ref
+    _same_shape(**tensors)
+    if logp_new.ndim != 2:
+        checks.fail(f"logp_new has shape {tuple(logp_new.shape)}: pass [batch, completion tokens] tensors")
+    batch, width = logp_new.shape
+    if not isinstance(advantages, torch.Tensor) or tuple(advantages.shape) != (batch,):
+        shape = tuple(advantages.shape) if isinstance(advantages, torch.Tensor) else type(advantages).__name__
+        checks.fail(f"advantages has shape {shape} but logp_new has {batch} rows: pass one advantage per "
+                    "completion, a [batch] tensor")
+    if max_length is not None:
+        max_length = checks.integer("max_length", max_length, low=max(width, 1),
+                                    fix="the generation budget, at least the completions' width")
+    mask = mask.to(logp_new.dtype)
+    ratio = torch.exp(logp_new - logp_old)
+    a = advantages.to(logp_new.dtype).unsqueeze(1)
+    per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
+    if beta > 0:
+        kl = kl_k3(logp_new, logp_ref)
+        per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
+    masked = per_token * mask
+    if aggregation == "token":
+        return masked.sum() / mask.sum().clamp(min=1.0)
+    if aggregation == "sequence":
+        return (masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).mean()
+    return masked.sum() / (batch * (max_length or width))
+
+
+# ----------------------------------------------------------------------------------------------- sampling
+class Samples(NamedTuple):
+    """What :func:`sample` drew: ``n`` completions per prompt, laid out prompt by prompt (the groups of
+    :func:`group_advantages`).
+
+    ``texts``: the decoded completions (special tokens dropped); ``prompt_ids``: each row's prompt ids (the chat
+    template applied); ``completion_ids``: each completion's ids up to and including its end-of-turn token (when it
+    ended by itself), so ``len`` is the tokens it cost; ``finished``: whether it ended by itself before the budget.
+    """
+    texts: list[str]
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    finished: list[bool]
+
+
+@torch.no_grad()
+def sample(lm, prompts, *, n: int = 1, max_new_tokens: int = 64, do_sample: bool = True, temperature: float = 1.0,
+           top_p: float = 1.0, seed: int | None = None, batch_size: int = 32, model=None) -> Samples:
+    """``n`` completions of each prompt in its chat template, generated in batches of ``batch_size`` rows with left
+    padding (notebook 17). ``do_sample=False`` is greedy (then ``n`` copies are identical: use ``n=1``).
+
+    ``prompts``: user turns (:func:`prompt`). ``seed``: ``torch.manual_seed(seed)`` once before the first batch.
+    ``model``: generate with this model (a LoRA-wrapped copy) instead of ``lm.model``; the tokenizer is ``lm``'s.
+    Returns :class:`Samples` with ``len(prompts) * n`` rows, prompt by prompt.
+    Errors: empty or non-string prompts, ``n`` / ``max_new_tokens`` / ``batch_size`` not integers >= 1,
+    ``temperature`` <= 0, ``top_p`` not in (0, 1], a bad seed.
+    """
+    prompts = checks.texts("prompts", prompts)
+    n = checks.integer("n", n, low=1, fix="pass how many completions to draw per prompt")
+    max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="ask for at least one new token")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="rows generated at once, such as 32")
+    do_sample = checks.boolean("do_sample", do_sample)
+    temperature = checks.real("temperature", temperature, low=0, low_open=True, fix="such as 1.0")
+    top_p = checks.probability("top_p", top_p, open_low=True, fix="1.0 keeps the whole distribution")
+    if seed is not None:
+        seed = checks.seed("seed", seed)
+    model = lm.model if model is None else model
+    tok = lm.tokenizer
+    rows = [tok(format_prompt(tok, p), add_special_tokens=False).input_ids for p in prompts for _ in range(n)]
+    stops = eos_ids(lm)
+    settings = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if do_sample else \
+        dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if seed is not None:
+        torch.manual_seed(seed)
+    completions, finished = [], []
+    for start in range(0, len(rows), batch_size):
+        batch = {k: v.to(lm.device) for k, v in pad([{"input_ids": r} for r in rows[start:start + batch_size]],
+                                                     tok, side="left").items()}
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=pad_id(tok), **settings)
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            end = next((i for i, t in enumerate(row) if t in stops), None)
+            completions.append(row if end is None else row[:end + 1])
+            finished.append(end is not None)
+    texts = tok.batch_decode(completions, skip_special_tokens=True)
+    return Samples(texts, rows, completions, finished)
