@@ -68,3 +68,19 @@ def _attention(answer, *, attn):
         ref = attn.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 10, C))
     answer = torch.as_tensor(answer).detach().float()
     return answer.shape == ref.shape and torch.allclose(answer, ref, atol=1e-5)
+
+
+@exercise("09.5", hint="answer with a triple (step, validation loss, verdict) for the run you pass as curves: the "
+                       "evaluation step where curves.val_loss is lowest, the mean validation loss there (nats per "
+                       "character), and compare(curves.val_windows[-1], curves.val_windows[i], paired=True).verdict "
+                       "for that evaluation i: is the last checkpoint worse than the one early stopping keeps?")
+def _early_stopping(answer, *, curves):
+    """The checkpoint with the lowest validation loss, and the paired verdict over the same validation windows."""
+    import numpy as np
+
+    from lmkit.stats import compare
+
+    step, loss, verdict = answer
+    i = int(np.argmin(curves.val_windows.mean(1)))
+    right = compare(curves.val_windows[-1], curves.val_windows[i], paired=True).verdict
+    return int(step) == curves.step[i] and _close(loss, curves.val_loss[i], rel=1e-4) and verdict == right

@@ -1,0 +1,314 @@
+"""Under- and overfitting, measured on the tiny GPT (notebook 09, section 6).
+
+- :func:`window_losses`: the loss of each of ``n_windows`` fixed, evenly spaced windows of a text (the per-item
+  values that :func:`lmkit.stats.compare` pairs; their mean is :func:`~lmkit.tinygpt.estimate_loss`).
+- :func:`train_curves`: train a config for a budget (steps, batch) on :func:`lmkit.training.fit`, the package's one
+  training loop, and return its :class:`Curves`: training and validation loss of every window at each evaluation.
+- :func:`name_regimes`: name each run of a sweep "underfitting", "sweet spot" or "overfitting" from those numbers,
+  or "cannot be told apart" when the numbers do not separate the regimes (the rule is in its docstring).
+- :func:`plot_capacity`: final training and validation loss against the parameter count, the gap shaded.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lmkit import checks
+
+__all__ = ["Curves", "Regime", "REGIMES", "window_losses", "train_curves", "name_regimes", "plot_capacity"]
+
+REGIMES = ("underfitting", "sweet spot", "overfitting", "cannot be told apart")
+"""The names :func:`name_regimes` gives."""
+
+
+def _starts(ids: torch.Tensor, block_size: int, n_windows: int) -> torch.Tensor:
+    if ids.numel() <= block_size + 1:
+        checks.fail(f"text of {ids.numel()} tokens is too short for block_size={block_size}: use more text")
+    return torch.linspace(0, ids.numel() - block_size - 1, n_windows).long()
+
+
+@torch.no_grad()
+def window_losses(model, ids, block_size: int, n_windows: int = 64, batch_size: int = 32) -> np.ndarray:
+    """Mean next-token cross-entropy (nats) of each of ``n_windows`` evenly spaced windows of ``ids``: float64
+    ``[n_windows]`` (notebook 09, section 6).
+
+    The windows are those of :func:`lmkit.tinygpt.estimate_loss` (the same starts, ``block_size`` predictions each),
+    so the mean of the result is its value, and every call on the same ids scores the same text: the values of two
+    models, or of one model at two steps, pair window by window. The model runs in eval mode (no dropout) and is put
+    back in the mode it was in. Raises a one-line ValueError for a bad size or a text of ``block_size + 1`` ids or
+    fewer.
+    """
+    block_size = checks.integer("block_size", block_size, low=1, fix="the window length, such as 64")
+    n_windows = checks.integer("n_windows", n_windows, low=1, fix="pass e.g. n_windows=64")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per forward pass, such as 32")
+    ids = torch.as_tensor(ids).flatten().long()
+    starts = _starts(ids, block_size, n_windows)
+    offsets = torch.arange(block_size + 1)
+    was_training = model.training
+    model.eval()
+    out = []
+    for chunk in starts.split(batch_size):
+        win = ids[chunk[:, None] + offsets]
+        logits = model(win[:, :-1]).logits
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), win[:, 1:].flatten(), reduction="none")
+        out.append(nll.view(len(chunk), block_size).mean(1).double())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def _key(ids: torch.Tensor, block_size: int, n_windows: int) -> str:
+    """Which windows a loss was measured on: a digest of the ids, the window length and the count."""
+    digest = hashlib.sha1(ids.numpy().astype(np.int64).tobytes()).hexdigest()[:12]
+    return f"{digest}/{block_size}/{n_windows}"
+
+
+@dataclass
+class Curves:
+    """One training run of :func:`train_curves` (notebook 09, section 6).
+
+    ``train_windows`` and ``val_windows``: float64 ``[evaluations, n_windows]``, the loss (nats per token) of each
+    fixed window of the training-evaluation text and of the validation text at each evaluation step ``step``.
+    ``train_loss``, ``val_loss`` (their means) and ``seconds`` (training time, evaluation excluded) make a
+    :class:`Curves` plot with :func:`lmkit.tinygpt.plot_history` like a ``History``. ``train_key`` / ``val_key``
+    name the windows, so that only runs measured on the same windows are paired.
+    """
+
+    n_params: int
+    step: list = field(default_factory=list)
+    train_windows: np.ndarray | None = None
+    val_windows: np.ndarray | None = None
+    seconds: list = field(default_factory=list)
+    train_key: str = ""
+    val_key: str = ""
+    model: object = None
+
+    @property
+    def train_loss(self) -> list:
+        return [float(v) for v in self.train_windows.mean(1)]
+
+    @property
+    def val_loss(self) -> list:
+        return [float(v) for v in self.val_windows.mean(1)]
+
+    @property
+    def gap(self) -> float:
+        """Final validation loss minus final training loss (nats per token)."""
+        return self.val_loss[-1] - self.train_loss[-1]
+
+
+def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: float = 3e-3,
+                 weight_decay: float = 0.1, eval_every: int = 25, n_windows: int = 64, train_eval_ids=None,
+                 seed: int = 0) -> Curves:
+    """Train ``TinyGPT(cfg)`` for ``steps`` steps of ``batch_size`` random windows of ``train_ids`` and return its
+    :class:`Curves` (notebook 09, section 6).
+
+    The loop is :func:`lmkit.training.fit` (AdamW with decay on matrices only, gradient norm clipped at 1) with
+    notebook 09's schedule (:func:`lmkit.tinygpt.lr_at`: warm-up over the first 5% of the steps, cosine to lr/10);
+    unlike notebook 09's cell, AdamW keeps PyTorch's default betas (0.9, 0.999). ``seed`` fixes the initial weights
+    and the batches (:func:`lmkit.tinygpt.get_batch`), so two configs trained with one seed see the same batches.
+    Every ``eval_every`` steps and at the last, :func:`window_losses` scores ``n_windows`` fixed windows of
+    ``val_ids`` and of ``train_eval_ids`` (default ``train_ids``; pass a shared slice so that runs trained on
+    different data are scored on the same training windows). Raises a one-line ValueError, before any training, for
+    a bad count, a text too short for ``cfg.block_size`` or fewer than 2 windows (an interval needs 2).
+    """
+    from lmkit.tinygpt.model import TinyGPT
+    from lmkit.tinygpt.sizes import n_params
+    from lmkit.tinygpt.training import get_batch, lr_at
+    from lmkit.training import FitSettings, fit
+
+    steps = checks.integer("steps", steps, low=1, fix="train for at least one step")
+    batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per batch, such as 16")
+    eval_every = checks.integer("eval_every", eval_every, low=1, fix="evaluate every N steps, such as 25")
+    n_windows = checks.integer("n_windows", n_windows, low=2, fix="an interval needs 2 windows; pass e.g. 64")
+    seed = checks.seed("seed", seed)
+    block = cfg.block_size
+    train_ids = torch.as_tensor(train_ids).flatten().long()
+    val_ids = torch.as_tensor(val_ids).flatten().long()
+    fit_ids = train_ids if train_eval_ids is None else torch.as_tensor(train_eval_ids).flatten().long()
+    for name, ids in (("train_ids", train_ids), ("val_ids", val_ids), ("train_eval_ids", fit_ids)):
+        if ids.numel() <= block + 1:
+            checks.fail(f"{name} has {ids.numel()} tokens, too few for block_size={block}: pass more than "
+                        f"{block + 1} tokens")
+    torch.manual_seed(seed)
+    model = TinyGPT(cfg)
+    gen = torch.Generator().manual_seed(seed)
+    scores: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def evaluate(m) -> dict:
+        tr, va = window_losses(m, fit_ids, block, n_windows), window_losses(m, val_ids, block, n_windows)
+        scores.append((tr, va))
+        return {"val_loss": float(va.mean())}
+
+    settings = FitSettings(max_steps=steps, lr=lr, weight_decay=weight_decay, max_grad_norm=1.0,
+                           schedule=lambda s: lr_at(s, steps, 1.0, max(1, steps // 20)), eval_every=eval_every,
+                           progress=False)
+    result = fit(model, lambda m, batch: (m(*batch).loss, {}), lambda _: get_batch(train_ids, block, batch_size, gen),
+                 settings, evaluate=evaluate)
+    evaluated = [h["step"] for h in result.history if "val_loss" in h]
+    elapsed = np.cumsum(result.seconds)
+    return Curves(n_params=n_params(model), step=evaluated,
+                  train_windows=np.stack([tr for tr, _ in scores]), val_windows=np.stack([va for _, va in scores]),
+                  seconds=[float(elapsed[s - 1]) for s in evaluated], train_key=_key(fit_ids, block, n_windows),
+                  val_key=_key(val_ids, block, n_windows), model=result.model)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A run's regime: ``name`` (one of :data:`REGIMES`) and ``reason``, a sentence generated from the numbers."""
+
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float, unit: str) -> Regime:
+    """The rule of :func:`name_regimes` for one run of one seed."""
+    from lmkit.stats import compare
+
+    loss = dict(quantity="loss", unit=unit, fmt=".3f")
+    gap = dict(quantity="gap", unit=unit, fmt=".3f", higher="wider", lower="narrower")
+    train_loss = dict(quantity="training loss", unit=unit, fmt=".3f")
+
+    val, train = run.val_windows, run.train_windows
+    v = None if name == best_name else compare(val[-1], best.val_windows[-1], confidence=confidence)
+    low = int(np.argmin(val.mean(1)))
+    rise = fall = None
+    if low < len(run.step) - 1:  # validation at the end against its own lowest point, training over the same steps
+        rise = compare(val[-1], val[low], confidence=confidence)
+        fall = compare(train[-1], train[low], confidence=confidence)
+    rising = rise is not None and rise.verdict == "higher" and fall.verdict == "lower"
+    if name == best_name or v.verdict != "higher":  # rule 1
+        why = (f"the lowest final validation loss of the sweep ({val[-1].mean():.3f})" if name == best_name else
+               f"against {best_name}, the run with the lowest validation loss: "
+               + v.sentence(name, best_name, quantity="validation loss", unit=unit, fmt=".3f"))
+        if rising:
+            why += (f"; but its validation loss had already risen from {val[low].mean():.3f} at step "
+                    f"{run.step[low]} while its training loss fell: it is at the edge of overfitting")
+        return Regime("sweet spot", why)
+    if rising:  # rule 2
+        return Regime("overfitting", f"from step {run.step[low]} to step {run.step[-1]} its training loss fell "
+                      f"from {train[low].mean():.3f} to {train[-1].mean():.3f} while its validation loss rose from "
+                      f"{val[low].mean():.3f} to {val[-1].mean():.3f} ("
+                      + rise.sentence(f"step {run.step[-1]}", f"step {run.step[low]}", **loss) + ")")
+    t = compare(train[-1], best.train_windows[-1], confidence=confidence)
+    g = compare(val[-1] - train[-1], best.val_windows[-1] - best.train_windows[-1], confidence=confidence)
+    against = f"against {best_name}, the run with the lowest validation loss: "
+    if t.verdict == "higher" and g.verdict != "higher":
+        return Regime("underfitting", against + "both losses are higher and the gap is no wider: "
+                      + t.sentence(name, best_name, **train_loss) + "; "
+                      + g.sentence(name, best_name, **gap))
+    if t.verdict != "higher" and g.verdict == "higher":
+        return Regime("overfitting", against + "the training loss is as low or lower while the gap is wider: "
+                      + t.sentence(name, best_name, **train_loss) + "; "
+                      + g.sentence(name, best_name, **gap))
+    return Regime("cannot be told apart", against + "its validation loss is higher, but the training loss and the gap "
+                  "do not say why: " + t.sentence(name, best_name, **train_loss)
+                  + "; " + g.sentence(name, best_name, **gap))
+
+
+def _seeds(name: str, runs) -> list:
+    items = [runs] if isinstance(runs, Curves) else list(runs) if isinstance(runs, Sequence) else None
+    if not items or not all(isinstance(r, Curves) for r in items):
+        checks.fail(f"runs[{name!r}] is {checks.show(runs, 60)}: pass a Curves from train_curves, or a list of "
+                    "them, one per seed")
+    for r in items:
+        if r.val_windows is None or len(r.step) == 0 or r.val_windows.shape != r.train_windows.shape:
+            checks.fail(f"runs[{name!r}] has no evaluation (or training and validation windows of different "
+                        "shapes): evaluate at least once, on as many windows of each text")
+    return items
+
+
+def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: float = 0.95,
+                 unit: str = "nats/token") -> dict[str, Regime]:
+    """Name the regime of each run of a sweep from its losses (notebook 09, section 6).
+
+    ``runs``: name -> :class:`Curves`, or name -> a list of Curves, one per seed (seed ``k`` of every name is one
+    sweep). At least 2 names, the same number of seeds each, all measured on the same training and validation
+    windows (:func:`train_curves` records which). Every comparison is :func:`lmkit.stats.compare`, paired over those
+    windows, at ``confidence``; ``unit`` names the loss's unit in the reasons ("nats/char" for characters). For each
+    seed, the run with the lowest final validation loss is the reference, and
+    each run is named by the first rule that holds:
+
+    1. **sweet spot**: it is the reference, or its final validation loss cannot be told apart from the reference's
+       (if its validation loss has started to rise, the reason says so);
+    2. **overfitting**: its validation loss at the end is higher than at its own lowest evaluation while its
+       training loss at the end is lower than there (validation rising while training falls);
+    3. **underfitting**: its final training loss and validation loss are both higher than the reference's, and its
+       gap (validation minus training, window by window) is not higher than the reference's gap;
+    4. **overfitting**: its training loss is not higher than the reference's but its gap is higher;
+    5. otherwise **cannot be told apart**: its validation loss is higher, and the numbers do not say which way.
+
+    With several seeds a name stands only when every seed gives it; otherwise the run is "cannot be told apart" and
+    the reason lists what each seed said. The windows' spread is what the intervals measure; the seeds add the
+    spread from one training run to the next. Returns name -> :class:`Regime`. Raises a one-line ValueError for
+    fewer than 2 runs, a run without evaluations, unequal seed counts or runs measured on different windows.
+    """
+    confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
+    unit = checks.text("unit", unit, fix='pass the loss unit, such as "nats/char"')
+    if not isinstance(runs, Mapping) or len(runs) < 2:
+        checks.fail(f"runs has {len(runs) if isinstance(runs, Mapping) else checks.show(runs, 40)} entries: pass a "
+                    "dict of at least 2 runs (a regime is named against the rest of the sweep)")
+    by_name = {name: _seeds(name, r) for name, r in runs.items()}
+    counts = {len(v) for v in by_name.values()}
+    if len(counts) != 1:
+        checks.fail(f"runs have {sorted(counts)} seeds: give every run the same seeds, in the same order")
+    keys = {(r.train_key, r.val_key, r.val_windows.shape[1]) for v in by_name.values() for r in v}
+    if len(keys) != 1:
+        checks.fail(f"runs were measured on {len(keys)} different sets of windows: score every run on the same "
+                    "training and validation windows (train_curves(..., train_eval_ids=shared slice))")
+    per_seed = []
+    for k in range(counts.pop()):
+        sweep = {name: v[k] for name, v in by_name.items()}
+        best = min(sweep, key=lambda n: sweep[n].val_loss[-1])
+        per_seed.append({name: _one(name, run, best, sweep[best], confidence, unit) for name, run in sweep.items()})
+    out = {}
+    for name in by_name:
+        said = [seed[name] for seed in per_seed]
+        if len({r.name for r in said}) == 1:
+            more = f" (the same in each of {len(said)} seeds; seed 0's numbers)" if len(said) > 1 else ""
+            out[name] = Regime(said[0].name, said[0].reason + more)
+        else:
+            out[name] = Regime("cannot be told apart", "the seeds disagree: "
+                               + ", ".join(f"seed {k} says {r.name}" for k, r in enumerate(said)))
+    return out
+
+
+def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mapping[str, Regime] | None = None,
+                  ax=None):
+    """Final training (dashed) and validation (solid) loss against the parameter count, log scale, the gap between
+    them shaded; each point is the mean over seeds, labelled with its regime when ``regimes`` is given (notebook 09,
+    section 5). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(runs, Mapping) or not runs:
+        checks.fail("runs is empty: pass name -> Curves (or a list of Curves per seed) from train_curves")
+    by_name = {name: _seeds(name, r) for name, r in runs.items()}
+    order = sorted(by_name, key=lambda n: by_name[n][0].n_params)
+    x = [by_name[n][0].n_params for n in order]
+    tr = [np.mean([r.train_loss[-1] for r in by_name[n]]) for n in order]
+    va = [np.mean([r.val_loss[-1] for r in by_name[n]]) for n in order]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, va, marker="o", color="C0", label="validation (held-out text)")
+    ax.plot(x, tr, marker="o", ls="--", color="C1", label="training (text it trained on)")
+    ax.fill_between(x, tr, va, color="C3", alpha=0.15, label="gap: validation − training")
+    for n, xi, v in zip(order, x, va):
+        label = n if regimes is None or n not in regimes else f"{n}\n{regimes[n].name}"
+        ax.annotate(label, (xi, v), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("final loss (nats per token)")
+    ax.set_title("Capacity sweep: same data, same budget")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    lo, hi = min(min(tr), min(va)), max(max(tr), max(va))
+    ax.set_ylim(lo - 0.05 * (hi - lo) - 0.01, hi + 0.2 * (hi - lo) + 0.01)
+    return ax
+

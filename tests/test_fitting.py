@@ -1,0 +1,147 @@
+"""Under- and overfitting (notebook 09, section 6): the regime rule on synthetic curves, the training helper on a
+tiny model, one-line errors, and exercise 09.5."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmkit import tinygpt as tg
+from lmkit.stats import compare
+from lmkit.tinygpt.fitting import Curves, name_regimes, plot_capacity, train_curves, window_losses
+
+TEXT = "to be, or not to be: that is the question.\nwhether 'tis nobler in the mind to suffer\n" * 20
+W = 40  # windows per evaluation in the synthetic curves
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with tg.num_threads(1):
+        yield
+
+
+def curves(train_means, val_means, *, n_params=1000, noise=0.02, seed=0, key="k") -> Curves:
+    """Synthetic curves: one row per evaluation, W windows each, each window = mean + a fixed window effect + noise."""
+    rng = np.random.default_rng(seed)
+    window_effect = np.random.default_rng(99).normal(0, 0.3, W)  # the same windows in every run: pairing helps
+    rows = lambda means: np.stack([m + window_effect + rng.normal(0, noise, W) for m in means])  # noqa: E731
+    steps = list(range(10, 10 * len(val_means) + 1, 10))
+    return Curves(n_params=n_params, step=steps, train_windows=rows(train_means), val_windows=rows(val_means),
+                  seconds=[float(s) for s in steps], train_key=key, val_key=key)
+
+
+def test_underfitting_sweet_spot_and_overfitting_are_named_from_the_curves():
+    runs = {
+        "small": curves([3.0, 2.9, 2.85], [3.05, 2.95, 2.9], n_params=10, seed=1),        # both high, small gap
+        "middle": curves([2.8, 2.5, 2.3], [2.9, 2.6, 2.45], n_params=100, seed=2),       # lowest validation
+        "large": curves([2.6, 2.0, 1.4], [2.7, 2.8, 3.0], n_params=1000),        # training falls, validation rises
+    }
+    names = {k: r.name for k, r in name_regimes(runs).items()}
+    assert names == {"small": "underfitting", "middle": "sweet spot", "large": "overfitting"}
+    assert "rose from" in name_regimes(runs)["large"].reason
+
+
+def test_a_difference_within_the_spread_is_not_a_regime():
+    # "near" is 0.005 above the best on validation, far inside a noise of 0.2 per window: a sweet spot too
+    runs = {"best": curves([2.3, 2.2], [2.5, 2.400], noise=0.2, seed=1),
+            "near": curves([2.35, 2.25], [2.5, 2.405], noise=0.2, seed=2),
+            "bad": curves([3.0, 2.9], [3.1, 3.0], noise=0.2, seed=3)}
+    got = name_regimes(runs)
+    assert got["near"].name == "sweet spot" and "cannot be told apart" in got["near"].reason
+    assert got["bad"].name == "underfitting"
+    # a validation "rise" of 0.005 under that noise is not overfitting
+    flat = {"a": curves([2.5, 2.3, 2.1], [2.6, 2.500, 2.505], noise=0.2, seed=4), "b": runs["bad"]}
+    assert name_regimes(flat)["a"].name == "sweet spot"
+    assert "already risen" not in name_regimes(flat)["a"].reason
+
+
+def test_an_overfitting_gap_without_a_rise_and_an_unclear_case():
+    best = curves([2.4, 2.3], [2.6, 2.5], noise=0.01)
+    gap = curves([2.4, 2.2], [2.9, 2.8], noise=0.01, seed=5)        # trains as well, generalises worse, no rise
+    both = curves([2.8, 2.7], [3.4, 3.3], noise=0.01, seed=6)       # both worse, the gap wider too
+    got = name_regimes({"best": best, "gap": gap, "both": both})
+    assert got["gap"].name == "overfitting" and "gap" in got["gap"].reason
+    assert got["both"].name == "cannot be told apart"
+
+
+def test_seeds_must_agree_or_the_regime_cannot_be_told_apart():
+    under = curves([3.0, 2.9], [3.05, 2.95], noise=0.01, seed=3)
+    best = curves([2.4, 2.3], [2.6, 2.5], noise=0.01, seed=1)
+    tied = curves([2.4, 2.3], [2.6, 2.5], noise=0.01, seed=2)
+    one_seed = name_regimes({"x": [under], "y": [best]})
+    assert one_seed["x"].name == "underfitting"
+    two = name_regimes({"x": [under, tied], "y": [best, under]})  # seed 1 swaps the roles
+    assert two["x"].name == "cannot be told apart" and "seeds disagree" in two["x"].reason
+    assert name_regimes({"x": [under, under], "y": [best, best]})["x"].name == "underfitting"
+
+
+@pytest.mark.parametrize("runs, match", [
+    ({"only": None}, "at least 2 runs"),
+    ([1, 2], "at least 2 runs"),
+    ({"a": "curves", "b": "curves"}, r"runs\['a'\]"),
+    ({"a": [curves([2.0], [2.1])], "b": [curves([2.0], [2.1])] * 2}, "seeds"),
+    ({"a": curves([2.0], [2.1], key="x"), "b": curves([2.0], [2.1], key="y")}, "different sets of windows"),
+    ({"a": Curves(n_params=1), "b": curves([2.0], [2.1])}, "no evaluation"),
+])
+def test_bad_runs_are_refused_in_one_line(runs, match):
+    with pytest.raises(ValueError, match=match) as err:
+        name_regimes(runs)
+    assert "\n" not in str(err.value)
+
+
+def test_window_losses_pair_window_by_window_and_average_to_estimate_loss():
+    tok = tg.CharTokenizer.from_text(TEXT)
+    ids = tok.encode(TEXT)
+    torch.manual_seed(0)
+    model = tg.TinyGPT(tg.GPTConfig(vocab_size=len(tok), block_size=16, n_layer=1, n_head=2, n_embd=16))
+    per = window_losses(model, ids, 16, n_windows=12)
+    assert per.shape == (12,) and np.isfinite(per).all() and per.std() > 0
+    assert per.mean() == pytest.approx(tg.estimate_loss(model, ids, 16, 12), rel=1e-5)
+    with pytest.raises(ValueError, match="too short"):
+        window_losses(model, ids[:10], 16)
+    with pytest.raises(ValueError, match="n_windows"):
+        window_losses(model, ids, 16, n_windows=0)
+
+
+def test_train_curves_learns_and_records_every_evaluation():
+    tok = tg.CharTokenizer.from_text(TEXT)
+    ids = tok.encode(TEXT)
+    cfg = tg.GPTConfig(vocab_size=len(tok), block_size=16, n_layer=1, n_head=2, n_embd=32)
+    run = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0)
+    assert run.step == [20, 40] and run.train_windows.shape == run.val_windows.shape == (2, 8)
+    assert run.n_params == tg.n_params(run.model)
+    assert run.train_loss[-1] < run.train_loss[0] < np.log(len(tok))  # it learns from the training text
+    assert compare(run.train_windows[-1], run.train_windows[0]).verdict == "lower"
+    again = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0)
+    np.testing.assert_allclose(again.val_windows, run.val_windows, rtol=1e-5)  # the seed fixes the run
+    assert run.seconds == sorted(run.seconds) and run.seconds[-1] > 0
+    _ = plot_capacity({"a": run, "b": again}, name_regimes({"a": run, "b": again}))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(steps=0), "steps"), (dict(eval_every=0), "eval_every"), (dict(n_windows=1), "n_windows"),
+    (dict(train_eval_ids=torch.arange(5)), "train_eval_ids"), (dict(seed=-1), "seed"),
+])
+def test_train_curves_refuses_bad_input_before_training(kw, match):
+    tok = tg.CharTokenizer.from_text(TEXT)
+    ids = tok.encode(TEXT)
+    cfg = tg.GPTConfig(vocab_size=len(tok), block_size=16, n_layer=1, n_head=2, n_embd=16)
+    args = dict(steps=5, batch_size=4, eval_every=5, n_windows=4) | kw
+    with pytest.raises(ValueError, match=match) as err:
+        train_curves(cfg, ids[:800], ids[800:], **args)
+    assert "\n" not in str(err.value)
+
+
+def test_exercise_09_5_early_stopping(monkeypatch):
+    from lmkit import exercises
+
+    monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
+    run = curves([2.6, 2.0, 1.4], [2.7, 2.5, 3.0], seed=7)
+    i = int(np.argmin(run.val_loss))
+    verdict = compare(run.val_windows[-1], run.val_windows[i]).verdict
+    assert (run.step[i], verdict) == (20, "higher")
+    assert exercises.check("09.5", (20, run.val_loss[i], verdict), curves=run)
+    assert not exercises.check("09.5", (30, run.val_loss[-1], verdict), curves=run)      # the last checkpoint
+    assert not exercises.check("09.5", (20, run.val_loss[i] + 0.01, verdict), curves=run)
+    assert not exercises.check("09.5", (20, run.val_loss[i], "cannot be told apart"), curves=run)
+    assert not exercises.check("09.5", 20, curves=run)  # not a triple: feedback, not a crash
