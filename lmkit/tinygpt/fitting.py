@@ -303,6 +303,7 @@ def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mappin
         label = n if regimes is None or n not in regimes else f"{n}\n{regimes[n].name}"
         ax.annotate(label, (xi, v), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.12)
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel("final loss (nats per token)")
     ax.set_title("Capacity sweep: same data, same budget")
