@@ -2,15 +2,16 @@
 computed (taught in notebook 17, reasoning).
 
 - **The task** (``data/rl/``, read with :func:`load_split`): one-step word problems, an addition or a subtraction
-  with a whole-number answer. :func:`extract_answer` reads the last integer of a reply (the rule of GSM8K-style
+  with a whole-number answer. :func:`extract_answer` reads the last number of a reply (the rule of GSM8K-style
   graders), :func:`reward` is 1.0 when it equals the answer, else 0.0. :func:`prompt` is the user turn.
 - **Inference-time scaling**: :func:`pass_at_k` (Chen et al. 2021, "Evaluating Large Language Models Trained on
   Code", the unbiased estimator), :func:`majority_vote` (Wang et al. 2022, "Self-Consistency Improves Chain of
   Thought Reasoning in Language Models"). :func:`sample` draws ``n`` completions per prompt in batches.
 - **GRPO** (Shao et al. 2024, "DeepSeekMath", section 4.1): :func:`group_advantages` (reward minus its group's mean,
-  over the group's standard deviation), :func:`grpo_loss` (the clipped ratio of PPO, the k3 estimate of the KL to a
-  reference, :func:`kl_k3`, and three ways to average over tokens: DAPO's token mean, GRPO's per-sequence mean and
-  Dr. GRPO's constant normaliser). ``tests/test_rl.py`` asserts both equal to TRL's ``GRPOTrainer`` (1.16).
+  over the group's standard deviation); :func:`grpo_token_losses` (the clipped ratio of PPO and the k3 estimate
+  :func:`kl_k3` of the KL to a reference, token by token); :func:`grpo_loss` (their average over tokens, three ways:
+  DAPO's token mean, GRPO's per-sequence mean, Dr. GRPO's constant normaliser). ``tests/test_rl.py`` asserts them
+  equal to TRL's ``GRPOTrainer`` (1.16), the losses token by token.
 
 Bad input raises a one-line :class:`lmkit.checks.CheckError` (a ``ValueError``) naming the value and the fix, before
 any work.
@@ -32,7 +33,8 @@ from lmkit.finetune.data import format_prompt
 from lmkit.logprobs import pad, pad_id
 
 __all__ = ["SPLITS", "INSTRUCTION", "AGGREGATIONS", "STD_EPS", "load_split", "prompt", "extract_answer", "reward",
-           "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_loss", "Samples", "sample"]
+           "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_token_losses", "grpo_loss", "Samples",
+           "sample"]
 
 SPLITS = ("train", "test")
 DATASET = "rl"
@@ -42,7 +44,7 @@ AGGREGATIONS = ("token", "sequence", "dr_grpo")
 """:func:`grpo_loss`'s averages over tokens; TRL's names: ``"dapo"`` / ``"bnpo"``, ``"grpo"``, ``"dr_grpo"``."""
 STD_EPS = 1e-4
 """Added to a group's standard deviation before dividing, as TRL's ``GRPOTrainer`` does (1.16)."""
-_INTEGER = re.compile(r"-?\d+(?:,\d{3})*")
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")  # "-3", "1,024", "2.5"; "is 12." ends a sentence
 
 
 # ----------------------------------------------------------------------------------------------- the task
@@ -66,16 +68,19 @@ def prompt(item) -> str:
 
 
 def extract_answer(text: str) -> int | None:
-    """The last integer written in ``text`` (``"-3"``, ``"1,024"`` read as 1024), or None if it has none
-    (notebook 17).
+    """The last number written in ``text`` as an integer (``"-3"``; ``"1,024"`` read as 1024; ``"12.0"`` as 12), or
+    None if it has no number or its last number is not whole (``"2.5"``) (notebook 17).
 
     The rule of GSM8K-style graders: the final number is the answer. It is lenient on purpose (a reply need not say
     "The answer is"), so a reply that ends with a stray number scores that number: a reward a policy can learn to
     game, which notebook 17 looks for in the samples."""
     if not isinstance(text, str):
         checks.fail(f"text={checks.show(text)} must be a string, not {type(text).__name__}: pass the decoded reply")
-    found = _INTEGER.findall(text)
-    return int(found[-1].replace(",", "")) if found else None
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    whole, _, fraction = found[-1].replace(",", "").partition(".")
+    return None if fraction.strip("0") else int(whole)
 
 
 def reward(text: str, answer: int) -> float:
@@ -177,21 +182,60 @@ def _same_shape(**tensors) -> None:
                         "[batch, completion tokens] shape")
 
 
-def grpo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
-              clip_eps: float = 0.2, beta: float = 0.0, logp_ref: torch.Tensor | None = None,
-              aggregation: str = "token", max_length: int | None = None,
-              kl_bias_correction: bool = False) -> torch.Tensor:
-    """The GRPO loss of a batch of sampled completions (Shao et al. 2024, eq. 3; notebook 17), a scalar to minimise.
+def grpo_token_losses(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, *,
+                      clip_eps: float = 0.2, beta: float = 0.0, logp_ref: torch.Tensor | None = None,
+                      kl_bias_correction: bool = False) -> torch.Tensor:
+    """GRPO's loss at each sampled token, before any mask or average (Shao et al. 2024, eq. 3; notebook 17).
 
-    Per completion token t of sample i, with ratio ``r = exp(logp_new - logp_old)`` and advantage ``A_i``:
+    With ratio ``r = exp(logp_new - logp_old)`` and the completion's advantage ``A_i``:
 
         ``loss_it = -min(r * A_i, clip(r, 1 - clip_eps, 1 + clip_eps) * A_i) + beta * KL_it``
 
     the clipped surrogate of PPO (Schulman et al. 2017) and, when ``beta > 0``, the k3 estimate :func:`kl_k3` of the
     KL to the reference policy; ``kl_bias_correction=True`` multiplies each token's KL by its ratio ``r``, which makes
     its gradient the unbiased gradient of the reverse KL when sampling is off-policy (DeepSeek-AI 2025,
-    "DeepSeek-V3.2"; TRL 1.16's ``use_bias_correction_kl``, True by default there). At a ratio exactly on the boundary, clipped and unclipped agree. The per-token
-    losses are averaged over the real tokens (``mask``) by ``aggregation``:
+    "DeepSeek-V3.2"; TRL 1.16's ``use_bias_correction_kl``, True by default there). At a ratio exactly on the
+    boundary, clipped and unclipped agree; beyond it, in the direction of the advantage, the token has no gradient.
+
+    Shapes: ``logp_new``, ``logp_old`` and ``logp_ref`` ``[batch, T]``, log-probabilities (nats) of the sampled tokens
+    under the policy being trained, the policy that sampled, and the reference; ``advantages`` ``[batch]``
+    (:func:`group_advantages`). Returns ``[batch, T]`` in ``logp_new``'s dtype, padding positions included (they are
+    for :func:`grpo_loss`'s mask to drop). Errors: as :func:`grpo_loss`.
+    """
+    clip_eps = checks.real("clip_eps", clip_eps, low=0, high=1, low_open=True, high_open=True,
+                           fix="the ratio is clipped to [1 - clip_eps, 1 + clip_eps]; 0.2 is usual")
+    beta = checks.real("beta", beta, low=0, fix="the weight of the KL penalty: 0 for none, such as 0.04")
+    kl_bias_correction = checks.boolean("kl_bias_correction", kl_bias_correction)
+    tensors = {"logp_new": logp_new, "logp_old": logp_old}
+    if beta > 0 and logp_ref is None:
+        checks.fail(f"beta={beta} needs logp_ref: pass the reference policy's per-token log-probabilities, or beta=0")
+    if logp_ref is not None:
+        tensors["logp_ref"] = logp_ref
+    _same_shape(**tensors)
+    if logp_new.ndim != 2:
+        checks.fail(f"logp_new has shape {tuple(logp_new.shape)}: pass [batch, completion tokens] tensors")
+    batch = logp_new.shape[0]
+    if not isinstance(advantages, torch.Tensor) or tuple(advantages.shape) != (batch,):
+        shape = tuple(advantages.shape) if isinstance(advantages, torch.Tensor) else type(advantages).__name__
+        checks.fail(f"advantages has shape {shape} but logp_new has {batch} rows: pass one advantage per "
+                    "completion, a [batch] tensor")
+    ratio = torch.exp(logp_new - logp_old)
+    a = advantages.to(logp_new.dtype).unsqueeze(1)
+    per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
+    if beta > 0:
+        kl = kl_k3(logp_new, logp_ref)
+        per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
+    return per_token
+
+
+def grpo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
+              clip_eps: float = 0.2, beta: float = 0.0, logp_ref: torch.Tensor | None = None,
+              aggregation: str = "token", max_length: int | None = None,
+              kl_bias_correction: bool = False) -> torch.Tensor:
+    """The GRPO loss of a batch of sampled completions (Shao et al. 2024, eq. 3; notebook 17), a scalar to minimise.
+
+    The per-token losses of :func:`grpo_token_losses` (the clipped ratio, plus ``beta`` times the k3 KL to the
+    reference) averaged over the real tokens (``mask``) by ``aggregation``:
 
     - ``"token"``: the sum over every real token of the batch over their number (DAPO, Yu et al. 2025; TRL's
       ``"dapo"`` and ``"bnpo"`` on one batch): long completions weigh more;
@@ -203,46 +247,28 @@ def grpo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.
 
     Shapes: ``logp_new``, ``logp_old``, ``mask`` and ``logp_ref`` ``[batch, T]`` (log-probabilities in nats of the
     sampled tokens under the policy being trained, the policy that sampled, the reference); ``mask`` 1/True on the
-    completion's real tokens, 0 on padding; ``advantages`` ``[batch]`` (:func:`group_advantages`). Gradients flow
-    through ``logp_new`` only in a training loop that detaches the others.
+    completion's real tokens, 0 on padding; ``advantages`` ``[batch]`` (:func:`group_advantages`). In a training
+    loop only ``logp_new`` carries gradients (detach the others).
 
     Errors: a tensor of another shape than ``logp_new``'s (or not 2-D), ``advantages`` not ``[batch]``,
     ``clip_eps`` not in (0, 1), ``beta`` < 0, ``beta > 0`` without ``logp_ref``, an unknown ``aggregation``,
-    ``max_length`` shorter than the tensors.
+    ``max_length`` shorter than the tensors, ``kl_bias_correction`` not a bool.
     """
-    clip_eps = checks.real("clip_eps", clip_eps, low=0, high=1, low_open=True, high_open=True,
-                           fix="the ratio is clipped to [1 - clip_eps, 1 + clip_eps]; 0.2 is usual")
-    beta = checks.real("beta", beta, low=0, fix="the weight of the KL penalty: 0 for none, such as 0.04")
     aggregation = checks.one_of("aggregation", aggregation, AGGREGATIONS)
-    kl_bias_correction = checks.boolean("kl_bias_correction", kl_bias_correction)
-    tensors = {"logp_new": logp_new, "logp_old": logp_old, "mask": mask}
-    if beta > 0 and logp_ref is None:
-        checks.fail(f"beta={beta} needs logp_ref: pass the reference policy's per-token log-probabilities, or beta=0")
-    if logp_ref is not None:
-        tensors["logp_ref"] = logp_ref
-    _same_shape(**tensors)
-    if logp_new.ndim != 2:
-        checks.fail(f"logp_new has shape {tuple(logp_new.shape)}: pass [batch, completion tokens] tensors")
-    batch, width = logp_new.shape
-    if not isinstance(advantages, torch.Tensor) or tuple(advantages.shape) != (batch,):
-        shape = tuple(advantages.shape) if isinstance(advantages, torch.Tensor) else type(advantages).__name__
-        checks.fail(f"advantages has shape {shape} but logp_new has {batch} rows: pass one advantage per "
-                    "completion, a [batch] tensor")
+    _same_shape(logp_new=logp_new, mask=mask)
     if max_length is not None:
+        width = logp_new.shape[-1] if logp_new.ndim else 1
         max_length = checks.integer("max_length", max_length, low=max(width, 1),
                                     fix="the generation budget, at least the completions' width")
-    mask = mask.to(logp_new.dtype)
-    ratio = torch.exp(logp_new - logp_old)
-    a = advantages.to(logp_new.dtype).unsqueeze(1)
-    per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
-    if beta > 0:
-        kl = kl_k3(logp_new, logp_ref)
-        per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
+    per_token = grpo_token_losses(logp_new, logp_old, advantages, clip_eps=clip_eps, beta=beta, logp_ref=logp_ref,
+                                  kl_bias_correction=kl_bias_correction)
+    mask = mask.to(per_token.dtype)
     masked = per_token * mask
     if aggregation == "token":
         return masked.sum() / mask.sum().clamp(min=1.0)
     if aggregation == "sequence":
         return (masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)).mean()
+    batch, width = per_token.shape
     return masked.sum() / (batch * (max_length or width))
 
 

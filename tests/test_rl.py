@@ -205,7 +205,8 @@ def test_kl_k3():
     (dict(beta=0.1), "beta=0.1 needs logp_ref"),
     (dict(beta=0.1, logp_ref=torch.zeros(2, 2)), r"logp_ref has shape \(2, 2\)"),
     (dict(beta=-0.1), "beta=-0.1"), (dict(clip_eps=0.0), "clip_eps=0.0"), (dict(clip_eps=1.5), "clip_eps=1.5"),
-    (dict(aggregation="mean"), "aggregation='mean'"), (dict(kl_bias_correction=1), "kl_bias_correction=1"), (dict(aggregation="dr_grpo", max_length=2), "max_length=2"),
+    (dict(aggregation="mean"), "aggregation='mean'"), (dict(kl_bias_correction=1), "kl_bias_correction=1"),
+    (dict(aggregation="dr_grpo", max_length=2), "max_length=2"),
 ])
 def test_grpo_loss_refuses_bad_input(change, fragment):
     args = dict(logp_new=torch.zeros(2, 3), logp_old=torch.zeros(2, 3), advantages=torch.zeros(2),
@@ -222,6 +223,10 @@ def test_extract_answer_and_reward():
     assert rl.extract_answer("The answer is -3.") == -3
     assert rl.extract_answer("It costs 1,024 coins") == 1024
     assert rl.extract_answer("no number here") is None and rl.extract_answer("") is None
+    assert rl.extract_answer("She has 12.") == 12 and rl.extract_answer("12.0 pens") == 12
+    assert rl.extract_answer("about 2.5") is None and rl.reward("7 / 2 = 3.5", 5) == 0.0  # not read as 5
+    assert rl.extract_answer("-0.5") is None and rl.extract_answer("12345678901234567891") == 12345678901234567891
+    assert rl.extract_answer("7-2=5") == 5 and rl.extract_answer("3, 4, 5") == 5
     assert rl.reward("20 + 9 = 29", 29) == 1.0 and rl.reward("20 + 9 = 28", 29) == 0.0
     assert rl.reward("I do not know", 29) == 0.0
     assert rl.reward("29 apples, and 3 more", 29) == 0.0  # the last number counts
@@ -339,9 +344,9 @@ def test_grpo_equals_trl_grpo_trainer(tmp_path):
 
     for loss_type, aggregation in TRL_TYPES.items():
         for beta, correction in ((0.0, True), (0.04, False), (0.04, True)):
-            args = GRPOConfig(use_bias_correction_kl=correction, output_dir=str(tmp_path), report_to=[], use_cpu=True, bf16=False, loss_type=loss_type,
-                              beta=beta, epsilon=0.2, num_generations=group, per_device_train_batch_size=B,
-                              max_completion_length=max_len, logging_steps=1)
+            args = GRPOConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, bf16=False, loss_type=loss_type,
+                              beta=beta, use_bias_correction_kl=correction, epsilon=0.2, num_generations=group,
+                              per_device_train_batch_size=B, max_completion_length=max_len, logging_steps=1)
             trainer = GRPOTrainer(model=policy, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
                                   args=args, train_dataset=Dataset.from_list([{"prompt": "the cat"}] * B),
                                   processing_class=tok)
@@ -356,3 +361,14 @@ def test_grpo_equals_trl_grpo_trainer(tmp_path):
                                     aggregation=aggregation, max_length=max_len, kl_bias_correction=correction).item()
             assert ours == pytest.approx(trl_loss, abs=1e-6), (loss_type, beta, correction)
             assert abs(trl_loss) > 1e-3  # a real, non-trivial batch
+            if loss_type != "bnpo":
+                continue
+            # token by token: TRL's tool_mask drops tokens from the loss only (attention still sees them), so a
+            # one-hot tool_mask makes bnpo's loss that one token's loss
+            per_token = rl.grpo_token_losses(logp, old, adv, beta=beta, logp_ref=ref, kl_bias_correction=correction)
+            for i, t in completion_mask.nonzero().tolist():
+                one = torch.zeros_like(completion_mask)
+                one[i, t] = 1
+                with torch.no_grad():
+                    trl_token = trainer.compute_loss(trainer.model, {**inputs, "tool_mask": one}).item()
+                assert per_token[i, t].item() == pytest.approx(trl_token, abs=1e-6), (i, t, beta, correction)
