@@ -50,9 +50,13 @@ def test_a_difference_within_the_spread_is_not_a_regime():
     assert got["near"].name == "sweet spot" and "cannot be told apart" in got["near"].reason
     assert got["bad"].name == "underfitting"
     # a validation "rise" of 0.005 under that noise is not overfitting
-    flat = {"a": curves([2.5, 2.3, 2.1], [2.6, 2.500, 2.505], noise=0.2, seed=4), "b": runs["bad"]}
-    assert name_regimes(flat)["a"].name == "sweet spot"
-    assert "already risen" not in name_regimes(flat)["a"].reason
+    a = curves([2.5, 2.3, 2.1], [2.6, 2.40, 2.43], noise=0.2, seed=4)
+    assert int(np.argmin(a.val_loss)) == 1 and a.val_loss[2] > a.val_loss[1]  # it did rise, a little
+    assert compare(a.val_windows[2], a.val_windows[1]).verdict == "cannot be told apart"
+    flat = name_regimes({"a": a, "b": runs["bad"]})
+    assert flat["a"].name == "sweet spot" and "already risen" not in flat["a"].reason
+    over = name_regimes({"a": a, "b": runs["best"]})["a"]  # not the best, and its rise is noise: not overfitting
+    assert over.name != "overfitting" or "rose from" not in over.reason
 
 
 def test_an_overfitting_gap_without_a_rise_and_an_unclear_case():
