@@ -1,8 +1,8 @@
 """Completion log-probabilities, written once: encode prompt + completion, pad, score the labelled tokens.
 
 Every lmkit function that asks "how likely is this completion after this prompt?" goes through this module:
-label scores in notebook 13 (:func:`lmkit.apps.continuation_logprobs`), multiple choice in notebook 14
-(:func:`lmkit.evaluation.loglikelihoods`), DPO in notebook 15 (:func:`lmkit.preference.sequence_logps`) and the
+label scores in notebook 14 (:func:`lmkit.apps.continuation_logprobs`), multiple choice in notebook 15
+(:func:`lmkit.evaluation.loglikelihoods`), DPO in notebook 16 (:func:`lmkit.preference.sequence_logps`) and the
 fine-tuning loss in notebook 11 (:func:`lmkit.finetune.forward_nll`). The steps, bottom up:
 
 1. :func:`encode_completion`: the token ids of a context and of the completion after it, by one of two rules
@@ -72,13 +72,13 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
     (``"<|im_end|>"``) becomes the ordinary tokens of those characters (``split_special_tokens=True``), never the
     control token. The two rules (``rule=``):
 
-    - ``"harness"`` (lm-evaluation-harness, ``HFLM._encode_pair``; notebook 14): trailing whitespace of the context
+    - ``"harness"`` (lm-evaluation-harness, ``HFLM._encode_pair``; notebook 15): trailing whitespace of the context
       moves to the front of the completion; ``context + completion`` is tokenized as one text, and the completion's
       ids are what follows the context's own ids. A completion is thus scored as the tokens the model would read
       in the whole text. An empty context becomes the BOS token (EOS when there is none), the harness's
       ``prefix_token_id``: the first completion token needs a position that predicts it. Both texts are read as
       text (the harness would read a special token written in an item as the token itself).
-    - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 11, 13, 15): context and completion are
+    - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 11, 14, 16): context and completion are
       tokenized on their own and the ids joined, so the completion's tokens are exactly those that a model writes
       after that prompt at generation time, and a label word is the same ids whatever precedes it. An empty
       context stays empty (:func:`pair_logprobs` refuses it). The context keeps its special tokens: it is the
@@ -141,7 +141,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
 
 def labelled_example(context_ids: list[int], completion_ids: list[int]) -> dict:
     """``{"input_ids": context + completion, "labels": ...}`` with the context's labels :data:`IGNORE`, so only the
-    completion is scored (the prompt masking of notebooks 11 and 15; TRL's ``completion_mask``)."""
+    completion is scored (the prompt masking of notebooks 11 and 16; TRL's ``completion_mask``)."""
     return {"input_ids": list(context_ids) + list(completion_ids),
             "labels": [IGNORE] * len(context_ids) + list(completion_ids)}
 
@@ -170,7 +170,7 @@ def pad(examples: list[dict], value, *, side: str = "right") -> dict[str, torch.
 
     ``side="right"`` for training and labelled batches: with a causal mask a real token never sees the padding
     after it, and positions count from 0 in every row. ``side="left"`` when rows must end together: batched
-    generation predicts at the last column (notebook 14's letter answers), and :func:`pair_logprobs` keeps the
+    generation predicts at the last column (notebook 15's letter answers), and :func:`pair_logprobs` keeps the
     logits of only the last columns. Uses ``torch.nn.utils.rnn.pad_sequence``.
 
     Raises :class:`lmkit.checks.CheckError` for no examples, a key it does not know, keys or lengths that differ
@@ -258,8 +258,8 @@ def completion_logprobs(model, batch: dict, **model_kwargs) -> Scores:
     One forward pass; the LM head runs only at :func:`labelled_positions`; log-softmax in float32. Returns
     :class:`Scores` with one entry per completion; a completion with no labelled token scores 0 with 0 tokens
     (and counts as greedy). Gradients flow when enabled: the fine-tuning loss (notebook 11,
-    :func:`lmkit.finetune.forward_nll`) and DPO (notebook 15, :func:`lmkit.preference.sequence_logps`) train on
-    ``logprob``; notebooks 13 and 14 score through :func:`pair_logprobs`. Raises
+    :func:`lmkit.finetune.forward_nll`) and DPO (notebook 16, :func:`lmkit.preference.sequence_logps`) train on
+    ``logprob``; notebooks 14 and 15 score through :func:`pair_logprobs`. Raises
     :class:`lmkit.checks.CheckError` when a key is missing or ``labels`` and ``input_ids`` differ in shape.
     Equal to TRL's ``DPOTrainer`` log-probabilities (``tests/test_preference.py``) and to
     ``F.cross_entropy(..., ignore_index=-100, reduction="sum")`` negated (``tests/test_finetune.py``).
@@ -349,8 +349,8 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
 
     Work is shared two ways, and the scores are those of one plain forward pass per pair (the tests compare):
 
-    - consecutive pairs with the same context ids (the choices of a question, notebook 14; the labels of a text,
-      notebook 13) share one row: the context once, then each completion after a copy of the context's last
+    - consecutive pairs with the same context ids (the choices of a question, notebook 15; the labels of a text,
+      notebook 14) share one row: the context once, then each completion after a copy of the context's last
       token, with positions restarting where the context ends and an attention mask that hides the other
       completions (:func:`_packed_row`);
     - the ids that every context starts with (an instruction, few-shot examples) run once, and their KV cache is

@@ -1,4 +1,4 @@
-"""lmkit.apps: the data sets, label-likelihood scoring, the metrics, the chat tasks and retrieval (notebook 13)."""
+"""lmkit.apps: the data sets, label-likelihood scoring, the metrics, the chat tasks and retrieval (notebook 14)."""
 from __future__ import annotations
 
 import json
@@ -288,10 +288,10 @@ def test_exercise_13_1_calibration_by_hand(tiny_lm, monkeypatch):
     uncalibrated = [names[i] for i in raw.argmax(-1).tolist()]
     doubled = [names[i] for i in (raw.log_softmax(-1) + prior).argmax(-1).tolist()]
     assert calibrated != uncalibrated and calibrated != doubled  # the check below can tell them apart
-    assert exercises.check("13.1", calibrated, lm=tiny_lm, prompt=prompt, raw=raw)
-    assert not exercises.check("13.1", uncalibrated, lm=tiny_lm, prompt=prompt, raw=raw)  # the prompt's lean kept
-    assert not exercises.check("13.1", doubled, lm=tiny_lm, prompt=prompt, raw=raw)       # multiplied by the prior
-    assert not exercises.check("13.1", calibrated[:-1], lm=tiny_lm, prompt=prompt, raw=raw)  # one label missing
+    assert exercises.check("14.1", calibrated, lm=tiny_lm, prompt=prompt, raw=raw)
+    assert not exercises.check("14.1", uncalibrated, lm=tiny_lm, prompt=prompt, raw=raw)  # the prompt's lean kept
+    assert not exercises.check("14.1", doubled, lm=tiny_lm, prompt=prompt, raw=raw)       # multiplied by the prior
+    assert not exercises.check("14.1", calibrated[:-1], lm=tiny_lm, prompt=prompt, raw=raw)  # one label missing
 
 
 def test_exercise_13_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
@@ -303,9 +303,9 @@ def test_exercise_13_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
     text = "the cat sat on the mat"
     s = apps.label_scores(tiny_lm, prompt, [text], progress=False)[0]
     right = (s[0] - s[1]).item()
-    assert exercises.check("13.2", right, lm=tiny_lm, prompt=prompt, text=text)
-    assert not exercises.check("13.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
-    assert not exercises.check("13.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
+    assert exercises.check("14.2", right, lm=tiny_lm, prompt=prompt, text=text)
+    assert not exercises.check("14.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
+    assert not exercises.check("14.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
                                prompt=prompt, text=text)
 
 
@@ -345,10 +345,10 @@ def test_exercise_13_5_weighted_f1(monkeypatch):
     y_pred = ["a"] * 4 + ["b"] * 2 + ["b"] * 3 + ["a"]
     right = f1_score(y_true, y_pred, average="weighted", zero_division=0)
     by_prediction = f1_score(y_pred, y_pred, average="weighted", zero_division=0)  # weights from the predictions
-    assert exercises.check("13.5", right, y_true=y_true, y_pred=y_pred)
-    assert not exercises.check("13.5", f1_score(y_true, y_pred, average="macro", zero_division=0),
+    assert exercises.check("14.5", right, y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("14.5", f1_score(y_true, y_pred, average="macro", zero_division=0),
                                y_true=y_true, y_pred=y_pred)
-    assert not exercises.check("13.5", by_prediction, y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("14.5", by_prediction, y_true=y_true, y_pred=y_pred)
 
 
 def test_exercise_13_6_rouge2(monkeypatch):
@@ -363,8 +363,8 @@ def test_exercise_13_6_rouge2(monkeypatch):
     # by hand: 13 stemmed tokens each ("cats" -> "cat"), so 12 pairs each; clipped matches: "cat sat" 1, "sat on"
     # min(2, 1) = 1, "on the" min(2, 2) = 2, "the mat" 1, "the dog" 1, "the rug" 1 -> 7; P = R = F = 7/12
     assert scores["rouge2"].fmeasure == pytest.approx(7 / 12)
-    assert exercises.check("13.6", 7 / 12, summary=summary, reference=reference)
-    assert not exercises.check("13.6", scores["rouge1"].fmeasure, summary=summary, reference=reference)
+    assert exercises.check("14.6", 7 / 12, summary=summary, reference=reference)
+    assert not exercises.check("14.6", scores["rouge1"].fmeasure, summary=summary, reference=reference)
     unstemmed = rouge_scorer.RougeScorer(["rouge2"], use_stemmer=False).score(reference, summary)["rouge2"].fmeasure
     assert unstemmed != pytest.approx(7 / 12)  # "cats" no longer matches "cat": one pair fewer
-    assert not exercises.check("13.6", unstemmed, summary=summary, reference=reference)
+    assert not exercises.check("14.6", unstemmed, summary=summary, reference=reference)

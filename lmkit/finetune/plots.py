@@ -7,7 +7,7 @@ __all__ = ["plot_step_curves", "plot_loss_curves", "plot_history", "LivePlot"]
 def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabel: str, title: str,
                      labels=("train (per step)", "validation"), ax=None, mark_best: bool = False):
     """Two per-step curves of a run's history (``step`` plus ``train_key`` / ``val_key``, None where absent) against
-    optimizer steps; used for the loss curves (notebook 11) and DPO's reward margin (notebook 15). Returns the axes."""
+    optimizer steps; used for the loss curves (notebook 11) and DPO's reward margin (notebook 16). Returns the axes."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -48,7 +48,7 @@ plot_history = plot_loss_curves  # the name notebook 11 uses
 class LivePlot:
     """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 11).
 
-    ``ylabel`` names the loss (DPO's is per pair, notebook 15); ``mark_best`` draws a dotted line, in the legend, at
+    ``ylabel`` names the loss (DPO's is per pair, notebook 16); ``mark_best`` draws a dotted line, in the legend, at
     the step with the lowest validation loss. ``every``: redraw every that many updates, and whenever a validation
     loss arrives; ``close`` draws what is still pending, so the figure left in the notebook shows the whole run
     (rendering a figure costs a fraction of a second, which adds up over many short steps)."""

@@ -17,7 +17,7 @@
 | :mod:`~lmkit.profile.llama_cpp` | ``LlamaCpp`` (in its own process) and ``time_llama_cpp`` |
 
 Every public name is also here: ``from lmkit import profile as P; P.time_fn(...)``. Imports point down:
-:mod:`lmkit.compress` (notebook 12) builds on this package, which imports nothing of ``compress``.
+:mod:`lmkit.compress` (notebook 13) builds on this package, which imports nothing of ``compress``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Peak memory of a block of code: the kernel's peak-RSS counter, the GPU allocator's peak, or a sampler (notebook 08).
 
-One :class:`PeakMemory` for all of lmkit (notebooks 08, 11 and 12 and the benchmarks use it).
+One :class:`PeakMemory` for all of lmkit (notebooks 08, 11 and 13 and the benchmarks use it).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Checkpoints that resume a run exactly: trainable weights, optimizer, scheduler, every RNG, the data position
-(notebooks 11, 12 and 15).
+(notebooks 11, 13 and 16).
 
 ``checkpoints/step-NNNNNN/`` holds ``weights.safetensors`` (the trainable parameters only: the adapters for LoRA),
 ``optimizer.safetensors`` (its tensors; the rest as JSON metadata), ``rng-<rank>.safetensors`` (torch, CUDA, numpy
