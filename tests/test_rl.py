@@ -1,5 +1,5 @@
-"""lmkit.rl (the reasoning notebook): pass@k against enumeration, majority vote, GRPO's advantages and loss against loop-based
-formulas and against TRL's GRPOTrainer, the task's data and reward, and every bad input."""
+"""lmkit.rl (the reasoning notebook): pass@k against enumeration, majority vote, GRPO's advantages and loss against
+loop-based formulas and against TRL's GRPOTrainer, the task's data and reward, and every bad input."""
 from __future__ import annotations
 
 import itertools
