@@ -1,11 +1,13 @@
 """Under- and overfitting, measured on the tiny GPT (notebook 09, section 6).
 
-- :func:`window_losses`: the loss of each of ``n_windows`` fixed, evenly spaced windows of a text (the per-item
-  values that :func:`lmkit.stats.compare` pairs; their mean is :func:`~lmkit.tinygpt.estimate_loss`).
+- :func:`window_ids`: the ``n_windows`` fixed, evenly spaced windows of a text that every loss here is measured on.
+- :func:`window_losses`: the loss of each of those windows (the per-item values that :func:`lmkit.stats.compare`
+  pairs; their mean is :func:`~lmkit.tinygpt.estimate_loss`); :func:`ngram_window_losses`: the same for an n-gram
+  model (:class:`lmkit.ngram.NGramLM`), the baseline a neural model must beat.
 - :func:`train_curves`: train a config for a budget (steps, batch) on :func:`lmkit.training.fit`, the package's one
   training loop, and return its :class:`Curves`: training and validation loss of every window at each evaluation.
-- :func:`name_regimes`: name each run of a sweep "underfitting", "sweet spot" or "overfitting" from those numbers,
-  or "cannot be told apart" when the numbers do not separate the regimes (the rule is in its docstring).
+- :func:`name_regimes`: name each run of a sweep with one of :data:`REGIMES` from those numbers (the rule is in its
+  docstring).
 - :func:`plot_capacity`: final training and validation loss against the parameter count, the gap shaded.
 """
 from __future__ import annotations
@@ -20,16 +22,45 @@ import torch.nn.functional as F
 
 from lmkit import checks
 
-__all__ = ["Curves", "Regime", "REGIMES", "window_losses", "train_curves", "name_regimes", "plot_capacity"]
+__all__ = ["Curves", "Regime", "REGIMES", "window_ids", "window_losses", "ngram_window_losses", "train_curves",
+           "name_regimes", "plot_capacity"]
 
-REGIMES = ("underfitting", "sweet spot", "overfitting", "cannot be told apart")
-"""The names :func:`name_regimes` gives."""
+REGIMES = ("overfitting", "sweet spot", "cannot be told apart from the best", "underfitting",
+           "wider gap, not yet overfitting", "cannot be told apart")
+"""The names :func:`name_regimes` gives, in the order of its rules."""
 
 
 def _starts(ids: torch.Tensor, block_size: int, n_windows: int) -> torch.Tensor:
     if ids.numel() <= block_size + 1:
         checks.fail(f"text of {ids.numel()} tokens is too short for block_size={block_size}: use more text")
     return torch.linspace(0, ids.numel() - block_size - 1, n_windows).long()
+
+
+def window_ids(ids, block_size: int, n_windows: int = 64) -> torch.Tensor:
+    """The ``n_windows`` evenly spaced windows of ``ids`` that :func:`window_losses` scores: int64
+    ``[n_windows, block_size + 1]`` (inputs and the last target; notebook 09, section 6).
+
+    The starts are ``linspace(0, len(ids) - block_size - 1, n_windows)``, those of
+    :func:`lmkit.tinygpt.estimate_loss`; windows overlap when ``n_windows * (block_size + 1) > len(ids)``. Raises a
+    one-line ValueError for a bad size or a text of ``block_size + 1`` ids or fewer.
+    """
+    block_size = checks.integer("block_size", block_size, low=1, fix="the window length, such as 64")
+    n_windows = checks.integer("n_windows", n_windows, low=1, fix="pass e.g. n_windows=64")
+    ids = torch.as_tensor(ids).flatten().long()
+    return ids[_starts(ids, block_size, n_windows)[:, None] + torch.arange(block_size + 1)]
+
+
+def ngram_window_losses(ngram, ids, block_size: int, n_windows: int = 64) -> np.ndarray:
+    """Mean NLL (nats per token) of an n-gram model on each window of :func:`window_ids`: float64 ``[n_windows]``
+    (notebook 09, section 6).
+
+    Each window is scored on its own (``ngram.token_nll(window)``, :class:`lmkit.ngram.NGramLM`), so the n-gram sees
+    no more context than a neural model reading the same window, and the values pair window by window with
+    :func:`window_losses`. Raises a one-line ValueError for an object without ``token_nll`` or a bad window.
+    """
+    if not callable(getattr(ngram, "token_nll", None)):
+        checks.fail(f"ngram is {checks.show(ngram, 40)}: pass a fitted lmkit.ngram.NGramLM (it has token_nll)")
+    return np.array([float(np.mean(ngram.token_nll(w.numpy()))) for w in window_ids(ids, block_size, n_windows)])
 
 
 @torch.no_grad()
@@ -43,20 +74,15 @@ def window_losses(model, ids, block_size: int, n_windows: int = 64, batch_size: 
     back in the mode it was in. Raises a one-line ValueError for a bad size or a text of ``block_size + 1`` ids or
     fewer.
     """
-    block_size = checks.integer("block_size", block_size, low=1, fix="the window length, such as 64")
-    n_windows = checks.integer("n_windows", n_windows, low=1, fix="pass e.g. n_windows=64")
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per forward pass, such as 32")
-    ids = torch.as_tensor(ids).flatten().long()
-    starts = _starts(ids, block_size, n_windows)
-    offsets = torch.arange(block_size + 1)
+    windows = window_ids(ids, block_size, n_windows)
     was_training = model.training
     model.eval()
     out = []
-    for chunk in starts.split(batch_size):
-        win = ids[chunk[:, None] + offsets]
+    for win in windows.split(batch_size):
         logits = model(win[:, :-1]).logits
         nll = F.cross_entropy(logits.flatten(0, 1).float(), win[:, 1:].flatten(), reduction="none")
-        out.append(nll.view(len(chunk), block_size).mean(1).double())
+        out.append(nll.view(len(win), block_size).mean(1).double())
     model.train(was_training)
     return torch.cat(out).numpy()
 
@@ -111,7 +137,7 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     notebook 09's schedule (:func:`lmkit.tinygpt.lr_at`: warm-up over the first 5% of the steps, cosine to lr/10);
     unlike notebook 09's cell, AdamW keeps PyTorch's default betas (0.9, 0.999). ``seed`` fixes the initial weights
     and the batches (:func:`lmkit.tinygpt.get_batch`), so two configs trained with one seed see the same batches.
-    Every ``eval_every`` steps and at the last, :func:`window_losses` scores ``n_windows`` fixed windows of
+    Before training (step 0), every ``eval_every`` steps and at the last, :func:`window_losses` scores ``n_windows`` fixed windows of
     ``val_ids`` and of ``train_eval_ids`` (default ``train_ids``; pass a shared slice so that runs trained on
     different data are scored on the same training windows). Raises a one-line ValueError, before any training, for
     a bad count, a text too short for ``cfg.block_size`` or fewer than 2 windows (an interval needs 2).
@@ -147,13 +173,14 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     settings = FitSettings(max_steps=steps, lr=lr, weight_decay=weight_decay, max_grad_norm=1.0,
                            schedule=lambda s: lr_at(s, steps, 1.0, max(1, steps // 20)), eval_every=eval_every,
                            progress=False)
+    evaluate(model)  # step 0: the untrained model
     result = fit(model, lambda m, batch: (m(*batch).loss, {}), lambda _: get_batch(train_ids, block, batch_size, gen),
                  settings, evaluate=evaluate)
-    evaluated = [h["step"] for h in result.history if "val_loss" in h]
-    elapsed = np.cumsum(result.seconds)
+    evaluated = [0] + [h["step"] for h in result.history if "val_loss" in h]
+    elapsed = np.concatenate([[0.0], np.cumsum(result.seconds)])
     return Curves(n_params=n_params(model), step=evaluated,
                   train_windows=np.stack([tr for tr, _ in scores]), val_windows=np.stack([va for _, va in scores]),
-                  seconds=[float(elapsed[s - 1]) for s in evaluated], train_key=_key(fit_ids, block, n_windows),
+                  seconds=[float(elapsed[s]) for s in evaluated], train_key=_key(fit_ids, block, n_windows),
                   val_key=_key(val_ids, block, n_windows), model=result.model)
 
 
@@ -184,28 +211,31 @@ def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float
         rise = compare(val[-1], val[low], confidence=confidence)
         fall = compare(train[-1], train[low], confidence=confidence)
     rising = rise is not None and rise.verdict == "higher" and fall.verdict == "lower"
-    if name == best_name or v.verdict != "higher":  # rule 1
-        why = (f"the lowest final validation loss of the sweep ({val[-1].mean():.3f})" if name == best_name else
-               f"against {best_name}, the run with the lowest validation loss: "
-               + v.sentence(name, best_name, quantity="validation loss", unit=unit, fmt=".3f"))
-        if rising:
-            why += (f"; but its validation loss had already risen from {val[low].mean():.3f} at step "
-                    f"{run.step[low]} while its training loss fell: it is at the edge of overfitting")
-        return Regime("sweet spot", why)
-    if rising:  # rule 2
+    if rising:  # rule 1: a measured rise is never hidden behind a low final loss
         return Regime("overfitting", f"from step {run.step[low]} to step {run.step[-1]} its training loss fell "
                       f"from {train[low].mean():.3f} to {train[-1].mean():.3f} while its validation loss rose from "
                       f"{val[low].mean():.3f} to {val[-1].mean():.3f} ("
                       + rise.sentence(f"step {run.step[-1]}", f"step {run.step[low]}", **loss) + ")")
+    unrisen = "" if rise is None else (
+        f"; its validation loss at the end cannot be told apart from its lowest ({val[low].mean():.3f} at step "
+        f"{run.step[low]}): no measured rise" if rise.verdict != "higher" else
+        f"; its validation loss rose from {val[low].mean():.3f} at step {run.step[low]}, but its training loss did not "
+        "fall over the same steps")
+    if name == best_name:  # rule 2
+        return Regime("sweet spot", f"the lowest final validation loss of the sweep ({val[-1].mean():.3f})" + unrisen)
+    against = f"against {best_name}, the run with the lowest final validation loss: "
+    if v.verdict != "higher":  # rule 3: not a tie, a lack of evidence either way
+        return Regime("cannot be told apart from the best", against + v.sentence(
+            name, best_name, quantity="validation loss", unit=unit, fmt=".3f") + unrisen)
     t = compare(train[-1], best.train_windows[-1], confidence=confidence)
     g = compare(val[-1] - train[-1], best.val_windows[-1] - best.train_windows[-1], confidence=confidence)
-    against = f"against {best_name}, the run with the lowest validation loss: "
-    if t.verdict == "higher" and g.verdict != "higher":
+    if t.verdict == "higher" and g.verdict != "higher":  # rule 4
         return Regime("underfitting", against + "both losses are higher and the gap is no wider: "
                       + t.sentence(name, best_name, **train_loss) + "; "
                       + g.sentence(name, best_name, **gap))
-    if t.verdict != "higher" and g.verdict == "higher":
-        return Regime("overfitting", against + "the training loss is as low or lower while the gap is wider: "
+    if t.verdict != "higher" and g.verdict == "higher":  # rule 5: a generalisation gap, no measured rise
+        return Regime("wider gap, not yet overfitting", against + "the training loss is as low or lower while the "
+                      "gap is wider, but its validation loss has not measurably risen: "
                       + t.sentence(name, best_name, **train_loss) + "; "
                       + g.sentence(name, best_name, **gap))
     return Regime("cannot be told apart", against + "its validation loss is higher, but the training loss and the gap "
@@ -236,14 +266,17 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     seed, the run with the lowest final validation loss is the reference, and
     each run is named by the first rule that holds:
 
-    1. **sweet spot**: it is the reference, or its final validation loss cannot be told apart from the reference's
-       (if its validation loss has started to rise, the reason says so);
-    2. **overfitting**: its validation loss at the end is higher than at its own lowest evaluation while its
-       training loss at the end is lower than there (validation rising while training falls);
-    3. **underfitting**: its final training loss and validation loss are both higher than the reference's, and its
+    1. **overfitting**: its validation loss at the end is higher than at its own lowest evaluation while its
+       training loss at the end is lower than there (validation rising while training falls); checked first, so a
+       measured rise is never hidden by a low final loss;
+    2. **sweet spot**: it is the reference;
+    3. **cannot be told apart from the best**: its final validation loss cannot be told apart from the reference's
+       (a lack of evidence either way, not a tie);
+    4. **underfitting**: its final training loss and validation loss are both higher than the reference's, and its
        gap (validation minus training, window by window) is not higher than the reference's gap;
-    4. **overfitting**: its training loss is not higher than the reference's but its gap is higher;
-    5. otherwise **cannot be told apart**: its validation loss is higher, and the numbers do not say which way.
+    5. **wider gap, not yet overfitting**: its training loss is not higher than the reference's but its gap is higher
+       (a generalisation gap; overfitting needs the rise of rule 1);
+    6. otherwise **cannot be told apart**: its validation loss is higher, and the numbers do not say which way.
 
     With several seeds a name stands only when every seed gives it; otherwise the run is "cannot be told apart" and
     the reason lists what each seed said. The windows' spread is what the intervals measure; the seeds add the
