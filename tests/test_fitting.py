@@ -147,6 +147,11 @@ def test_train_curves_learns_and_records_every_evaluation():
     fresh = window_losses(tg.TinyGPT(cfg), ids[800:], 16, 8)
     np.testing.assert_allclose(run.val_windows[0], fresh, rtol=1e-5)
     assert run.train_loss[-1] < run.train_loss[1] < run.train_loss[0]  # it learns from the training text
+    assert run.dev_windows is None and run.stop() == int(np.argmin(run.val_loss))  # no development text: validation
+    dev = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0,
+                       dev_ids=ids[:400])
+    assert dev.dev_windows.shape == (3, 8) and dev.stop() == int(np.argmin(dev.dev_windows.mean(1)))
+    np.testing.assert_allclose(dev.val_windows, run.val_windows, rtol=1e-5)  # scoring more text changes nothing
     assert compare(run.train_windows[-1], run.train_windows[0]).verdict == "lower"
     again = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0)
     np.testing.assert_allclose(again.val_windows, run.val_windows, rtol=1e-5)  # the seed fixes the run
@@ -157,6 +162,7 @@ def test_train_curves_learns_and_records_every_evaluation():
 @pytest.mark.parametrize("kw, match", [
     (dict(steps=0), "steps"), (dict(eval_every=0), "eval_every"), (dict(n_windows=1), "n_windows"),
     (dict(train_eval_ids=torch.arange(5)), "train_eval_ids"), (dict(seed=-1), "seed"),
+    (dict(dev_ids=torch.arange(5)), "dev_ids"),
 ])
 def test_train_curves_refuses_bad_input_before_training(kw, match):
     tok = tg.CharTokenizer.from_text(TEXT)
@@ -181,3 +187,13 @@ def test_exercise_09_5_early_stopping(monkeypatch):
     assert not exercises.check("09.5", (20, run.val_loss[i] + 0.01, verdict), curves=run)
     assert not exercises.check("09.5", (20, run.val_loss[i], "cannot be told apart"), curves=run)
     assert not exercises.check("09.5", 20, curves=run)  # not a triple: feedback, not a crash
+    run.dev_windows = curves([2.6, 2.0, 1.4], [2.9, 3.0, 2.8], seed=8).val_windows  # chosen on development text
+    assert exercises.check("09.5", (30, run.val_loss[-1], "cannot be told apart"), curves=run)
+    assert not exercises.check("09.5", (20, run.val_loss[i], verdict), curves=run)  # the validation minimum
+
+
+def test_early_stopping_chooses_on_the_development_windows_when_there_are_some():
+    run = curves([2.6, 2.0, 1.4], [2.7, 2.5, 3.0], seed=7)
+    assert run.stop() == 1  # no development text: the lowest validation loss
+    run.dev_windows = curves([2.6, 2.0, 1.4], [2.9, 3.0, 2.8], seed=8).val_windows
+    assert run.stop() == 2  # chosen on the development text, even where validation says otherwise

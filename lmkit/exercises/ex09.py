@@ -71,16 +71,16 @@ def _attention(answer, *, attn):
 
 
 @exercise("09.5", hint="answer with a triple (step, validation loss, verdict) for the run you pass as curves: the "
-                       "evaluation step where curves.val_loss is lowest, the mean validation loss there (nats per "
-                       "character), and compare(curves.val_windows[-1], curves.val_windows[i], paired=True).verdict "
-                       "for that evaluation i: is the last checkpoint worse than the one early stopping keeps?")
+                       "evaluation i where the development loss curves.dev_windows.mean(1) is lowest (the validation "
+                       "loss when the run has no development windows), its step curves.step[i], the mean validation "
+                       "loss there (nats per character), and compare(curves.val_windows[-1], curves.val_windows[i], "
+                       "paired=True).verdict: is the last checkpoint worse than the one early stopping keeps?")
 def _early_stopping(answer, *, curves):
-    """The checkpoint with the lowest validation loss, and the paired verdict over the same validation windows."""
-    import numpy as np
-
+    """The checkpoint early stopping keeps (:meth:`lmkit.tinygpt.Curves.stop`: lowest development loss, else lowest
+    validation loss), its validation loss, and the paired verdict over the same validation windows."""
     from lmkit.stats import compare
 
     step, loss, verdict = answer
-    i = int(np.argmin(curves.val_windows.mean(1)))
+    i = curves.stop()
     right = compare(curves.val_windows[-1], curves.val_windows[i], paired=True).verdict
     return int(step) == curves.step[i] and _close(loss, curves.val_loss[i], rel=1e-4) and verdict == right

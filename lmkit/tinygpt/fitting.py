@@ -101,7 +101,9 @@ class Curves:
     fixed window of the training-evaluation text and of the validation text at each evaluation step ``step``.
     ``train_loss``, ``val_loss`` (their means) and ``seconds`` (training time, evaluation excluded) make a
     :class:`Curves` plot with :func:`lmkit.tinygpt.plot_history` like a ``History``. ``train_key`` / ``val_key``
-    name the windows, so that only runs measured on the same windows are paired.
+    name the windows, so that only runs measured on the same windows are paired. ``dev_windows``: the same for a
+    development text (``train_curves(dev_ids=...)``), or None: early stopping chooses its step there and reports
+    the validation loss at that step, so the report is not chosen on the text it is measured on (:meth:`stop`).
     """
 
     n_params: int
@@ -112,6 +114,12 @@ class Curves:
     train_key: str = ""
     val_key: str = ""
     model: object = None
+    dev_windows: np.ndarray | None = None
+
+    def stop(self) -> int:
+        """Index of the evaluation early stopping keeps: the lowest mean loss on the development windows (on the
+        validation windows when the run has none, which makes the validation loss there optimistic)."""
+        return int(np.argmin((self.val_windows if self.dev_windows is None else self.dev_windows).mean(1)))
 
     @property
     def train_loss(self) -> list:
@@ -129,7 +137,7 @@ class Curves:
 
 def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: float = 3e-3,
                  weight_decay: float = 0.1, eval_every: int = 25, n_windows: int = 64, train_eval_ids=None,
-                 seed: int = 0) -> Curves:
+                 dev_ids=None, seed: int = 0) -> Curves:
     """Train ``TinyGPT(cfg)`` for ``steps`` steps of ``batch_size`` random windows of ``train_ids`` and return its
     :class:`Curves` (notebook 09, section 6).
 
@@ -139,7 +147,8 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     and the batches (:func:`lmkit.tinygpt.get_batch`), so two configs trained with one seed see the same batches.
     Before training (step 0), every ``eval_every`` steps and at the last, :func:`window_losses` scores ``n_windows`` fixed windows of
     ``val_ids`` and of ``train_eval_ids`` (default ``train_ids``; pass a shared slice so that runs trained on
-    different data are scored on the same training windows). Raises a one-line ValueError, before any training, for
+    different data are scored on the same training windows) and, when given, of ``dev_ids`` (a development text
+    for early stopping, :meth:`Curves.stop`). Raises a one-line ValueError, before any training, for
     a bad count, a text too short for ``cfg.block_size`` or fewer than 2 windows (an interval needs 2).
     """
     from lmkit.tinygpt.model import TinyGPT
@@ -156,7 +165,9 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     train_ids = torch.as_tensor(train_ids).flatten().long()
     val_ids = torch.as_tensor(val_ids).flatten().long()
     fit_ids = train_ids if train_eval_ids is None else torch.as_tensor(train_eval_ids).flatten().long()
-    for name, ids in (("train_ids", train_ids), ("val_ids", val_ids), ("train_eval_ids", fit_ids)):
+    dev = None if dev_ids is None else torch.as_tensor(dev_ids).flatten().long()
+    texts = (("train_ids", train_ids), ("val_ids", val_ids), ("train_eval_ids", fit_ids), ("dev_ids", dev))
+    for name, ids in [(n, t) for n, t in texts if t is not None]:
         if ids.numel() <= block + 1:
             checks.fail(f"{name} has {ids.numel()} tokens, too few for block_size={block}: pass more than "
                         f"{block + 1} tokens")
@@ -164,10 +175,13 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     model = TinyGPT(cfg)
     gen = torch.Generator().manual_seed(seed)
     scores: list[tuple[np.ndarray, np.ndarray]] = []
+    dev_scores: list[np.ndarray] = []
 
     def evaluate(m) -> dict:
         tr, va = window_losses(m, fit_ids, block, n_windows), window_losses(m, val_ids, block, n_windows)
         scores.append((tr, va))
+        if dev is not None:
+            dev_scores.append(window_losses(m, dev, block, n_windows))
         return {"val_loss": float(va.mean())}
 
     settings = FitSettings(max_steps=steps, lr=lr, weight_decay=weight_decay, max_grad_norm=1.0,
@@ -181,7 +195,8 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     return Curves(n_params=n_params(model), step=evaluated,
                   train_windows=np.stack([tr for tr, _ in scores]), val_windows=np.stack([va for _, va in scores]),
                   seconds=[float(elapsed[s]) for s in evaluated], train_key=_key(fit_ids, block, n_windows),
-                  val_key=_key(val_ids, block, n_windows), model=result.model)
+                  val_key=_key(val_ids, block, n_windows), model=result.model,
+                  dev_windows=np.stack(dev_scores) if dev_scores else None)
 
 
 @dataclass(frozen=True)
