@@ -332,7 +332,7 @@ def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mappin
                   ax=None):
     """Final training (dashed) and validation (solid) loss against the parameter count, log scale, the gap between
     them shaded; each point is the mean over seeds, labelled with its regime when ``regimes`` is given (notebook 09,
-    section 5). Returns the axes."""
+    section 6). Returns the axes."""
     import matplotlib.pyplot as plt
 
     if not isinstance(runs, Mapping) or not runs:
