@@ -10,7 +10,7 @@ themselves are the lesson, and stay in the cells:
 |---|---|
 | :func:`check_world_size`, :func:`shard` | the global batch split into equal contiguous shards, one per process |
 | :func:`lesson_problem`, :func:`lesson_model` | notebook 09's tiny GPT on the training plays: seeded, no dropout |
-| :func:`full_state`, :func:`save_weights`, :func:`load_weights`, :func:`max_difference` | the weights to compare |
+| :func:`full_state`, :func:`save_weights`, :func:`load_weights` | the weights to compare: :func:`max_difference`, :func:`relative_distance` |
 | :func:`launch`, :func:`write_report` | ``torchrun --standalone --nproc-per-node N script ...``, checked first |
 | :class:`CollectiveLog` | every collective a process calls, with the bytes it hands over (a dispatch mode) |
 | :func:`loopback_bytes`, :func:`bench_collectives` | bytes really sent over the loopback interface (Linux) |
@@ -145,6 +145,15 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
+def relative_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """``‖a − b‖ / ‖a‖`` over all the tensors of two sets of weights with the same names (Frobenius norms): a
+    distance that one element whose update Adam decided by the sign of a rounding error cannot dominate."""
+    max_difference(a, b)  # the same names, or a one-line error
+    num = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a)
+    den = sum(float((a[k].double() ** 2).sum()) for k in a)
+    return (num / den) ** 0.5 if den else float("inf")
+
+
 def write_report(out: str | os.PathLike, rank: int, report: dict) -> Path:
     """Write one process's report as ``out/rank{rank}.json`` (atomically); :func:`launch` reads them back."""
     from lmkit.files import atomic_write_text
@@ -198,8 +207,9 @@ def ring_bytes(collective: str, nbytes: float, world_size: int) -> float:
     """Bytes one process sends in a ring ``collective`` over a buffer of ``nbytes`` (Patarasuk and Yuan 2009).
 
     ``reduce_scatter`` (``nbytes`` = the full input) and ``all_gather`` (``nbytes`` = the full output) send
-    (N−1)/N of it; ``all_reduce`` is one of each, 2(N−1)/N. These are lower bounds for any algorithm that moves data
-    only between neighbours; a library may send more (notebook 12 measures gloo's).
+    (N−1)/N of it; ``all_reduce`` is one of each, 2(N−1)/N. No algorithm sends less per process (each process must
+    send or receive the other processes' parts); the ring reaches the bound, and a library may send more (notebook
+    12 measures gloo's).
     """
     checks.one_of("collective", collective, ("all_reduce", "reduce_scatter", "all_gather"))
     world = checks.integer("world_size", world_size, low=1, fix="the number of processes")
@@ -218,7 +228,9 @@ class CollectiveLog:
 
     It is a ``TorchDispatchMode``: the process-group operations (``c10d`` ops) pass through the dispatcher, from our
     own ``dist.all_reduce`` as from DDP's reducer and FSDP, so one recorder sees all three. ``nbytes`` is the size of
-    the full buffer: the input of an all-reduce or reduce-scatter, the output of an all-gather.
+    the full buffer, summed over the tensors of a coalesced call: the inputs of an all-reduce or a reduce-scatter,
+    the outputs of an all-gather. The recorder costs Python time on every operation of the process while it is on:
+    never time a step that it records.
     """
 
     def __init__(self):
@@ -233,10 +245,11 @@ class CollectiveLog:
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 op = getattr(func, "_opname", "") if "c10d" in str(func) else ""
                 if op:
-                    tensors = [t for t in torch.utils._pytree.tree_leaves((args, kwargs or {})) if torch.is_tensor(t)]
                     name = _COLLECTIVES.get(op, op)
-                    sizes = [t.numel() * t.element_size() for t in tensors]
-                    log.events.append((name, max(sizes) if sizes else 0))
+                    # the full buffer: a reduce-scatter's inputs (its second argument), every other op's first
+                    buffers = args[1] if name == "reduce_scatter" and len(args) > 1 else args[0] if args else ()
+                    log.events.append((name, sum(t.numel() * t.element_size()
+                                                 for t in torch.utils._pytree.tree_leaves(buffers) if torch.is_tensor(t))))
                 return func(*args, **(kwargs or {}))
 
         self._mode = _Mode()
@@ -319,36 +332,39 @@ def launch(script: str | os.PathLike, nproc: int = 2, args: tuple | list = (), *
 
 
 # -------------------------------------------------------------------------------------------- measuring collectives
-def bench_collectives(nbytes: int = 4 << 20, repeats: int = 3) -> dict[str, float]:
-    """Bytes on the loopback wire per byte of buffer for one all-reduce, all-gather and reduce-scatter (median).
+def bench_collectives(nbytes: int = 4 << 20, repeats: int = 5, group=None) -> dict[str, float]:
+    """Bytes on the loopback wire per byte of buffer for one all-reduce, all-gather and reduce-scatter.
 
-    Run on every process of a gloo group at once; each collective is timed between barriers and its loopback
-    bytes (all processes together, :func:`loopback_bytes`) divided by ``nbytes``. Compare with
-    ``world_size · ring_bytes(...) / nbytes``. Returns ``{}`` where the loopback counter cannot be read.
+    Run on every process of ``group`` (default: all) at once; each collective is bracketed by barriers of the group
+    and its loopback bytes (all processes together, :func:`loopback_bytes`) divided by ``nbytes``; the smallest of
+    ``repeats`` readings is kept, since other traffic on the interface (a notebook kernel's messages) only adds
+    bytes. Compare with
+    ``N · ring_bytes(...) / nbytes``. Processes outside ``group`` should wait (e.g. in a barrier of all processes)
+    while it runs, so that they send nothing. Returns ``{}`` where the loopback counter cannot be read.
     """
-    import statistics
 
     import torch.distributed as dist
 
-    world = dist.get_world_size()
-    n = checks.integer("nbytes", nbytes, low=4 * world, fix="a buffer size in bytes, e.g. 4 << 20") // 4 // world * world
+    world = dist.get_world_size(group)
+    n = checks.integer("nbytes", nbytes, low=4 * world, fix="a buffer size in bytes, e.g. 4 << 20") // 4 // world
+    n *= world
     full, part = torch.ones(n), torch.ones(n // world)
-    calls = {"all_reduce": lambda: dist.all_reduce(full),
-             "all_gather": lambda: dist.all_gather_into_tensor(full, part),
-             "reduce_scatter": lambda: dist.reduce_scatter_tensor(part, full)}
+    calls = {"all_reduce": lambda: dist.all_reduce(full, group=group),
+             "all_gather": lambda: dist.all_gather_into_tensor(full, part, group=group),
+             "reduce_scatter": lambda: dist.reduce_scatter_tensor(part, full, group=group)}
     out = {}
     for name, call in calls.items():
         ratios = []
         for _ in range(repeats):
-            dist.barrier()
+            dist.barrier(group=group)
             before = loopback_bytes()
             call()
-            dist.barrier()
+            dist.barrier(group=group)
             after = loopback_bytes()
             if before is None or after is None:
                 return {}
             ratios.append((after - before) / (4 * n))
-        out[name] = statistics.median(ratios)
+        out[name] = min(ratios)
     return out
 
 

@@ -93,6 +93,15 @@ def test_max_difference_refuses_different_names():
         ld.max_difference(a, {"v": torch.zeros(2)})
 
 
+def test_relative_distance_is_the_norm_of_the_difference_over_the_norm():
+    a = {"w": torch.tensor([3.0, 0.0]), "v": torch.tensor([4.0])}
+    b = {"w": torch.tensor([3.0, 1.0]), "v": torch.tensor([4.0])}
+    assert ld.relative_distance(a, b) == pytest.approx(1 / 5)
+    assert ld.relative_distance(a, a) == 0.0
+    with pytest.raises(ValueError, match="different names"):
+        ld.relative_distance(a, {"w": torch.zeros(2)})
+
+
 def test_summaries_are_found_when_processes_write_into_one_line():
     a, b = '{"step": 4, "train_loss": 1.5}', '{"step": 4, "train_loss": 1.5, "x": null}'
     assert ld.summaries(f"noise {a}{b}\nmore {a}") == [json.loads(a), json.loads(b), json.loads(a)]
