@@ -332,16 +332,18 @@ def launch(script: str | os.PathLike, nproc: int = 2, args: tuple | list = (), *
 
 
 # -------------------------------------------------------------------------------------------- measuring collectives
-def bench_collectives(nbytes: int = 4 << 20, repeats: int = 5, group=None) -> dict[str, float]:
+def bench_collectives(nbytes: int = 4 << 20, repeats: int = 5, group=None) -> dict[str, dict[str, float]]:
     """Bytes on the loopback wire per byte of buffer for one all-reduce, all-gather and reduce-scatter.
 
-    Run on every process of ``group`` (default: all) at once; each collective is bracketed by barriers of the group
-    and its loopback bytes (all processes together, :func:`loopback_bytes`) divided by ``nbytes``; the smallest of
-    ``repeats`` readings is kept, since other traffic on the interface (a notebook kernel's messages) only adds
-    bytes. Compare with
-    ``N · ring_bytes(...) / nbytes``. Processes outside ``group`` should wait (e.g. in a barrier of all processes)
-    while it runs, so that they send nothing. Returns ``{}`` where the loopback counter cannot be read.
+    Run on every process of ``group`` (default: all) at once. Each reading takes the loopback counter
+    (:func:`loopback_bytes`, all processes together) before an entry barrier and after an exit barrier of the group,
+    so that no process can send before the first reading, and subtracts the bytes of an empty barrier pair read the
+    same way. Returns ``{collective: {"median": ..., "low": ..., "high": ...}}`` over ``repeats`` readings, each
+    divided by ``nbytes``: compare with ``N · ring_bytes(...) / nbytes``. Processes outside ``group`` should wait
+    (e.g. in a barrier of all processes) while it runs, so that they send nothing. Returns ``{}`` where the loopback
+    counter cannot be read.
     """
+    import statistics
 
     import torch.distributed as dist
 
@@ -349,23 +351,48 @@ def bench_collectives(nbytes: int = 4 << 20, repeats: int = 5, group=None) -> di
     n = checks.integer("nbytes", nbytes, low=4 * world, fix="a buffer size in bytes, e.g. 4 << 20") // 4 // world
     n *= world
     full, part = torch.ones(n), torch.ones(n // world)
+
+    def reading(call) -> int | None:
+        before = loopback_bytes()
+        dist.barrier(group=group)
+        call()
+        dist.barrier(group=group)
+        after = loopback_bytes()
+        return None if before is None or after is None else after - before
+
     calls = {"all_reduce": lambda: dist.all_reduce(full, group=group),
              "all_gather": lambda: dist.all_gather_into_tensor(full, part, group=group),
              "reduce_scatter": lambda: dist.reduce_scatter_tensor(part, full, group=group)}
+    empty = [reading(lambda: None) for _ in range(repeats)]
+    if None in empty:
+        return {}
+    overhead = statistics.median(empty)
     out = {}
     for name, call in calls.items():
-        ratios = []
-        for _ in range(repeats):
-            dist.barrier(group=group)
-            before = loopback_bytes()
-            call()
-            dist.barrier(group=group)
-            after = loopback_bytes()
-            if before is None or after is None:
-                return {}
-            ratios.append((after - before) / (4 * n))
-        out[name] = min(ratios)
+        ratios = [(reading(call) - overhead) / (4 * n) for _ in range(repeats)]
+        out[name] = {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios)}
     return out
+
+
+def time_all_reduce(nbytes: int, repeats: int = 20, group=None) -> float:
+    """Median seconds of one all-reduce of ``nbytes`` (float32) on this process, started together by a barrier.
+
+    Two sizes give the α–β model of a collective's time (Hockney 1994; Thakur et al. 2005 for the ring):
+    ``t(S) ≈ 2(N−1)·α + 2(N−1)/N · S/β``, with α the cost of one message and β the bandwidth: a 4-byte all-reduce
+    measures the α term, a large one adds the β term.
+    """
+    import statistics
+
+    import torch.distributed as dist
+
+    n = max(1, checks.integer("nbytes", nbytes, low=1, fix="a buffer size in bytes") // 4)
+    buffer, times = torch.ones(n), []
+    for _ in range(repeats):
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        dist.all_reduce(buffer, group=group)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def summaries(stdout: str) -> list[dict]:

@@ -138,9 +138,12 @@ def test_hand_written_data_parallelism_equals_one_process(tmp_path, monkeypatch)
     reference = ld.full_state(one)
     start = ld.full_state(ld.lesson_model(ld.lesson_problem(steps, batch)))
     assert ld.max_difference(reference, start) > 1e-2, "training did not move the weights: equality would prove nothing"
-    assert ld.max_difference(reference, ld.load_weights(tmp_path / "synced.safetensors")) < 1e-5
+    synced = [ld.load_weights(tmp_path / f"synced-{rank}.safetensors") for rank in (0, 1)]
+    assert ld.max_difference(*synced) == 0.0, "the averaged copies drifted apart"
+    assert ld.max_difference(reference, synced[0]) < 1e-4
     # the control: without the all-reduce the two processes train two different models
-    assert ld.max_difference(reference, ld.load_weights(tmp_path / "unsynced.safetensors")) > 1e-3
+    unsynced = [ld.load_weights(tmp_path / f"unsynced-{rank}.safetensors") for rank in (0, 1)]
+    assert ld.max_difference(reference, unsynced[0]) > 1e-3 and ld.max_difference(*unsynced) > 1e-3
 
 
 @pytest.mark.integration
@@ -161,7 +164,7 @@ def test_collective_log_and_loopback_see_an_all_reduce(tmp_path):
     bench = run.reports[0]["bench"]
     if ld.loopback_bytes() is not None:
         # all processes together send 2(N-1)/N·S each for an all-reduce: 2·S in all for N = 2 (headers add a little)
-        assert 1.9 < bench["all_reduce"] < 2.3 and 0.9 < bench["all_gather"] < 1.2
+        assert 1.95 < bench["all_reduce"]["median"] < 2.1 and 0.95 < bench["all_gather"]["median"] < 1.05
 
 
 def test_launch_reports_a_failing_process(tmp_path):
