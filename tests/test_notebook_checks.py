@@ -138,7 +138,7 @@ def test_cli_exit_status(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 1
     assert "bad:cell 0: object repr with a memory address" in out.stdout
-    assert "bad:cell 1: prose figure '13.5'" in out.stdout
+    assert "bad:cell 1: prose figure '12.5'" in out.stdout
     ok = tmp_path / "ok.ipynb"
     ok.write_text(json.dumps(notebook(code("x", stream("12.5\n")), md("measured 12.5"))))
     assert subprocess.run([sys.executable, str(ROOT / "tools" / "check_notebooks.py"), str(ok)]).returncode == 0
