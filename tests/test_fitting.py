@@ -9,8 +9,8 @@ import torch
 from lmkit import tinygpt as tg
 from lmkit.stats import compare
 from lmkit.ngram import NGramLM
-from lmkit.tinygpt.fitting import (REGIMES, Curves, name_regimes, ngram_window_losses, plot_capacity,
-                                   train_curves, window_ids, window_losses)
+from lmkit.tinygpt.fitting import (REGIMES, Curves, measured_rise, name_regimes, ngram_window_losses,
+                                   plot_capacity, train_curves, window_ids, window_losses)
 
 TEXT = "to be, or not to be: that is the question.\nwhether 'tis nobler in the mind to suffer\n" * 20
 W = 40  # windows per evaluation in the synthetic curves
@@ -80,18 +80,38 @@ def test_an_overfitting_gap_without_a_rise_and_an_unclear_case():
     both = curves([2.8, 2.7], [3.4, 3.3], noise=0.01, seed=6)       # both worse, the gap wider too
     got = name_regimes({"best": best, "gap": gap, "both": both})
     assert got["gap"].name == "wider gap, not yet overfitting" and "not measurably risen" in got["gap"].reason
-    assert got["both"].name == "cannot be told apart"
+    assert got["both"].name == "higher, cause unclear"
 
 
-def test_seeds_must_agree_or_the_regime_cannot_be_told_apart():
+def test_seeds_must_agree_or_the_regime_says_they_disagree():
     under = curves([3.0, 2.9], [3.05, 2.95], noise=0.01, seed=3)
     best = curves([2.4, 2.3], [2.6, 2.5], noise=0.01, seed=1)
     tied = curves([2.4, 2.3], [2.6, 2.5], noise=0.01, seed=2)
     one_seed = name_regimes({"x": [under], "y": [best]})
     assert one_seed["x"].name == "underfitting"
     two = name_regimes({"x": [under, tied], "y": [best, under]})  # seed 1 swaps the roles
-    assert two["x"].name == "cannot be told apart" and "seeds disagree" in two["x"].reason
+    assert two["x"].name == "seeds disagree" and "seed 1 says" in two["x"].reason
     assert name_regimes({"x": [under, under], "y": [best, best]})["x"].name == "underfitting"
+
+
+def test_a_sweet_spot_must_beat_each_neighbouring_size():
+    lo = curves([2.4, 2.3], [2.6, 2.50], n_params=10, noise=0.01, seed=1)
+    mid = curves([2.4, 2.3], [2.6, 2.40], n_params=100, noise=0.01, seed=2)
+    hi = curves([2.4, 2.3], [2.6, 2.55], n_params=1000, noise=0.01, seed=3)
+    assert name_regimes({"lo": lo, "mid": mid, "hi": hi})["mid"].name == "sweet spot"
+    near = curves([2.4, 2.3], [2.6, 2.401], n_params=1000, noise=0.2, seed=4)  # within the noise of "mid"
+    got = name_regimes({"lo": lo, "mid": mid, "near": near})
+    assert got["mid"].name == "lowest of the sweep, not distinguished" and "cannot be told apart" in got["mid"].reason
+
+
+def test_the_rise_is_measured_from_the_development_chosen_step_and_the_gap_on_development_text():
+    run = curves([2.6, 2.2, 1.8], [2.7, 2.3, 2.6], noise=0.01, seed=1)
+    run.dev_windows = curves([0, 0, 0], [2.5, 2.6, 2.7], noise=0.01, seed=2).val_windows  # lowest at step 10
+    low, rise, fall = measured_rise(run)
+    assert low == 0 and rise.verdict == "lower"  # from the step development chose, validation fell: no rise
+    assert int(np.argmin(run.val_loss)) == 1  # choosing on the validation windows would have found one
+    assert np.array_equal(run.held_out_windows, run.dev_windows)
+    assert measured_rise(curves([2.0, 1.9], [2.1, 2.0]))[1] is None  # lowest at the end: nothing to test
 
 
 @pytest.mark.parametrize("runs, match", [

@@ -9,7 +9,7 @@
 | :mod:`~lmkit.tinygpt.training` | ``get_batch``, ``estimate_loss``, ``token_nll``, ``lr_at``, ``num_threads``, ``History``, ``plot_history`` |
 | :mod:`~lmkit.tinygpt.sampling` | ``generate``, ``sample`` |
 | :mod:`~lmkit.tinygpt.checkpoint` | ``save``, ``load`` (safetensors, atomic), ``CharLM`` |
-| :mod:`~lmkit.tinygpt.fitting` | under- and overfitting: ``window_ids``, ``window_losses``, ``ngram_window_losses``, ``train_curves``, ``Curves``, ``name_regimes``, ``Regime``, ``plot_capacity`` |
+| :mod:`~lmkit.tinygpt.fitting` | under- and overfitting: ``window_ids``, ``window_losses``, ``ngram_window_losses``, ``train_curves``, ``Curves``, ``measured_rise``, ``name_regimes``, ``Regime``, ``plot_capacity`` |
 
 Notebook 09 writes the tiny GPT and its training loop in cells and asserts that :class:`GPT` here is the same code
 (same weights from the same seed, same logits); the training loop lives only in its cells. The GPT grown into
@@ -19,8 +19,8 @@ is here: ``from lmkit import tinygpt as tg; tg.GPT(tg.GPTConfig(...))``.
 from lmkit.llama import (MLP, Attention, GroupedQueryAttention, Llama, LlamaBlock, RMSNorm, SmolLM2, SwiGLU,
                          greedy, llama_inv_freq)
 from lmkit.tinygpt.checkpoint import CharLM, load, save
-from lmkit.tinygpt.fitting import (REGIMES, Curves, Regime, name_regimes, ngram_window_losses, plot_capacity,
-                                   train_curves, window_ids, window_losses)
+from lmkit.tinygpt.fitting import (REGIMES, Curves, Regime, measured_rise, name_regimes, ngram_window_losses,
+                                   plot_capacity, train_curves, window_ids, window_losses)
 from lmkit.tinygpt.model import GPT, Block, CausalSelfAttention, FeedForward, GPTConfig, Output, TinyGPT
 from lmkit.tinygpt.rnn import RNNLM, RNNConfig, rnn_like
 from lmkit.tinygpt.sampling import generate, sample
@@ -33,5 +33,5 @@ __all__ = ["CharTokenizer", "GPTConfig", "Output", "CausalSelfAttention", "FeedF
            "RNNConfig", "RNNLM", "rnn_like", "n_params", "flops_per_token", "get_batch", "estimate_loss", "History",
            "num_threads", "lr_at", "token_nll", "generate", "sample", "CharLM", "save", "load", "plot_history", "llama_inv_freq",
            "RMSNorm", "Attention", "MLP", "SmolLM2", "greedy", "Llama", "GroupedQueryAttention", "SwiGLU",
-           "LlamaBlock", "REGIMES", "Curves", "Regime", "window_losses", "train_curves", "name_regimes",
+           "LlamaBlock", "REGIMES", "Curves", "Regime", "window_losses", "train_curves", "measured_rise", "name_regimes",
            "plot_capacity"]

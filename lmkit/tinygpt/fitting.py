@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -23,11 +24,12 @@ import torch.nn.functional as F
 from lmkit import checks
 
 __all__ = ["Curves", "Regime", "REGIMES", "window_ids", "window_losses", "ngram_window_losses", "train_curves",
-           "name_regimes", "plot_capacity"]
+           "measured_rise", "name_regimes", "plot_capacity"]
 
-REGIMES = ("overfitting", "sweet spot", "cannot be told apart from the best", "underfitting",
-           "wider gap, not yet overfitting", "cannot be told apart")
-"""The names :func:`name_regimes` gives, in the order of its rules."""
+REGIMES = ("overfitting", "sweet spot", "lowest of the sweep, not distinguished", "cannot be told apart from the best",
+           "underfitting", "wider gap, not yet overfitting", "higher, cause unclear", "seeds disagree")
+"""The names :func:`name_regimes` gives, in the order of its rules ("seeds disagree" last: the seeds named the run
+differently)."""
 
 
 def _starts(ids: torch.Tensor, block_size: int, n_windows: int) -> torch.Tensor:
@@ -134,6 +136,12 @@ class Curves:
         """Final validation loss minus final training loss (nats per token)."""
         return self.val_loss[-1] - self.train_loss[-1]
 
+    @property
+    def held_out_windows(self) -> np.ndarray:
+        """The held-out windows the gap is measured on: the development windows when the run has them (text of the
+        kind it trained on, never trained on, so the gap is not also a change of text), else the validation ones."""
+        return self.val_windows if self.dev_windows is None else self.dev_windows
+
 
 def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: float = 3e-3,
                  weight_decay: float = 0.1, eval_every: int = 25, n_windows: int = 64, train_eval_ids=None,
@@ -210,7 +218,27 @@ class Regime:
         return f"{self.name}: {self.reason}"
 
 
-def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float, unit: str) -> Regime:
+def measured_rise(run: Curves, confidence: float = 0.95):
+    """Did the validation loss rise after the step early stopping keeps? (notebook 09, section 6)
+
+    Returns ``(low, rise, fall)``: ``low = run.stop()`` (chosen on the development windows when the run has them,
+    so the step is not selected on the windows the rise is tested on), ``rise = compare(val[-1], val[low])`` and
+    ``fall = compare(train[-1], train[low])`` (:func:`lmkit.stats.compare`, paired over the windows); both None when
+    ``low`` is the last evaluation. Overfitting, in :func:`name_regimes`'s rule 1, is ``rise.verdict == "higher"``
+    with ``fall.verdict == "lower"``. Raises a one-line ValueError for a run without evaluations.
+    """
+    from lmkit.stats import compare
+
+    run = _seeds("run", run)[0]
+    low = run.stop()
+    if low == len(run.step) - 1:
+        return low, None, None
+    return (low, compare(run.val_windows[-1], run.val_windows[low], confidence=confidence),
+            compare(run.train_windows[-1], run.train_windows[low], confidence=confidence))
+
+
+def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float, unit: str,
+         neighbours: Sequence[tuple[str, Curves]] = ()) -> Regime:
     """The rule of :func:`name_regimes` for one run of one seed."""
     from lmkit.stats import compare
 
@@ -220,11 +248,7 @@ def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float
 
     val, train = run.val_windows, run.train_windows
     v = None if name == best_name else compare(val[-1], best.val_windows[-1], confidence=confidence)
-    low = int(np.argmin(val.mean(1)))
-    rise = fall = None
-    if low < len(run.step) - 1:  # validation at the end against its own lowest point, training over the same steps
-        rise = compare(val[-1], val[low], confidence=confidence)
-        fall = compare(train[-1], train[low], confidence=confidence)
+    low, rise, fall = measured_rise(run, confidence)  # the end against the step early stopping keeps
     rising = rise is not None and rise.verdict == "higher" and fall.verdict == "lower"
     if rising:  # rule 1: a measured rise is never hidden behind a low final loss
         return Regime("overfitting", f"from step {run.step[low]} to step {run.step[-1]} its training loss fell "
@@ -232,28 +256,37 @@ def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float
                       f"{val[low].mean():.3f} to {val[-1].mean():.3f} ("
                       + rise.sentence(f"step {run.step[-1]}", f"step {run.step[low]}", **loss) + ")")
     unrisen = "" if rise is None else (
-        f"; its validation loss at the end cannot be told apart from its lowest ({val[low].mean():.3f} at step "
-        f"{run.step[low]}): no measured rise" if rise.verdict != "higher" else
+        f"; its validation loss at the end ({val[-1].mean():.3f}) is not higher than at the step early stopping keeps "
+        f"({val[low].mean():.3f} at step {run.step[low]}): no measured rise" if rise.verdict != "higher" else
         f"; its validation loss rose from {val[low].mean():.3f} at step {run.step[low]}, but its training loss did not "
         "fall over the same steps")
-    if name == best_name:  # rule 2
-        return Regime("sweet spot", f"the lowest final validation loss of the sweep ({val[-1].mean():.3f})" + unrisen)
+    if name == best_name:  # rule 2: the lowest, and measurably below each neighbouring size
+        beats = [(other, compare(val[-1], r.val_windows[-1], confidence=confidence)) for other, r in neighbours]
+        said = "; ".join(c.sentence(name, other, quantity="final validation loss", unit=unit, fmt=".3f")
+                         for other, c in beats)
+        if beats and all(c.verdict == "lower" for _, c in beats):
+            return Regime("sweet spot", f"the lowest final validation loss of the sweep ({val[-1].mean():.3f}), "
+                          "below each neighbouring size: " + said + unrisen)
+        return Regime("lowest of the sweep, not distinguished", f"the lowest final validation loss of the sweep "
+                      f"({val[-1].mean():.3f}), but not measurably below every neighbouring size: " + said + unrisen)
     against = f"against {best_name}, the run with the lowest final validation loss: "
     if v.verdict != "higher":  # rule 3: not a tie, a lack of evidence either way
         return Regime("cannot be told apart from the best", against + v.sentence(
             name, best_name, quantity="validation loss", unit=unit, fmt=".3f") + unrisen)
     t = compare(train[-1], best.train_windows[-1], confidence=confidence)
-    g = compare(val[-1] - train[-1], best.val_windows[-1] - best.train_windows[-1], confidence=confidence)
+    g = compare(run.held_out_windows[-1] - train[-1], best.held_out_windows[-1] - best.train_windows[-1],
+                confidence=confidence)
     if t.verdict == "higher" and g.verdict != "higher":  # rule 4
         return Regime("underfitting", against + "both losses are higher and the gap is no wider: "
                       + t.sentence(name, best_name, **train_loss) + "; "
+                      + v.sentence(name, best_name, quantity="validation loss", unit=unit, fmt=".3f") + "; "
                       + g.sentence(name, best_name, **gap))
     if t.verdict != "higher" and g.verdict == "higher":  # rule 5: a generalisation gap, no measured rise
         return Regime("wider gap, not yet overfitting", against + "the training loss is as low or lower while the "
                       "gap is wider, but its validation loss has not measurably risen: "
                       + t.sentence(name, best_name, **train_loss) + "; "
                       + g.sentence(name, best_name, **gap))
-    return Regime("cannot be told apart", against + "its validation loss is higher, but the training loss and the gap "
+    return Regime("higher, cause unclear", against + "its validation loss is higher, but the training loss and the gap "
                   "do not say why: " + t.sentence(name, best_name, **train_loss)
                   + "; " + g.sentence(name, best_name, **gap))
 
@@ -281,20 +314,25 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     seed, the run with the lowest final validation loss is the reference, and
     each run is named by the first rule that holds:
 
-    1. **overfitting**: its validation loss at the end is higher than at its own lowest evaluation while its
-       training loss at the end is lower than there (validation rising while training falls); checked first, so a
-       measured rise is never hidden by a low final loss;
-    2. **sweet spot**: it is the reference;
+    1. **overfitting**: its validation loss at the end is higher than at the step early stopping keeps
+       (:meth:`Curves.stop`, chosen on the development windows when there are some) while its training loss at the
+       end is lower than there (:func:`measured_rise`); checked first, so a measured rise is never hidden by a low
+       final loss;
+    2. **sweet spot**: it is the reference and its final validation loss is lower than that of each neighbouring
+       run (the runs next to it in parameter count); else **lowest of the sweep, not distinguished**;
     3. **cannot be told apart from the best**: its final validation loss cannot be told apart from the reference's
        (a lack of evidence either way, not a tie);
     4. **underfitting**: its final training loss and validation loss are both higher than the reference's, and its
-       gap (validation minus training, window by window) is not higher than the reference's gap;
+       gap is not higher than the reference's gap. The gap is held-out minus training loss, window by window, the
+       held-out windows being the development ones when the runs have them (:attr:`Curves.held_out_windows`: text
+       of the training text's kind, so the gap is not also a change of text), else the validation ones;
     5. **wider gap, not yet overfitting**: its training loss is not higher than the reference's but its gap is higher
        (a generalisation gap; overfitting needs the rise of rule 1);
-    6. otherwise **cannot be told apart**: its validation loss is higher, and the numbers do not say which way.
+    6. otherwise **higher, cause unclear**: its validation loss is higher, and the numbers do not say which way.
 
-    With several seeds a name stands only when every seed gives it; otherwise the run is "cannot be told apart" and
-    the reason lists what each seed said. The windows' spread is what the intervals measure; the seeds add the
+    With several seeds a name stands only when every seed gives it; otherwise the run is named **seeds disagree**
+    and the reason lists what each seed said. The intervals over training windows are too narrow when those windows
+    overlap (a short slice): neighbouring windows share characters, so they are not independent items. The windows' spread is what the intervals measure; the seeds add the
     spread from one training run to the next. Returns name -> :class:`Regime`. Raises a one-line ValueError for
     fewer than 2 runs, a run without evaluations, unequal seed counts or runs measured on different windows.
     """
@@ -315,7 +353,11 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     for k in range(counts.pop()):
         sweep = {name: v[k] for name, v in by_name.items()}
         best = min(sweep, key=lambda n: sweep[n].val_loss[-1])
-        per_seed.append({name: _one(name, run, best, sweep[best], confidence, unit) for name, run in sweep.items()})
+        order = sorted(sweep, key=lambda n: sweep[n].n_params)
+        at = order.index(best)
+        near = [(n, sweep[n]) for n in order[max(0, at - 1): at + 2] if n != best]
+        per_seed.append({name: _one(name, run, best, sweep[best], confidence, unit, near if name == best else ())
+                         for name, run in sweep.items()})
     out = {}
     for name in by_name:
         said = [seed[name] for seed in per_seed]
@@ -323,15 +365,15 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
             more = f" (the same in each of {len(said)} seeds; seed 0's numbers)" if len(said) > 1 else ""
             out[name] = Regime(said[0].name, said[0].reason + more)
         else:
-            out[name] = Regime("cannot be told apart", "the seeds disagree: "
+            out[name] = Regime("seeds disagree", "the seeds name it differently: "
                                + ", ".join(f"seed {k} says {r.name}" for k, r in enumerate(said)))
     return out
 
 
 def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mapping[str, Regime] | None = None,
                   ax=None):
-    """Final training (dashed) and validation (solid) loss against the parameter count, log scale, the gap between
-    them shaded; each point is the mean over seeds, labelled with its regime when ``regimes`` is given (notebook 09,
+    """Final training (dashed), validation (solid) and, when the runs have them, development (dotted) loss against
+    the parameter count, log scale, the gap shaded (held-out minus training, :attr:`Curves.held_out_windows`); each point is the mean over seeds, labelled with its regime when ``regimes`` is given (notebook 09,
     section 6). Returns the axes."""
     import matplotlib.pyplot as plt
 
@@ -342,14 +384,19 @@ def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mappin
     x = [by_name[n][0].n_params for n in order]
     tr = [np.mean([r.train_loss[-1] for r in by_name[n]]) for n in order]
     va = [np.mean([r.val_loss[-1] for r in by_name[n]]) for n in order]
+    ho = [np.mean([r.held_out_windows[-1].mean() for r in by_name[n]]) for n in order]
+    dev = all(r.dev_windows is not None for v in by_name.values() for r in v)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     ax.plot(x, va, marker="o", color="C0", label="validation (held-out text)")
+    if dev:
+        ax.plot(x, ho, marker="o", ls=":", color="C2", label="development (training text's kind, never trained on)")
     ax.plot(x, tr, marker="o", ls="--", color="C1", label="training (text it trained on)")
-    ax.fill_between(x, tr, va, color="C3", alpha=0.15, label="gap: validation − training")
+    ax.fill_between(x, tr, ho, color="C3", alpha=0.15,
+                    label=f"gap: {'development' if dev else 'validation'} − training")
     for n, xi, v in zip(order, x, va):
-        label = n if regimes is None or n not in regimes else f"{n}\n{regimes[n].name}"
-        ax.annotate(label, (xi, v), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+        label = n if regimes is None or n not in regimes else "\n".join([n] + textwrap.wrap(regimes[n].name, 18))
+        ax.annotate(label, (xi, v), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
     ax.set_xscale("log")
     ax.margins(x=0.12)
     ax.set_xlabel("parameters (log scale)")
@@ -357,7 +404,7 @@ def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mappin
     ax.set_title("Capacity sweep: same data, same budget")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    lo, hi = min(min(tr), min(va)), max(max(tr), max(va))
+    lo, hi = min(min(tr), min(va), min(ho)), max(max(tr), max(va), max(ho))
     ax.set_ylim(lo - 0.05 * (hi - lo) - 0.01, hi + 0.2 * (hi - lo) + 0.01)
     return ax
 
