@@ -108,9 +108,17 @@ def test_the_rise_is_measured_from_the_development_chosen_step_and_the_gap_on_de
     run = curves([2.6, 2.2, 1.8], [2.7, 2.3, 2.6], noise=0.01, seed=1)
     run.dev_windows = curves([0, 0, 0], [2.5, 2.6, 2.7], noise=0.01, seed=2).val_windows  # lowest at step 10
     low, rise, fall = measured_rise(run)
-    assert low == 0 and rise.verdict == "lower"  # from the step development chose, validation fell: no rise
-    assert int(np.argmin(run.val_loss)) == 1  # choosing on the validation windows would have found one
+    assert low == 0 and rise.verdict == "higher"  # chosen on the first half, tested on the second: it rose
+    assert int(np.argmin(run.val_loss)) == 1  # choosing on the validation windows would have found another step
     assert np.array_equal(run.held_out_windows, run.dev_windows)
+    # the halves: the step is chosen on the first half only, the rise is tested on the second half only
+    first, second = (curves([0, 0, 0], m, noise=0.01, seed=s).val_windows for m, s in
+                     (([2.6, 2.4, 2.5], 5), ([2.5, 2.5, 2.3], 6)))
+    run.dev_windows = np.concatenate([first[:, : W // 2], second[:, W // 2:]], axis=1)
+    assert np.array_equal(run.choose_windows, first[:, : W // 2]) and np.array_equal(run.test_windows,
+                                                                                       second[:, W // 2:])
+    low, rise, _ = measured_rise(run)
+    assert low == 1 and rise.verdict == "lower"  # the second half fell after step 20: no rise, whatever the first
     assert measured_rise(curves([2.0, 1.9], [2.1, 2.0]))[1] is None  # lowest at the end: nothing to test
 
 
@@ -170,7 +178,7 @@ def test_train_curves_learns_and_records_every_evaluation():
     assert run.dev_windows is None and run.stop() == int(np.argmin(run.val_loss))  # no development text: validation
     dev = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0,
                        dev_ids=ids[:400])
-    assert dev.dev_windows.shape == (3, 8) and dev.stop() == int(np.argmin(dev.dev_windows.mean(1)))
+    assert dev.dev_windows.shape == (3, 8) and dev.stop() == int(np.argmin(dev.dev_windows[:, :4].mean(1)))
     np.testing.assert_allclose(dev.val_windows, run.val_windows, rtol=1e-5)  # scoring more text changes nothing
     assert compare(run.train_windows[-1], run.train_windows[0]).verdict == "lower"
     again = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0)
@@ -182,7 +190,7 @@ def test_train_curves_learns_and_records_every_evaluation():
 @pytest.mark.parametrize("kw, match", [
     (dict(steps=0), "steps"), (dict(eval_every=0), "eval_every"), (dict(n_windows=1), "n_windows"),
     (dict(train_eval_ids=torch.arange(5)), "train_eval_ids"), (dict(seed=-1), "seed"),
-    (dict(dev_ids=torch.arange(5)), "dev_ids"),
+    (dict(dev_ids=torch.arange(5)), "dev_ids"), (dict(dev_ids=torch.arange(200), n_windows=3), "n_windows=3"),
 ])
 def test_train_curves_refuses_bad_input_before_training(kw, match):
     tok = tg.CharTokenizer.from_text(TEXT)
@@ -210,6 +218,16 @@ def test_exercise_09_5_early_stopping(monkeypatch):
     run.dev_windows = curves([2.6, 2.0, 1.4], [2.9, 3.0, 2.8], seed=8).val_windows  # chosen on development text
     assert exercises.check("09.5", (30, run.val_loss[-1], "cannot be told apart"), curves=run)
     assert not exercises.check("09.5", (20, run.val_loss[i], verdict), curves=run)  # the validation minimum
+
+
+def test_sizes_are_ranked_on_the_development_text_not_on_validation():
+    a = curves([2.4, 2.3], [2.6, 2.5], n_params=100, noise=0.01, seed=11)
+    b = curves([2.4, 2.3], [2.6, 2.3], n_params=1000, noise=0.01, seed=12)  # lower validation (Hamlet) loss
+    a.dev_windows = curves([0, 0], [2.6, 2.3], noise=0.01, seed=13).val_windows  # lower development loss
+    b.dev_windows = curves([0, 0], [2.6, 2.5], noise=0.01, seed=14).val_windows
+    got = name_regimes({"a": a, "b": b})
+    assert got["a"].name == "sweet spot" and "development loss" in got["a"].reason
+    assert "against a," in got["b"].reason
 
 
 def test_early_stopping_chooses_on_the_development_windows_when_there_are_some():

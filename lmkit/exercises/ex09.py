@@ -71,13 +71,13 @@ def _attention(answer, *, attn):
 
 
 @exercise("09.5", hint="answer with a triple (step, validation loss, verdict) for the run you pass as curves: the "
-                       "evaluation i where the development loss curves.dev_windows.mean(1) is lowest (the validation "
-                       "loss when the run has no development windows), its step curves.step[i], the mean validation "
+                       "evaluation i where curves.choose_windows.mean(1) is lowest (the first half of the development "
+                       "windows; the validation loss when the run has no development windows), its step curves.step[i], the mean validation "
                        "loss there (nats per character), and compare(curves.val_windows[-1], curves.val_windows[i], "
                        "paired=True).verdict: is the last checkpoint worse than the one early stopping keeps?")
 def _early_stopping(answer, *, curves):
-    """The checkpoint early stopping keeps (:meth:`lmkit.tinygpt.Curves.stop`: lowest development loss, else lowest
-    validation loss), its validation loss, and the paired verdict over the same validation windows."""
+    """The checkpoint early stopping keeps (:meth:`lmkit.tinygpt.Curves.stop`: lowest loss on the first half of the
+    development windows, else lowest validation loss), its validation loss, and the paired verdict over the same validation windows."""
     from lmkit.stats import compare
 
     step, loss, verdict = answer

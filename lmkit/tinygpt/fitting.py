@@ -118,10 +118,27 @@ class Curves:
     model: object = None
     dev_windows: np.ndarray | None = None
 
+    @property
+    def choose_windows(self) -> np.ndarray:
+        """The windows early stopping chooses its step on: the first half of the development windows (the
+        validation windows when the run has none), float64 ``[evaluations, n_windows // 2]``."""
+        if self.dev_windows is None:
+            return self.val_windows
+        return self.dev_windows[:, : self.dev_windows.shape[1] // 2]
+
+    @property
+    def test_windows(self) -> np.ndarray:
+        """The windows a rise after the chosen step is tested on: the other half of the development windows (the
+        validation windows when the run has none), so the step is never chosen on the windows it is tested on."""
+        if self.dev_windows is None:
+            return self.val_windows
+        return self.dev_windows[:, self.dev_windows.shape[1] // 2 :]
+
     def stop(self) -> int:
-        """Index of the evaluation early stopping keeps: the lowest mean loss on the development windows (on the
-        validation windows when the run has none, which makes the validation loss there optimistic)."""
-        return int(np.argmin((self.val_windows if self.dev_windows is None else self.dev_windows).mean(1)))
+        """Index of the evaluation early stopping keeps: the lowest mean loss on :attr:`choose_windows` (the first
+        half of the development windows; the validation windows when the run has none, which makes the validation
+        loss there optimistic)."""
+        return int(np.argmin(self.choose_windows.mean(1)))
 
     @property
     def train_loss(self) -> list:
@@ -168,6 +185,9 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per batch, such as 16")
     eval_every = checks.integer("eval_every", eval_every, low=1, fix="evaluate every N steps, such as 25")
     n_windows = checks.integer("n_windows", n_windows, low=2, fix="an interval needs 2 windows; pass e.g. 64")
+    if dev_ids is not None and n_windows < 4:
+        checks.fail(f"n_windows={n_windows} with dev_ids: the development windows are split in two halves of at "
+                    "least 2; pass n_windows >= 4")
     seed = checks.seed("seed", seed)
     block = cfg.block_size
     train_ids = torch.as_tensor(train_ids).flatten().long()
@@ -219,11 +239,12 @@ class Regime:
 
 
 def measured_rise(run: Curves, confidence: float = 0.95):
-    """Did the validation loss rise after the step early stopping keeps? (notebook 09, section 6)
+    """Did the held-out loss rise after the step early stopping keeps? (notebook 09, section 6)
 
-    Returns ``(low, rise, fall)``: ``low = run.stop()`` (chosen on the development windows when the run has them,
-    so the step is not selected on the windows the rise is tested on), ``rise = compare(val[-1], val[low])`` and
-    ``fall = compare(train[-1], train[low])`` (:func:`lmkit.stats.compare`, paired over the windows); both None when
+    Returns ``(low, rise, fall)``: ``low = run.stop()`` (chosen on :attr:`Curves.choose_windows`, the first half of
+    the development windows when the run has them), ``rise = compare(test[-1], test[low])`` on
+    :attr:`Curves.test_windows` (the other half, so the step is not selected on the windows the rise is tested on;
+    the validation windows for a run without development text) and ``fall = compare(train[-1], train[low])`` (:func:`lmkit.stats.compare`, paired over the windows); both None when
     ``low`` is the last evaluation. Overfitting, in :func:`name_regimes`'s rule 1, is ``rise.verdict == "higher"``
     with ``fall.verdict == "lower"``. Raises a one-line ValueError for a run without evaluations.
     """
@@ -233,7 +254,7 @@ def measured_rise(run: Curves, confidence: float = 0.95):
     low = run.stop()
     if low == len(run.step) - 1:
         return low, None, None
-    return (low, compare(run.val_windows[-1], run.val_windows[low], confidence=confidence),
+    return (low, compare(run.test_windows[-1], run.test_windows[low], confidence=confidence),
             compare(run.train_windows[-1], run.train_windows[low], confidence=confidence))
 
 
@@ -246,47 +267,49 @@ def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float
     gap = dict(quantity="gap", unit=unit, fmt=".3f", higher="wider", lower="narrower")
     train_loss = dict(quantity="training loss", unit=unit, fmt=".3f")
 
-    val, train = run.val_windows, run.train_windows
-    v = None if name == best_name else compare(val[-1], best.val_windows[-1], confidence=confidence)
+    val, train, test = run.held_out_windows, run.train_windows, run.test_windows
+    held = "validation" if run.dev_windows is None else "development"
+    v = None if name == best_name else compare(val[-1], best.held_out_windows[-1], confidence=confidence)
     low, rise, fall = measured_rise(run, confidence)  # the end against the step early stopping keeps
     rising = rise is not None and rise.verdict == "higher" and fall.verdict == "lower"
     if rising:  # rule 1: a measured rise is never hidden behind a low final loss
         return Regime("overfitting", f"from step {run.step[low]} to step {run.step[-1]} its training loss fell "
-                      f"from {train[low].mean():.3f} to {train[-1].mean():.3f} while its validation loss rose from "
-                      f"{val[low].mean():.3f} to {val[-1].mean():.3f} ("
+                      f"from {train[low].mean():.3f} to {train[-1].mean():.3f} while its {held} loss on the windows "
+                      f"not used to choose the step rose from {test[low].mean():.3f} to {test[-1].mean():.3f} ("
                       + rise.sentence(f"step {run.step[-1]}", f"step {run.step[low]}", **loss) + ")")
     unrisen = "" if rise is None else (
-        f"; its validation loss at the end ({val[-1].mean():.3f}) is not higher than at the step early stopping keeps "
-        f"({val[low].mean():.3f} at step {run.step[low]}): no measured rise" if rise.verdict != "higher" else
-        f"; its validation loss rose from {val[low].mean():.3f} at step {run.step[low]}, but its training loss did not "
-        "fall over the same steps")
+        f"; its {held} loss on the windows not used to choose the step is at the end ({test[-1].mean():.3f}) not "
+        f"higher than at the step early stopping keeps ({test[low].mean():.3f} at step {run.step[low]}): no measured "
+        "rise" if rise.verdict != "higher" else
+        f"; its {held} loss on the windows not used to choose the step rose from {test[low].mean():.3f} at step "
+        f"{run.step[low]}, but its training loss did not fall over the same steps")
     if name == best_name:  # rule 2: the lowest, and measurably below each neighbouring size
-        beats = [(other, compare(val[-1], r.val_windows[-1], confidence=confidence)) for other, r in neighbours]
-        said = "; ".join(c.sentence(name, other, quantity="final validation loss", unit=unit, fmt=".3f")
+        beats = [(other, compare(val[-1], r.held_out_windows[-1], confidence=confidence)) for other, r in neighbours]
+        said = "; ".join(c.sentence(name, other, quantity=f"final {held} loss", unit=unit, fmt=".3f")
                          for other, c in beats)
         if beats and all(c.verdict == "lower" for _, c in beats):
-            return Regime("sweet spot", f"the lowest final validation loss of the sweep ({val[-1].mean():.3f}), "
+            return Regime("sweet spot", f"the lowest final {held} loss of the sweep ({val[-1].mean():.3f}), "
                           "below each neighbouring size: " + said + unrisen)
-        return Regime("lowest of the sweep, not distinguished", f"the lowest final validation loss of the sweep "
+        return Regime("lowest of the sweep, not distinguished", f"the lowest final {held} loss of the sweep "
                       f"({val[-1].mean():.3f}), but not measurably below every neighbouring size: " + said + unrisen)
-    against = f"against {best_name}, the run with the lowest final validation loss: "
+    against = f"against {best_name}, the run with the lowest final {held} loss: "
     if v.verdict != "higher":  # rule 3: not a tie, a lack of evidence either way
         return Regime("cannot be told apart from the best", against + v.sentence(
-            name, best_name, quantity="validation loss", unit=unit, fmt=".3f") + unrisen)
+            name, best_name, quantity=f"{held} loss", unit=unit, fmt=".3f") + unrisen)
     t = compare(train[-1], best.train_windows[-1], confidence=confidence)
-    g = compare(run.held_out_windows[-1] - train[-1], best.held_out_windows[-1] - best.train_windows[-1],
+    g = compare(val[-1] - train[-1], best.held_out_windows[-1] - best.train_windows[-1],
                 confidence=confidence)
     if t.verdict == "higher" and g.verdict != "higher":  # rule 4
         return Regime("underfitting", against + "both losses are higher and the gap is no wider: "
                       + t.sentence(name, best_name, **train_loss) + "; "
-                      + v.sentence(name, best_name, quantity="validation loss", unit=unit, fmt=".3f") + "; "
+                      + v.sentence(name, best_name, quantity=f"{held} loss", unit=unit, fmt=".3f") + "; "
                       + g.sentence(name, best_name, **gap))
     if t.verdict != "higher" and g.verdict == "higher":  # rule 5: a generalisation gap, no measured rise
         return Regime("wider gap, not yet overfitting", against + "the training loss is as low or lower while the "
-                      "gap is wider, but its validation loss has not measurably risen: "
+                      "gap is wider, but its held-out loss has not measurably risen: "
                       + t.sentence(name, best_name, **train_loss) + "; "
                       + g.sentence(name, best_name, **gap))
-    return Regime("higher, cause unclear", against + "its validation loss is higher, but the training loss and the gap "
+    return Regime("higher, cause unclear", against + f"its {held} loss is higher, but the training loss and the gap "
                   "do not say why: " + t.sentence(name, best_name, **train_loss)
                   + "; " + g.sentence(name, best_name, **gap))
 
@@ -311,29 +334,30 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     sweep). At least 2 names, the same number of seeds each, all measured on the same training and validation
     windows (:func:`train_curves` records which). Every comparison is :func:`lmkit.stats.compare`, paired over those
     windows, at ``confidence``; ``unit`` names the loss's unit in the reasons ("nats/char" for characters). For each
-    seed, the run with the lowest final validation loss is the reference, and
-    each run is named by the first rule that holds:
+    seed, the run with the lowest final held-out loss is the reference; the held-out loss is that of the development
+    windows when the runs have them (:attr:`Curves.held_out_windows`: text of the training text's kind, never
+    trained on; the validation text is then only a check, reported apart), else of the validation windows. Each run
+    is named by the first rule that holds:
 
-    1. **overfitting**: its validation loss at the end is higher than at the step early stopping keeps
-       (:meth:`Curves.stop`, chosen on the development windows when there are some) while its training loss at the
-       end is lower than there (:func:`measured_rise`); checked first, so a measured rise is never hidden by a low
-       final loss;
-    2. **sweet spot**: it is the reference and its final validation loss is lower than that of each neighbouring
+    1. **overfitting**: its held-out loss at the end is higher than at the step early stopping keeps, on
+       :attr:`Curves.test_windows` (the half of the development windows the step was not chosen on,
+       :meth:`Curves.stop`), while its training loss at the end is lower than there (:func:`measured_rise`);
+       checked first, so a measured rise is never hidden by a low final loss;
+    2. **sweet spot**: it is the reference and its final held-out loss is lower than that of each neighbouring
        run (the runs next to it in parameter count); else **lowest of the sweep, not distinguished**;
-    3. **cannot be told apart from the best**: its final validation loss cannot be told apart from the reference's
+    3. **cannot be told apart from the best**: its final held-out loss cannot be told apart from the reference's
        (a lack of evidence either way, not a tie);
-    4. **underfitting**: its final training loss and validation loss are both higher than the reference's, and its
-       gap is not higher than the reference's gap. The gap is held-out minus training loss, window by window, the
-       held-out windows being the development ones when the runs have them (:attr:`Curves.held_out_windows`: text
-       of the training text's kind, so the gap is not also a change of text), else the validation ones;
+    4. **underfitting**: its final training loss and held-out loss are both higher than the reference's, and its
+       gap (held-out minus training loss, window by window) is not higher than the reference's gap;
     5. **wider gap, not yet overfitting**: its training loss is not higher than the reference's but its gap is higher
        (a generalisation gap; overfitting needs the rise of rule 1);
-    6. otherwise **higher, cause unclear**: its validation loss is higher, and the numbers do not say which way.
+    6. otherwise **higher, cause unclear**: its held-out loss is higher, and the numbers do not say which way.
 
     With several seeds a name stands only when every seed gives it; otherwise the run is named **seeds disagree**
-    and the reason lists what each seed said. The intervals over training windows are too narrow when those windows
-    overlap (a short slice): neighbouring windows share characters, so they are not independent items. The windows' spread is what the intervals measure; the seeds add the
-    spread from one training run to the next. Returns name -> :class:`Regime`. Raises a one-line ValueError for
+    and the reason lists what each seed said (names only: the seeds' reference runs may differ). The intervals over
+    windows are too narrow when the windows are close together (a short slice): neighbouring windows of one scene
+    are correlated, not independent items. The windows' spread is what the intervals measure; the checkpoint-to-
+    checkpoint and run-to-run spread is not in them, and requiring every seed to agree is the only guard against it. Returns name -> :class:`Regime`. Raises a one-line ValueError for
     fewer than 2 runs, a run without evaluations, unequal seed counts or runs measured on different windows.
     """
     confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
@@ -352,7 +376,7 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     per_seed = []
     for k in range(counts.pop()):
         sweep = {name: v[k] for name, v in by_name.items()}
-        best = min(sweep, key=lambda n: sweep[n].val_loss[-1])
+        best = min(sweep, key=lambda n: sweep[n].held_out_windows[-1].mean())  # ranked on development text
         order = sorted(sweep, key=lambda n: sweep[n].n_params)
         at = order.index(best)
         near = [(n, sweep[n]) for n in order[max(0, at - 1): at + 2] if n != best]
@@ -362,7 +386,8 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     for name in by_name:
         said = [seed[name] for seed in per_seed]
         if len({r.name for r in said}) == 1:
-            more = f" (the same in each of {len(said)} seeds; seed 0's numbers)" if len(said) > 1 else ""
+            more = (f" (the same name in each of {len(said)} seeds, reference runs not compared; seed 0's numbers)"
+                    if len(said) > 1 else "")
             out[name] = Regime(said[0].name, said[0].reason + more)
         else:
             out[name] = Regime("seeds disagree", "the seeds name it differently: "
