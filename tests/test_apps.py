@@ -365,6 +365,9 @@ def test_exercise_13_6_rouge2(monkeypatch):
     assert scores["rouge2"].fmeasure == pytest.approx(7 / 12)
     assert exercises.check("14.6", 7 / 12, summary=summary, reference=reference)
     assert not exercises.check("14.6", scores["rouge1"].fmeasure, summary=summary, reference=reference)
+    assert not exercises.check("14.6", 0.0, summary=summary, reference=reference)  # a stub returning 0 fails
+    zero_pair = exercises.check("14.6", 0.0, summary="the cat sat", reference="a dog ran")
+    assert not zero_pair and "word pair" in zero_pair.message  # a pair with ROUGE-2 0 could not fail such a stub
     unstemmed = rouge_scorer.RougeScorer(["rouge2"], use_stemmer=False).score(reference, summary)["rouge2"].fmeasure
     assert unstemmed != pytest.approx(7 / 12)  # "cats" no longer matches "cat": one pair fewer
     assert not exercises.check("14.6", unstemmed, summary=summary, reference=reference)

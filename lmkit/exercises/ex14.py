@@ -61,7 +61,12 @@ def _weighted_f1(answer, *, y_true, y_pred):
                        "it by the summary's number of pairs, recall by the reference's, F1 is their harmonic mean.")
 def _rouge2(answer, *, summary, reference):
     """Right if ``answer`` is the ROUGE-2 F-measure of ``summary`` against ``reference`` as ``rouge-score`` computes
-    it with the Porter stemmer on (:func:`lmkit.apps.rouge`)."""
+    it with the Porter stemmer on (:func:`lmkit.apps.rouge`). A pair with ROUGE-2 0 raises ValueError: a stub
+    returning 0 must be able to fail."""
     from lmkit.apps import rouge
 
-    return _close(answer, rouge([summary], [reference])["rouge2"], rel=1e-9, abs_=1e-12)
+    expected = rouge([summary], [reference])["rouge2"]
+    if expected == 0:
+        raise ValueError("14.6 needs a summary that shares at least one word pair with its reference (ROUGE-2 is 0 "
+                         "here, so an answer of 0 would pass unchecked): pass another pair")
+    return _close(answer, expected, rel=1e-9, abs_=1e-12)
