@@ -104,8 +104,10 @@ class Curves:
     ``train_loss``, ``val_loss`` (their means) and ``seconds`` (training time, evaluation excluded) make a
     :class:`Curves` plot with :func:`lmkit.tinygpt.plot_history` like a ``History``. ``train_key`` / ``val_key``
     name the windows, so that only runs measured on the same windows are paired. ``dev_windows``: the same for a
-    development text (``train_curves(dev_ids=...)``), or None: early stopping chooses its step there and reports
-    the validation loss at that step, so the report is not chosen on the text it is measured on (:meth:`stop`).
+    development text (``train_curves(dev_ids=...)``), or None: early stopping chooses its step on the first half of
+    those windows (:attr:`choose_windows`, :meth:`stop`), a rise after it is tested on the other half
+    (:attr:`test_windows`), and the validation loss at that step is reported, so nothing is chosen on the windows it
+    is tested or reported on.
     """
 
     n_params: int
