@@ -23,13 +23,18 @@ import torch.nn.functional as F
 
 from lmkit import checks
 
-__all__ = ["Curves", "Regime", "REGIMES", "window_ids", "window_losses", "ngram_window_losses", "train_curves",
+__all__ = ["Curves", "Regime", "REGIMES", "CONCLUSIVE", "window_ids", "window_losses", "ngram_window_losses", "train_curves",
            "measured_rise", "name_regimes", "plot_capacity"]
 
 REGIMES = ("overfitting", "sweet spot", "lowest of the sweep, not distinguished", "cannot be told apart from the best",
-           "underfitting", "wider gap, not yet overfitting", "higher, cause unclear", "seeds disagree")
-"""The names :func:`name_regimes` gives, in the order of its rules ("seeds disagree" last: the seeds named the run
-differently)."""
+           "underfitting", "wider gap, not yet overfitting", "higher, cause unclear", "shown in some seeds",
+           "seeds disagree")
+"""The names :func:`name_regimes` gives, in the order of its rules, then the two for seeds that name a run
+differently: "shown in some seeds" (one conclusive name, :data:`CONCLUSIVE`, in some seeds, the others
+inconclusive) and "seeds disagree" (two different conclusive names)."""
+
+CONCLUSIVE = ("overfitting", "sweet spot", "underfitting")
+"""The names that state a regime; the others say the numbers did not separate the run."""
 
 
 def _starts(ids: torch.Tensor, block_size: int, n_windows: int) -> torch.Tensor:
@@ -152,8 +157,9 @@ class Curves:
 
     @property
     def gap(self) -> float:
-        """Final validation loss minus final training loss (nats per token)."""
-        return self.val_loss[-1] - self.train_loss[-1]
+        """Final held-out loss minus final training loss (nats per token), on :attr:`held_out_windows` (the
+        development windows when the run has them, as notebook 09's gap; else the validation windows)."""
+        return float(self.held_out_windows[-1].mean()) - self.train_loss[-1]
 
     @property
     def held_out_windows(self) -> np.ndarray:
@@ -355,11 +361,14 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
        (a generalisation gap; overfitting needs the rise of rule 1);
     6. otherwise **higher, cause unclear**: its held-out loss is higher, and the numbers do not say which way.
 
-    With several seeds a name stands only when every seed gives it; otherwise the run is named **seeds disagree**
-    and the reason lists what each seed said (names only: the seeds' reference runs may differ). The intervals over
+    With several seeds a name stands only when every seed gives it. Otherwise, when a single conclusive name
+    (:data:`CONCLUSIVE`) is given by some seeds and every other seed's name is inconclusive, the run is named
+    **shown in some seeds** (the reason says "overfitting in k of n seeds" and what the others said: not shown
+    there, which is not a contradiction); when two different conclusive names are given, **seeds disagree**. The
+    reason lists what each seed said (names only: the seeds' reference runs may differ). The intervals over
     windows are too narrow when the windows are close together (a short slice): neighbouring windows of one scene
     are correlated, not independent items. The windows' spread is what the intervals measure; the checkpoint-to-
-    checkpoint and run-to-run spread is not in them, and requiring every seed to agree is the only guard against it. Returns name -> :class:`Regime`. Raises a one-line ValueError for
+    checkpoint and run-to-run spread is not in them, and repeating the runs over seeds is what exposes it. Returns name -> :class:`Regime`. Raises a one-line ValueError for
     fewer than 2 runs, a run without evaluations, unequal seed counts or runs measured on different windows.
     """
     confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
@@ -392,8 +401,15 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
                     if len(said) > 1 else "")
             out[name] = Regime(said[0].name, said[0].reason + more)
         else:
-            out[name] = Regime("seeds disagree", "the seeds name it differently: "
-                               + ", ".join(f"seed {k} says {r.name}" for k, r in enumerate(said)))
+            each = ", ".join(f"seed {k} says {r.name}" for k, r in enumerate(said))
+            stated = {r.name for r in said if r.name in CONCLUSIVE}
+            if len(stated) == 1:
+                shown = stated.pop()
+                k = sum(r.name == shown for r in said)
+                out[name] = Regime("shown in some seeds", f"{shown} in {k} of {len(said)} seeds, the others "
+                                   f"inconclusive (not shown there, no other regime named): {each}")
+            else:
+                out[name] = Regime("seeds disagree", "the seeds name it differently: " + each)
     return out
 
 
