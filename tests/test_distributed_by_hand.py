@@ -172,3 +172,19 @@ def test_launch_reports_a_failing_process(tmp_path):
     script.write_text("raise SystemExit('no such luck')\n")
     with pytest.raises(RuntimeError, match="torchrun exited"):
         ld.launch(script, 1)
+
+
+def test_exercise_checkers_of_notebook_12_accept_the_answer_and_refuse_wrong_ones():
+    from lmkit import exercises
+
+    stage2 = ld.zero_bytes(7_000_000_000, 64, 2, param_bytes=2, grad_bytes=2, optimizer_bytes=12) / 2**30
+    assert exercises.check("12.1", stage2)
+    assert not exercises.check("12.1", 16 * 7e9 / 64 / 2**30)             # stage 3's figure
+    assert not exercises.check("12.1", 16 * 7e9 / 2**30)                  # no sharding
+    assert exercises.check("12.2", [0.25, 0.25, 0.5])
+    assert not exercises.check("12.2", [1 / 3, 1 / 3, 1 / 3])             # equal weights: the plain mean
+    assert not exercises.check("12.2", [0.25, 0.25])
+    ring = ld.ring_bytes("all_reduce", 4 * 134_515_008, 8)
+    assert exercises.check("12.3", ring)
+    assert not exercises.check("12.3", 4 * 134_515_008)                   # the buffer, not what a process sends
+    assert not exercises.check("12.3", ring / 2)                          # one half of the ring only

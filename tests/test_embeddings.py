@@ -266,6 +266,7 @@ def test_parse_groups():
 def test_explorer_widget_updates_and_reports_errors(tiny_lm):
     import matplotlib.pyplot as plt
 
+    plt.close("all")  # figures another test left open in this worker are not the widget's
     ex = E.explorer(tiny_lm, groups={"g": ["cat", "dog", "mat"]}, query="cat")
     assert ex.output_image.startswith(b"\x89PNG") and list(ex.coordinates["word"]) == ["cat", "dog", "mat"]
     ex.query.value = "dog"

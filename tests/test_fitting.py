@@ -186,7 +186,11 @@ def test_train_curves_learns_and_records_every_evaluation():
     again = train_curves(cfg, ids[:800], ids[800:], steps=40, batch_size=8, eval_every=20, n_windows=8, seed=0)
     np.testing.assert_allclose(again.val_windows, run.val_windows, rtol=1e-5)  # the seed fixes the run
     assert run.seconds == sorted(run.seconds) and run.seconds[-1] > 0
-    _ = plot_capacity({"a": run, "b": again}, name_regimes({"a": run, "b": again}))
+    import matplotlib.pyplot as plt
+
+    fig = plot_capacity({"a": run, "b": again}, name_regimes({"a": run, "b": again}))
+    plt.close("all")  # leave no figure open for the next test in this worker
+    assert fig is not None
 
 
 @pytest.mark.parametrize("kw, match", [

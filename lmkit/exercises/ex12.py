@@ -14,7 +14,8 @@ def _zero_stage2(answer):
 
 @exercise("12.2", hint="the global mean is a sum over every window divided by the batch size; a shard's mean is "
                        "its sum divided by its own size, so shard r must be weighted by size_r / batch size.")
-def _shard_weights(answer, *, sizes):
+def _shard_weights(answer):
+    sizes = (2, 2, 4)  # the exercise's shards; fixed here, so that changing them in the notebook does not move it
     answer = list(answer)
     return len(answer) == len(sizes) and all(_close(a, s / sum(sizes)) for a, s in zip(answer, sizes))
 
