@@ -47,14 +47,10 @@ def _config(tmp: Path, model: Path, name: str, micro: int, **extra) -> Path:
 
 
 def _summaries(stdout: str) -> list[dict]:
-    """Every summary object the processes printed. They share one stdout, so a summary is looked for anywhere in the
-    text, not only at the start of a line: another process's line may have been written just before it."""
-    decoder, found, at = json.JSONDecoder(), [], stdout.find('{"step"')
-    while at != -1:
-        obj, end = decoder.raw_decode(stdout, at)
-        found.append(obj)
-        at = stdout.find('{"step"', end)
-    return found
+    """Every summary object the processes printed (they share one stdout): :func:`lmkit.distributed.summaries`."""
+    from lmkit.distributed import summaries
+
+    return summaries(stdout)
 
 
 def _run(cmd: list[str], cwd: Path, processes: int = 1) -> dict:
