@@ -41,6 +41,23 @@ def test_underfitting_sweet_spot_and_overfitting_are_named_from_the_curves():
     names = {k: r.name for k, r in name_regimes(runs).items()}
     assert names == {"small": "underfitting", "middle": "sweet spot", "large": "overfitting"}
     assert "rose from" in name_regimes(runs)["large"].reason
+    assert "still falling when the budget ended" in name_regimes(runs)["middle"].reason  # its minimum is the last step
+
+
+def test_the_lowest_size_at_the_edge_of_the_sweep_is_no_sweet_spot():
+    lo = curves([2.4, 2.3], [2.6, 2.40], n_params=10, noise=0.01, seed=1)
+    mid = curves([2.4, 2.3], [2.6, 2.50], n_params=100, noise=0.01, seed=2)
+    hi = curves([2.4, 2.3], [2.6, 2.55], n_params=1000, noise=0.01, seed=3)
+    got = name_regimes({"lo": lo, "mid": mid, "hi": hi})
+    assert got["lo"].name == "lowest of the sweep, at its edge" and "smallest size" in got["lo"].reason
+    assert "lower than mid's" in got["lo"].reason  # measurably below its one neighbour, still not a sweet spot
+    big = curves([2.4, 2.3], [2.6, 2.40], n_params=10_000, noise=0.01, seed=1)  # lo's losses, the most parameters
+    top = name_regimes({"mid": mid, "hi": hi, "big": big})["big"]  # the same at the large end
+    assert top.name == "lowest of the sweep, at its edge" and "largest size" in top.reason
+    labelled = name_regimes({"lo": [lo, mid], "mid": [mid, lo], "hi": [hi, hi]}, seeds=[7, 9])
+    assert "seed 7 says" in labelled["lo"].reason and "seed 9 says" in labelled["lo"].reason
+    with pytest.raises(ValueError, match="seeds has 1 labels for 2 seeds"):
+        name_regimes({"lo": [lo, mid], "mid": [mid, lo]}, seeds=[7])
 
 
 def test_a_difference_within_the_spread_is_not_a_regime():
@@ -55,8 +72,8 @@ def test_a_difference_within_the_spread_is_not_a_regime():
     a = curves([2.5, 2.3, 2.1], [2.6, 2.40, 2.43], noise=0.2, seed=4)
     assert int(np.argmin(a.val_loss)) == 1 and a.val_loss[2] > a.val_loss[1]  # it did rise, a little
     assert compare(a.val_windows[2], a.val_windows[1]).verdict == "cannot be told apart"
-    flat = name_regimes({"a": a, "b": runs["bad"]})
-    assert flat["a"].name == "sweet spot" and "no measured rise" in flat["a"].reason
+    flat = name_regimes({"a": a, "b": runs["bad"]})  # a two-size sweep: the lower one is at its edge
+    assert flat["a"].name == "lowest of the sweep, at its edge" and "no measured rise" in flat["a"].reason
     over = name_regimes({"a": a, "b": runs["best"]})["a"]  # not the best, and its rise is noise: not overfitting
     assert over.name == "cannot be told apart from the best" and "no measured rise" in over.reason
 
@@ -89,8 +106,9 @@ def test_seeds_must_agree_or_the_regime_says_they_disagree():
     tied = curves([2.4, 2.3], [2.6, 2.5], noise=0.01, seed=2)
     one_seed = name_regimes({"x": [under], "y": [best]})
     assert one_seed["x"].name == "underfitting"
-    two = name_regimes({"x": [under, tied], "y": [best, under]})  # seed 1 swaps the roles
-    assert two["x"].name == "seeds disagree" and "seed 1 says" in two["x"].reason
+    over = curves([2.6, 2.2, 1.8], [2.7, 2.3, 2.6], noise=0.01, seed=4)  # a measured rise: overfitting
+    two = name_regimes({"x": [under, over], "y": [best, best]})  # seed 1 names x otherwise
+    assert two["x"].name == "seeds disagree" and "seed 1 says overfitting" in two["x"].reason
     assert name_regimes({"x": [under, under], "y": [best, best]})["x"].name == "underfitting"
     some = name_regimes({"x": [under, under, tied], "y": [best, best, best]})  # seed 2: a tie, not a contradiction
     assert some["x"].name == "shown in some seeds" and some["x"].reason.startswith("underfitting in 2 of 3 seeds")
@@ -232,7 +250,7 @@ def test_sizes_are_ranked_on_the_development_text_not_on_validation():
     a.dev_windows = curves([0, 0], [2.6, 2.3], noise=0.01, seed=13).val_windows  # lower development loss
     b.dev_windows = curves([0, 0], [2.6, 2.5], noise=0.01, seed=14).val_windows
     got = name_regimes({"a": a, "b": b})
-    assert got["a"].name == "sweet spot" and "development loss" in got["a"].reason
+    assert got["a"].name == "lowest of the sweep, at its edge" and "development loss" in got["a"].reason
     assert "against a," in got["b"].reason
 
 

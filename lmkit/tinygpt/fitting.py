@@ -26,7 +26,8 @@ from lmkit import checks
 __all__ = ["Curves", "Regime", "REGIMES", "CONCLUSIVE", "window_ids", "window_losses", "ngram_window_losses", "train_curves",
            "measured_rise", "name_regimes", "plot_capacity"]
 
-REGIMES = ("overfitting", "sweet spot", "lowest of the sweep, not distinguished", "cannot be told apart from the best",
+REGIMES = ("overfitting", "sweet spot", "lowest of the sweep, not distinguished", "lowest of the sweep, at its edge",
+           "cannot be told apart from the best",
            "underfitting", "wider gap, not yet overfitting", "higher, cause unclear", "shown in some seeds",
            "seeds disagree")
 """The names :func:`name_regimes` gives, in the order of its rules, then the two for seeds that name a run
@@ -267,7 +268,7 @@ def measured_rise(run: Curves, confidence: float = 0.95):
 
 
 def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float, unit: str,
-         neighbours: Sequence[tuple[str, Curves]] = ()) -> Regime:
+         neighbours: Sequence[tuple[str, Curves]] = (), edge: str | bool = False) -> Regime:
     """The rule of :func:`name_regimes` for one run of one seed."""
     from lmkit.stats import compare
 
@@ -291,15 +292,23 @@ def _one(name: str, run: Curves, best_name: str, best: Curves, confidence: float
         "rise" if rise.verdict != "higher" else
         f"; its {held} loss on the windows not used to choose the step rose from {test[low].mean():.3f} at step "
         f"{run.step[low]}, but its training loss did not fall over the same steps")
-    if name == best_name:  # rule 2: the lowest, and measurably below each neighbouring size
+    if name == best_name:  # rule 2: the lowest, inside the sweep, and measurably below each neighbouring size
         beats = [(other, compare(val[-1], r.held_out_windows[-1], confidence=confidence)) for other, r in neighbours]
         said = "; ".join(c.sentence(name, other, quantity=f"final {held} loss", unit=unit, fmt=".3f")
                          for other, c in beats)
-        if beats and all(c.verdict == "lower" for _, c in beats):
+        falling = "" if low < len(run.step) - 1 else (
+            f"; its lowest {held} loss is at the last evaluation (step {run.step[-1]}): still falling when the budget "
+            "ended, so a longer budget could change which size is lowest")
+        if edge:
+            return Regime("lowest of the sweep, at its edge", f"the lowest final {held} loss of the sweep "
+                          f"({val[-1].mean():.3f}), but it is the sweep's {edge} size, so the sweep does not say whether a "
+                          "size beyond it would be lower still: " + said + unrisen + falling)
+        if all(c.verdict == "lower" for _, c in beats):
             return Regime("sweet spot", f"the lowest final {held} loss of the sweep ({val[-1].mean():.3f}), "
-                          "below each neighbouring size: " + said + unrisen)
+                          "below the sizes on either side: " + said + unrisen + falling)
         return Regime("lowest of the sweep, not distinguished", f"the lowest final {held} loss of the sweep "
-                      f"({val[-1].mean():.3f}), but not measurably below every neighbouring size: " + said + unrisen)
+                      f"({val[-1].mean():.3f}), but not measurably below both neighbouring sizes: " + said + unrisen
+                      + falling)
     against = f"against {best_name}, the run with the lowest final {held} loss: "
     if v.verdict != "higher":  # rule 3: not a tie, a lack of evidence either way
         return Regime("cannot be told apart from the best", against + v.sentence(
@@ -335,7 +344,7 @@ def _seeds(name: str, runs) -> list:
 
 
 def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: float = 0.95,
-                 unit: str = "nats/token") -> dict[str, Regime]:
+                 unit: str = "nats/token", seeds: Sequence[int] | None = None) -> dict[str, Regime]:
     """Name the regime of each run of a sweep from its losses (notebook 09, section 6).
 
     ``runs``: name -> :class:`Curves`, or name -> a list of Curves, one per seed (seed ``k`` of every name is one
@@ -351,8 +360,11 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
        :attr:`Curves.test_windows` (the half of the development windows the step was not chosen on,
        :meth:`Curves.stop`), while its training loss at the end is lower than there (:func:`measured_rise`);
        checked first, so a measured rise is never hidden by a low final loss;
-    2. **sweet spot**: it is the reference and its final held-out loss is lower than that of each neighbouring
-       run (the runs next to it in parameter count); else **lowest of the sweep, not distinguished**;
+    2. **sweet spot**: it is the reference, it has a smaller and a larger size beside it in the sweep, and its final
+       held-out loss is lower than that of both (the runs next to it in parameter count); when it is the sweep's
+       smallest or largest size, **lowest of the sweep, at its edge** (nothing says a size beyond it would not be
+       lower still); else **lowest of the sweep, not distinguished**. The reason adds when its lowest held-out loss
+       is at the last evaluation (still falling when the budget ended);
     3. **cannot be told apart from the best**: its final held-out loss cannot be told apart from the reference's
        (a lack of evidence either way, not a tie);
     4. **underfitting**: its final training loss and held-out loss are both higher than the reference's, and its
@@ -368,8 +380,10 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     reason lists what each seed said (names only: the seeds' reference runs may differ). The intervals over
     windows are too narrow when the windows are close together (a short slice): neighbouring windows of one scene
     are correlated, not independent items. The windows' spread is what the intervals measure; the checkpoint-to-
-    checkpoint and run-to-run spread is not in them, and repeating the runs over seeds is what exposes it. Returns name -> :class:`Regime`. Raises a one-line ValueError for
-    fewer than 2 runs, a run without evaluations, unequal seed counts or runs measured on different windows.
+    checkpoint and run-to-run spread is not in them, and repeating the runs over seeds is what exposes it.
+    ``seeds`` labels the seeds in the reasons (default 0, 1, ...). Returns name -> :class:`Regime`. Raises a one-line
+    ValueError for fewer than 2 runs, a run without evaluations, unequal seed counts, runs measured on different
+    windows, or as many ``seeds`` labels as seeds missing.
     """
     confidence = checks.probability("confidence", confidence, open_low=True, open_high=True, fix="pass e.g. 0.95")
     unit = checks.text("unit", unit, fix='pass the loss unit, such as "nats/char"')
@@ -384,24 +398,30 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
     if len(keys) != 1:
         checks.fail(f"runs were measured on {len(keys)} different sets of windows: score every run on the same "
                     "training and validation windows (train_curves(..., train_eval_ids=shared slice))")
+    n_seeds = counts.pop()
+    labels = list(range(n_seeds)) if seeds is None else list(seeds)
+    if len(labels) != n_seeds:
+        checks.fail(f"seeds has {len(labels)} labels for {n_seeds} seeds per run: pass one label per seed, in order")
     per_seed = []
-    for k in range(counts.pop()):
+    for k in range(n_seeds):
         sweep = {name: v[k] for name, v in by_name.items()}
         best = min(sweep, key=lambda n: sweep[n].held_out_windows[-1].mean())  # ranked on development text
         order = sorted(sweep, key=lambda n: sweep[n].n_params)
         at = order.index(best)
         near = [(n, sweep[n]) for n in order[max(0, at - 1): at + 2] if n != best]
-        per_seed.append({name: _one(name, run, best, sweep[best], confidence, unit, near if name == best else ())
+        edge = "smallest" if at == 0 else "largest" if at == len(order) - 1 else False
+        per_seed.append({name: _one(name, run, best, sweep[best], confidence, unit, near if name == best else (),
+                                    edge if name == best else False)
                          for name, run in sweep.items()})
     out = {}
     for name in by_name:
         said = [seed[name] for seed in per_seed]
         if len({r.name for r in said}) == 1:
-            more = (f" (the same name in each of {len(said)} seeds, reference runs not compared; seed 0's numbers)"
-                    if len(said) > 1 else "")
+            more = (f" (the same name in each of {len(said)} seeds, reference runs not compared; seed {labels[0]}'s "
+                    "numbers)" if len(said) > 1 else "")
             out[name] = Regime(said[0].name, said[0].reason + more)
         else:
-            each = ", ".join(f"seed {k} says {r.name}" for k, r in enumerate(said))
+            each = ", ".join(f"seed {k} says {r.name}" for k, r in zip(labels, said))
             stated = {r.name for r in said if r.name in CONCLUSIVE}
             if len(stated) == 1:
                 shown = stated.pop()
