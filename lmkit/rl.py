@@ -34,7 +34,7 @@ from lmkit.logprobs import pad, pad_id
 
 __all__ = ["SPLITS", "INSTRUCTION", "AGGREGATIONS", "STD_EPS", "load_split", "prompt", "extract_answer", "reward",
            "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_token_losses", "grpo_loss", "Samples",
-           "sample"]
+           "sample", "completion_batch", "token_logprobs"]
 
 SPLITS = ("train", "test")
 DATASET = "rl"
@@ -327,3 +327,54 @@ def sample(lm, prompts, *, n: int = 1, max_new_tokens: int = 64, do_sample: bool
             finished.append(end is not None)
     texts = tok.batch_decode(completions, skip_special_tokens=True)
     return Samples(texts, rows, completions, finished)
+
+
+# ----------------------------------------------------------------------------------------------- scoring samples
+def completion_batch(prompt_ids, completion_ids, pad_with) -> dict[str, torch.Tensor]:
+    """Prompts and their sampled completions in one batch, laid out as generation saw them (the reasoning notebook).
+
+    ``prompt_ids``, ``completion_ids``: one id list per row (:class:`Samples`' fields), each completion at least one
+    token. Prompts are left-padded to one width ``P`` and completions right-padded to one width ``T``, so every
+    completion starts at column ``P`` (TRL's ``GRPOTrainer`` lays its batches out the same way).
+    ``pad_with``: the pad id, or the tokenizer (:func:`lmkit.logprobs.pad_id`).
+
+    Returns long tensors: ``input_ids``, ``attention_mask`` and ``position_ids`` ``[N, P + T]`` (positions count
+    real tokens from 0, as ``generate`` counts them under left padding, so scoring sees what sampling saw) and
+    ``completion_mask`` ``[N, T]`` (1 on the completion's real tokens). Errors: no rows, a different number of
+    prompts and completions, an empty prompt or completion.
+    """
+    if not isinstance(prompt_ids, (list, tuple)) or not isinstance(completion_ids, (list, tuple)) or not prompt_ids:
+        checks.fail(f"got {checks.show(prompt_ids, 40)} and {checks.show(completion_ids, 40)}: pass two non-empty "
+                    "lists of id lists, such as Samples.prompt_ids and Samples.completion_ids")
+    if len(prompt_ids) != len(completion_ids):
+        checks.fail(f"got {len(prompt_ids)} prompts and {len(completion_ids)} completions: pass one prompt per "
+                    "completion (Samples repeats each prompt n times)")
+    empty = next((i for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)) if not len(p) or not len(c)), None)
+    if empty is not None:
+        checks.fail(f"row {empty} has {len(prompt_ids[empty])} prompt and {len(completion_ids[empty])} completion "
+                    "ids: every row needs both (drop empty completions before scoring)")
+    left = pad([{"input_ids": list(p)} for p in prompt_ids], pad_with, side="left")
+    right = pad([{"input_ids": list(c)} for c in completion_ids], pad_with, side="right")
+    mask = torch.cat([left["attention_mask"], right["attention_mask"]], dim=1)
+    return {"input_ids": torch.cat([left["input_ids"], right["input_ids"]], dim=1), "attention_mask": mask,
+            "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0), "completion_mask": right["attention_mask"]}
+
+
+def token_logprobs(model, batch: dict) -> torch.Tensor:
+    """The log-probability (nats, float32) of each completion token under ``model``: ``[N, T]`` (the reasoning
+    notebook).
+
+    ``batch``: :func:`completion_batch`'s dict, on the model's device. One forward pass; the LM head runs only on the
+    last ``T + 1`` columns (``logits_to_keep``), whose first ``T`` predict the completion's tokens. Padding columns
+    hold the log-probability of the pad id: mask them with ``completion_mask``. Gradients flow when enabled (the
+    policy's log-probabilities in a GRPO step); under ``torch.no_grad()`` it gives the sampling policy's and the
+    reference's. Errors: a batch without the keys of :func:`completion_batch`.
+    """
+    missing = [k for k in ("input_ids", "attention_mask", "position_ids", "completion_mask") if k not in batch]
+    if missing:
+        checks.fail(f"the batch has no {', '.join(missing)}: pass the dict that lmkit.rl.completion_batch returns")
+    width = batch["completion_mask"].shape[1]
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=width + 1).logits[:, :-1]
+    targets = batch["input_ids"][:, -width:]
+    return logits.float().log_softmax(dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)

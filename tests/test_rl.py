@@ -302,6 +302,33 @@ def test_sample_groups_and_token_counts(tiny_lm):
         rl.sample(tiny_lm, ["the cat sat"], temperature=0)
 
 
+def test_token_logprobs_score_each_row_as_if_alone(tiny_lm):
+    """Left-padded prompts and right-padded completions in one batch give each token the log-probability of that row
+    run alone, unpadded, and the sampled tokens' log-probabilities sum to what lmkit.logprobs scores."""
+    from lmkit.logprobs import completion_logprobs, labelled_example, pad
+
+    s = rl.sample(tiny_lm, ["the cat sat", "a dog ran to the house"], n=2, max_new_tokens=6, seed=0)
+    batch = rl.completion_batch(s.prompt_ids, s.completion_ids, tiny_lm.tokenizer)
+    P = max(map(len, s.prompt_ids))
+    assert batch["input_ids"].shape == (4, P + max(map(len, s.completion_ids)))
+    assert batch["completion_mask"].sum(1).tolist() == [len(c) for c in s.completion_ids]
+    with torch.no_grad():
+        got = rl.token_logprobs(tiny_lm.model, batch)
+        for i, (p, c) in enumerate(zip(s.prompt_ids, s.completion_ids)):
+            ids = torch.tensor([p + c])
+            logp = tiny_lm.model(ids).logits[0].float().log_softmax(-1)
+            alone = torch.stack([logp[len(p) - 1 + t, tok] for t, tok in enumerate(c)])
+            assert torch.allclose(got[i, :len(c)], alone, atol=1e-5), i
+            summed = completion_logprobs(tiny_lm.model, pad([labelled_example(p, c)], tiny_lm.tokenizer)).logprob
+            assert summed.item() == pytest.approx(alone.sum().item(), abs=1e-4)
+    with pytest.raises(CheckError, match="2 prompts and 1 completions"):
+        rl.completion_batch([[1], [2]], [[3]], 0)
+    with pytest.raises(CheckError, match="row 0 has 1 prompt and 0 completion"):
+        rl.completion_batch([[1]], [[]], 0)
+    with pytest.raises(CheckError, match="has no position_ids"):
+        rl.token_logprobs(tiny_lm.model, {k: v for k, v in batch.items() if k != "position_ids"})
+
+
 # ----------------------------------------------------------------------------------------------- TRL parity
 TRL_TYPES = {"dapo": "token", "bnpo": "token", "grpo": "sequence", "dr_grpo": "dr_grpo"}
 
