@@ -1,4 +1,4 @@
-"""Write the verifiable task of the reasoning notebook: ``train.jsonl`` and ``test.jsonl``, one-step word problems.
+"""Write the verifiable task of notebook 17: ``train.jsonl`` and ``test.jsonl``, one-step word problems.
 
 Run ``python data/rl/make_tasks.py`` to rebuild both files byte for byte (fixed seed, no network, no model). Every
 template and name below was written for this project. See README.md in this folder.
