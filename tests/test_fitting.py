@@ -112,6 +112,7 @@ def test_seeds_must_agree_or_the_regime_says_they_disagree():
     assert name_regimes({"x": [under, under], "y": [best, best]})["x"].name == "underfitting"
     some = name_regimes({"x": [under, under, tied], "y": [best, best, best]})  # seed 2: a tie, not a contradiction
     assert some["x"].name == "shown in some seeds" and some["x"].reason.startswith("underfitting in 2 of 3 seeds")
+    assert "(seed 2: against y, the run with the lowest" in some["x"].reason  # why the other seed said no
 
 
 def test_a_sweet_spot_must_beat_each_neighbouring_size():
@@ -122,6 +123,9 @@ def test_a_sweet_spot_must_beat_each_neighbouring_size():
     near = curves([2.4, 2.3], [2.6, 2.401], n_params=1000, noise=0.2, seed=4)  # within the noise of "mid"
     got = name_regimes({"lo": lo, "mid": mid, "near": near})
     assert got["mid"].name == "lowest of the sweep, not distinguished" and "cannot be told apart" in got["mid"].reason
+    some = name_regimes({"lo": [lo, lo, lo], "mid": [mid, mid, mid], "hi": [hi, hi, near]})["mid"]
+    assert some.name == "shown in some seeds" and some.reason.startswith("sweet spot in 2 of 3 seeds")
+    assert "in seeds 0, 1, which say sweet spot, the lowest loss is at the last evaluation too" in some.reason
 
 
 def test_the_rise_is_measured_from_the_development_chosen_step_and_the_gap_on_development_text():

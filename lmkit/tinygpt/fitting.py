@@ -426,8 +426,14 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
             if len(stated) == 1:
                 shown = stated.pop()
                 k = sum(r.name == shown for r in said)
+                why = "; ".join(f"seed {lab}: {r.reason}" for lab, r in zip(labels, said) if r.name != shown)
+                falling = [lab for lab, r in zip(labels, said) if r.name == shown and "still falling" in r.reason]
+                if falling:  # say it of the seeds that gave the name too, not only of the others
+                    why += (f"; in seed{'s' if len(falling) > 1 else ''} {', '.join(map(str, falling))}, which "
+                            f"{'say' if len(falling) > 1 else 'says'} {shown}, the lowest loss is at the last "
+                            "evaluation too: still falling when the budget ended")
                 out[name] = Regime("shown in some seeds", f"{shown} in {k} of {len(said)} seeds, the others "
-                                   f"inconclusive (not shown there, no other regime named): {each}")
+                                   f"inconclusive (not shown there, no other regime named): {each} ({why})")
             else:
                 out[name] = Regime("seeds disagree", "the seeds name it differently: " + each)
     return out
