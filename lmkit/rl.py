@@ -360,7 +360,7 @@ def completion_batch(prompt_ids, completion_ids, pad_with) -> dict[str, torch.Te
             "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0), "completion_mask": right["attention_mask"]}
 
 
-def token_logprobs(model, batch: dict) -> torch.Tensor:
+def token_logprobs(model, batch: dict, *, temperature: float = 1.0) -> torch.Tensor:
     """The log-probability (nats, float32) of each completion token under ``model``: ``[N, T]`` (the reasoning
     notebook).
 
@@ -368,8 +368,14 @@ def token_logprobs(model, batch: dict) -> torch.Tensor:
     last ``T + 1`` columns (``logits_to_keep``), whose first ``T`` predict the completion's tokens. Padding columns
     hold the log-probability of the pad id: mask them with ``completion_mask``. Gradients flow when enabled (the
     policy's log-probabilities in a GRPO step); under ``torch.no_grad()`` it gives the sampling policy's and the
-    reference's. Errors: a batch without the keys of :func:`completion_batch`.
+    reference's. ``temperature``: the logits are divided by it before the log-softmax, so the log-probabilities
+    are those of the distribution the replies were sampled from at that temperature (TRL's ``GRPOTrainer`` does the
+    same with ``GRPOConfig.temperature``); a GRPO step at sampling temperature 0.7 must score at 0.7, or its ratio and
+    KL compare two different distributions. Errors: a batch without the keys of :func:`completion_batch`, a
+    temperature <= 0.
     """
+    temperature = checks.real("temperature", temperature, low=0, low_open=True,
+                              fix="the sampling temperature, such as 1.0")
     missing = [k for k in ("input_ids", "attention_mask", "position_ids", "completion_mask") if k not in batch]
     if missing:
         checks.fail(f"the batch has no {', '.join(missing)}: pass the dict that lmkit.rl.completion_batch returns")
@@ -377,4 +383,4 @@ def token_logprobs(model, batch: dict) -> torch.Tensor:
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    position_ids=batch["position_ids"], logits_to_keep=width + 1).logits[:, :-1]
     targets = batch["input_ids"][:, -width:]
-    return logits.float().log_softmax(dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
+    return (logits.float() / temperature).log_softmax(dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)

@@ -325,6 +325,14 @@ def test_token_logprobs_score_each_row_as_if_alone(tiny_lm):
         rl.completion_batch([[1], [2]], [[3]], 0)
     with pytest.raises(CheckError, match="row 0 has 1 prompt and 0 completion"):
         rl.completion_batch([[1]], [[]], 0)
+        hot = rl.token_logprobs(tiny_lm.model, batch, temperature=0.5)
+        ids = torch.tensor([s.prompt_ids[0] + s.completion_ids[0]])
+        logp = (tiny_lm.model(ids).logits[0].float() / 0.5).log_softmax(-1)
+        P0 = len(s.prompt_ids[0])
+        alone = torch.stack([logp[P0 - 1 + t, tok] for t, tok in enumerate(s.completion_ids[0])])
+        assert torch.allclose(hot[0, :len(s.completion_ids[0])], alone, atol=1e-5)  # the sampling distribution
+    with pytest.raises(CheckError, match="temperature=0"):
+        rl.token_logprobs(tiny_lm.model, batch, temperature=0)
     with pytest.raises(CheckError, match="has no position_ids"):
         rl.token_logprobs(tiny_lm.model, {k: v for k, v in batch.items() if k != "position_ids"})
 
