@@ -36,7 +36,7 @@ __all__ = ["SPLITS", "INSTRUCTION", "AGGREGATIONS", "STD_EPS", "load_split", "pr
            "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_token_losses", "grpo_loss", "Samples",
            "sample", "completion_batch", "token_logprobs"]
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "validation")
 DATASET = "rl"
 INSTRUCTION = " Give the final answer as a number."
 """Appended to each question to make the user turn (:func:`prompt`)."""
@@ -49,7 +49,8 @@ _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")  # "-3", "1,024", "2.5"; "is
 
 # ----------------------------------------------------------------------------------------------- the task
 def load_split(split: str, limit: int | None = None) -> list[dict]:
-    """The project's word problems (``data/rl/``): ``'train'`` (240) or ``'test'`` (120, held out) (notebook 17).
+    """The project's word problems (``data/rl/``): ``'train'`` (240), ``'test'`` (120, held out) or ``'validation'``
+    (60, for choosing the training settings, ``benchmarks/rl_grpo.py``) (notebook 17).
 
     Each item: ``id``, ``question`` (str), ``answer`` (int), and the problem itself, ``op`` (``"add"`` / ``"sub"``),
     ``a``, ``b``. ``limit``: the first items only (an integer >= 1), or None for all. A bad line raises

@@ -248,19 +248,22 @@ def _lines(split):
 
 
 def test_the_data_files():
-    train, test = rl.load_split("train"), rl.load_split("test")
-    assert len(train) >= 150 and len(test) >= 100
-    assert train == _lines("train") and test == _lines("test")
+    splits = {name: rl.load_split(name) for name in rl.SPLITS}
+    train, test, validation = splits["train"], splits["test"], splits["validation"]
+    assert len(train) >= 150 and len(test) >= 100 and len(validation) >= 40
+    assert all(rows == _lines(name) for name, rows in splits.items())
     key = lambda it: (it["op"], it["a"], it["b"])  # noqa: E731
-    assert not {key(it) for it in train} & {key(it) for it in test}  # no problem in both splits, however worded
-    assert not {it["question"] for it in train} & {it["question"] for it in test}
-    assert len({key(it) for it in train}) == len(train) and len({it["id"] for it in train + test}) == len(train + test)
-    for it in train + test:
+    for a, b in ((train, test), (train, validation), (test, validation)):  # no problem in two splits, however worded
+        assert not {key(it) for it in a} & {key(it) for it in b}
+        assert not {it["question"] for it in a} & {it["question"] for it in b}
+    everything = train + test + validation
+    assert len({key(it) for it in everything}) == len(everything) == len({it["id"] for it in everything})
+    for it in everything:
         a, b = it["a"], it["b"]
         assert it["answer"] == (a + b if it["op"] == "add" else a - b) >= 1  # recomputed
         numbers = [int(x) for x in __import__("re").findall(r"\d+", it["question"])]
         assert numbers == [a, b]  # the question states the problem it is keyed by
-    assert {it["op"] for it in test} == {"add", "sub"}
+    assert {it["op"] for it in test} == {"add", "sub"} == {it["op"] for it in validation}
     assert rl.load_split("train", limit=5) == train[:5]
 
 
@@ -271,7 +274,7 @@ def test_the_generator_rebuilds_the_files(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     built = module.build()
-    assert built["train"] == _lines("train") and built["test"] == _lines("test")
+    assert list(built) == list(rl.SPLITS) and all(built[name] == _lines(name) for name in rl.SPLITS)
 
 
 def test_load_split_refuses_bad_names():

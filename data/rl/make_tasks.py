@@ -1,13 +1,15 @@
-"""Write the verifiable task of notebook 17: ``train.jsonl`` and ``test.jsonl``, one-step word problems.
+"""Write the verifiable task of notebook 17: ``train.jsonl``, ``test.jsonl`` and ``validation.jsonl``, one-step word
+problems.
 
-Run ``python data/rl/make_tasks.py`` to rebuild both files byte for byte (fixed seed, no network, no model). Every
+Run ``python data/rl/make_tasks.py`` to rebuild the three files byte for byte (fixed seed, no network, no model). Every
 template and name below was written for this project. See README.md in this folder.
 
 Each item is a one-step word problem, an addition ("buys 7 more") or a subtraction ("gives away 7"), half of each,
 with numbers up to 25 and a whole-number answer from 1 to 50, which :mod:`lmkit.rl` checks by computing it (the
 reward is computed, not judged).
 The split is by problem: a pair of numbers with an operation, ``(op, a, b)``, appears in one split only, whatever
-the wording, so a held-out item is never a reworded training item.
+the wording, so a held-out item is never a reworded training item. ``validation`` is for choosing the training
+settings (``benchmarks/rl_grpo.py``), so that ``test`` is scored only once they are fixed.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 SEED = 17
 HERE = Path(__file__).resolve().parent
-SIZES = {"train": 240, "test": 120}
+SIZES = {"train": 240, "test": 120, "validation": 60}  # validation last: it leaves the other two as they were
 LOW, HIGH = 2, 25  # the numbers in a problem; subtraction keeps the answer >= 1
 
 NAMES = ["Tom", "Anna", "Sam", "Mia", "Ben", "Lucy", "Omar", "Nina", "Leo", "Zoe", "Ravi", "Ella"]
