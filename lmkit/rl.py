@@ -18,7 +18,9 @@ any work.
 """
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import re
 from collections import Counter
 from typing import NamedTuple
@@ -34,7 +36,7 @@ from lmkit.logprobs import pad, pad_id
 
 __all__ = ["SPLITS", "INSTRUCTION", "AGGREGATIONS", "STD_EPS", "load_split", "prompt", "extract_answer", "reward",
            "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_token_losses", "grpo_loss", "Samples",
-           "sample", "completion_batch", "token_logprobs"]
+           "sample", "completion_batch", "token_logprobs", "GroupSampler", "grpo_objective", "grpo_weight", "train_grpo"]
 
 SPLITS = ("train", "test", "validation")
 DATASET = "rl"
@@ -385,3 +387,170 @@ def token_logprobs(model, batch: dict, *, temperature: float = 1.0) -> torch.Ten
                    position_ids=batch["position_ids"], logits_to_keep=width + 1).logits[:, :-1]
     targets = batch["input_ids"][:, -width:]
     return (logits.float() / temperature).log_softmax(dim=-1).gather(2, targets.unsqueeze(2)).squeeze(2)
+
+
+# ----------------------------------------------------------------------------------------------- training
+class GroupSampler:
+    """GRPO's batch source for :func:`lmkit.training.fit`: each step samples a group per question with the current
+    policy, rewards it, and hands over the replies of the groups whose rewards differ (notebook 17).
+
+    ``items``: training problems (:func:`load_split`), shuffled once with ``seed`` and taken ``prompts`` at a time
+    (round and round). At each step: ``group`` replies per question from ``policy`` at ``temperature``, at most
+    ``max_new_tokens`` each (:func:`sample`, seeded by ``seed`` and the draw, so a run repeats exactly);
+    :func:`reward`; :func:`group_advantages`. A group whose rewards are all equal has advantage 0 and teaches nothing,
+    so it is left out; when *every* group of a draw is so, the next ``prompts`` questions are drawn instead, up to
+    ``max_draws`` draws (DAPO's dynamic sampling, Yu et al. 2025, applied only to a step that would be empty).
+    The reference's log-probabilities (``policy`` with its adapters switched off: the base model) are taken here,
+    without gradients, for :func:`grpo_objective`'s KL.
+
+    Calling it with the step gives a list of micro-batches of at most ``chunk`` replies (:func:`completion_batch`'s
+    keys plus ``advantages`` ``[n]`` and ``ref_logp`` ``[n, T]``). ``stats``: one dict per step, over every reply
+    drawn in it: ``reward`` (mean), ``length`` (mean tokens), ``zero_variance`` (share of groups with equal
+    rewards), ``cut`` (share stopped by the budget), ``n_cut``, ``cut_rewarded``, ``draws``, ``replies``.
+    Errors: a bad ``items``, ``prompts``, ``group`` (at least 2), ``chunk``, ``max_draws``; a step that finds no
+    group with unequal rewards in ``max_draws`` draws raises ValueError saying what to change.
+    """
+
+    def __init__(self, lm, policy, items, *, prompts: int = 4, group: int = 8, max_new_tokens: int = 48,
+                 temperature: float = 0.7, seed: int = 0, chunk: int = 8, max_draws: int = 4):
+        if not isinstance(items, (list, tuple)) or not items or not all(isinstance(i, dict) for i in items):
+            checks.fail(f"items={checks.show(items, 40)}: pass a non-empty list of problems, such as "
+                        "rl.load_split('train')")
+        self.prompts = checks.integer("prompts", prompts, low=1, fix="questions per step, such as 4")
+        self.group = checks.integer("group", group, low=2, fix="a group needs at least 2 replies to compare")
+        self.chunk = checks.integer("chunk", chunk, low=1, fix="replies per backward pass, such as 8")
+        self.max_draws = checks.integer("max_draws", max_draws, low=1, fix="such as 4")
+        self.max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="such as 48")
+        self.temperature = checks.real("temperature", temperature, low=0, low_open=True, fix="such as 0.7")
+        self.seed = checks.seed("seed", seed)
+        self.lm, self.policy = lm, policy
+        self.order = random.Random(self.seed).sample(list(items), len(items))
+        self.cursor, self.draws, self.stats = 0, 0, []
+
+    def _draw(self):
+        items = [self.order[(self.cursor + j) % len(self.order)] for j in range(self.prompts)]
+        self.cursor += self.prompts
+        drawn = sample(self.lm, [prompt(i) for i in items], n=self.group, max_new_tokens=self.max_new_tokens,
+                       temperature=self.temperature, seed=self.seed * 100_000 + 1000 + self.draws, batch_size=64,
+                       model=self.policy)
+        self.draws += 1
+        rewards = torch.tensor([reward(t, i["answer"]) for t, i in zip(drawn.texts, [i for i in items
+                                                                                     for _ in range(self.group)])])
+        return drawn, rewards
+
+    def __call__(self, step: int) -> list[dict]:
+        replies, draws = [], 0
+        while draws < self.max_draws:
+            drawn, rewards = self._draw()
+            draws += 1
+            replies.append((drawn, rewards))
+            advantages = group_advantages(rewards, self.group)
+            if (advantages != 0).any():
+                break
+        else:
+            raise ValueError(f"step {step + 1}: no group had unequal rewards in {self.max_draws} draws of "
+                             f"{self.prompts} questions: raise group, temperature or max_draws, or start from a "
+                             "model that is sometimes right")
+        all_rewards = torch.cat([r for _, r in replies])
+        lengths = [len(c) for d, _ in replies for c in d.completion_ids]
+        cut = torch.tensor([not f for d, _ in replies for f in d.finished])
+        groups = all_rewards.view(-1, self.group)
+        self.stats.append({"reward": all_rewards.mean().item(), "length": sum(lengths) / len(lengths),
+                           "zero_variance": (groups.std(1) == 0).float().mean().item(),
+                           "cut": cut.float().mean().item(), "n_cut": int(cut.sum()),
+                           "cut_rewarded": int(all_rewards[cut].sum()), "draws": draws, "replies": len(lengths)})
+        keep = (advantages != 0).nonzero().flatten().tolist()  # the last draw's groups with unequal rewards
+        micro = []
+        for s in range(0, len(keep), self.chunk):
+            rows = keep[s:s + self.chunk]
+            batch = completion_batch([drawn.prompt_ids[r] for r in rows], [drawn.completion_ids[r] for r in rows],
+                                     self.lm.tokenizer)
+            with torch.no_grad(), self.policy.disable_adapter():
+                batch["ref_logp"] = token_logprobs(self.policy, {k: v.to(self.lm.device) for k, v in batch.items()},
+                                                   temperature=self.temperature).cpu()
+            batch["advantages"] = advantages[rows]
+            micro.append(batch)
+        return micro
+
+
+def grpo_objective(*, temperature: float = 1.0, clip_eps: float = 0.2, beta: float = 0.0):
+    """GRPO's loss function for :func:`lmkit.training.fit`, over :class:`GroupSampler`'s micro-batches (notebook 17).
+
+    Returns ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` the SUM over the batch's completion tokens of
+    :func:`grpo_token_losses` (one gradient step per batch, so ``logp_old`` is the policy's own detached
+    log-probabilities and the ratio is 1), and ``metrics`` ``{"kl": ...}`` the sum of :func:`kl_k3` to the
+    reference over the same tokens. With ``weight=grpo_weight`` :func:`fit` divides both by the step's completion
+    tokens: DAPO's token mean (:func:`grpo_loss` with ``aggregation="token"``) over the step's micro-batches, and
+    the mean KL per token. ``temperature``: the sampling temperature (:func:`token_logprobs`).
+    """
+    temperature = checks.real("temperature", temperature, low=0, low_open=True, fix="the sampling temperature")
+    clip_eps = checks.real("clip_eps", clip_eps, low=0, high=1, low_open=True, high_open=True, fix="0.2 is usual")
+    beta = checks.real("beta", beta, low=0, fix="the weight of the KL penalty: 0 for none, such as 0.04")
+
+    def loss_fn(model, batch):
+        logp = token_logprobs(model, batch, temperature=temperature)
+        mask = batch["completion_mask"].to(logp.dtype)
+        per_token = grpo_token_losses(logp, logp.detach(), batch["advantages"], clip_eps=clip_eps, beta=beta,
+                                      logp_ref=batch["ref_logp"])
+        return (per_token * mask).sum(), {"kl": (kl_k3(logp.detach(), batch["ref_logp"]) * mask).sum()}
+
+    return loss_fn
+
+
+def grpo_weight(batch) -> float:
+    """What one of :class:`GroupSampler`'s micro-batches counts for in :func:`lmkit.training.fit`: its completion
+    tokens (the token mean of DAPO)."""
+    return float(batch["completion_mask"].sum())
+
+
+def train_grpo(lm, items, *, steps: int, prompts: int = 4, group: int = 8, lr: float = 5e-4,
+               max_new_tokens: int = 48, temperature: float = 0.7, seed: int = 0, lora_r: int = 16,
+               lora_alpha: int = 32, beta: float = 0.0, chunk: int = 8, live_plot=None):
+    """Train LoRA adapters on ``lm.model`` with GRPO on ``items`` for ``steps`` steps (notebook 17).
+
+    :class:`GroupSampler` is the batch source, :func:`grpo_objective` the loss, weighted by :func:`grpo_weight`,
+    and :func:`lmkit.training.fit` the loop (AdamW at a constant ``lr``, no weight decay, gradients clipped at norm
+    1). ``seed`` seeds the adapters' initialisation, the order of the questions and the sampling. ``lm.model`` is
+    wrapped in place (peft): sample from the trained policy with ``model=policy``, from the base model inside
+    ``policy.disable_adapter()``. ``live_plot``: as :func:`fit`'s, its ``update`` receives the history with the
+    sampler's statistics merged in.
+
+    Returns ``(policy, history)``: the peft model, in eval mode, and one dict per step: ``step``, ``train_loss``,
+    ``grad_norm``, ``kl`` (mean per token over the replies learned from, nats), the :class:`GroupSampler` stats and
+    ``seconds`` (cumulative, the sampling included).
+    """
+    from lmkit import env
+    from lmkit.finetune import TrainConfig, add_lora
+    from lmkit.training import FitSettings, fit
+
+    steps = checks.integer("steps", steps, low=1, fix="take at least one GRPO step")
+    objective = grpo_objective(temperature=temperature, beta=beta)
+    settings = FitSettings(max_steps=steps, lr=lr, schedule="constant", weight_decay=0.0, max_grad_norm=1.0,
+                           progress=False, desc="GRPO").check()
+    sampler = GroupSampler(lm, None, items, prompts=prompts, group=group, max_new_tokens=max_new_tokens,
+                           temperature=temperature, seed=seed, chunk=chunk)  # every check before lm.model is wrapped
+    config = TrainConfig(lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0)
+    config.check()
+    env.seed_everything(seed)
+    policy = sampler.policy = add_lora(lm.model, config)
+
+    def merged(history):  # fit's history with the sampler's statistics of each step
+        return [{**entry, **sampler.stats[entry["step"] - 1]} for entry in history
+                if 1 <= entry["step"] <= len(sampler.stats)]
+
+    class _Plot:
+        def __init__(self):
+            self.inner = live_plot()
+
+        def update(self, history):
+            self.inner.update(merged(history))
+
+        def close(self):
+            self.inner.close()
+
+    result = fit(policy, objective, sampler, settings, weight=grpo_weight,
+                 live_plot=_Plot if live_plot is not None else None)
+    history = merged(result.history)
+    for entry, seconds in zip(history, itertools.accumulate(result.seconds)):
+        entry["seconds"] = seconds
+    return result.model, history

@@ -431,3 +431,66 @@ def test_exercise_checkers_of_notebook_17_accept_the_answer_and_refuse_wrong_one
     assert exercises.check("17.3", 1 / 40, lengths=[5, 20], aggregation="sequence", max_length=32)
     assert not exercises.check("17.3", 1 / 25, lengths=[5, 20], aggregation="sequence", max_length=32)  # token mean
     assert not exercises.check("17.3", 1 / 64, lengths=[5, 20], aggregation="sequence", max_length=32)  # dr_grpo
+
+
+# ----------------------------------------------------------------------------------------------- training
+PROBLEMS = [{"question": f"Tom has {i} cats.", "answer": i} for i in range(1, 9)]
+
+
+@pytest.fixture
+def varied_reward(monkeypatch):
+    """A reward that varies within groups on the tiny random model (which writes no numbers): the length's parity."""
+    monkeypatch.setattr(rl, "reward", lambda text, answer: float(len(text) % 2))
+
+
+def _train(tiny_folder, **kw):
+    import lmkit
+
+    lm = lmkit.load(tiny_folder, device="cpu", dtype="float32")
+    settings = dict(steps=2, prompts=2, group=4, max_new_tokens=6, seed=3, lora_r=4, lora_alpha=8, lr=1e-2)
+    return rl.train_grpo(lm, PROBLEMS, **{**settings, **kw})
+
+
+def _adapters(policy):
+    return {n: p.detach().clone() for n, p in policy.named_parameters() if "lora_" in n}
+
+
+def test_train_grpo_moves_the_adapters_and_repeats_exactly(tiny_folder, varied_reward):
+    policy, history = _train(tiny_folder)
+    again, history_again = _train(tiny_folder)
+    first, second = _adapters(policy), _adapters(again)
+    assert first and all(torch.equal(first[n], second[n]) for n in first)  # same seed, same run
+    assert any(p.abs().sum() > 0 for n, p in first.items() if "lora_B" in n)  # B starts at 0: it was trained
+    assert [h["step"] for h in history] == [1, 2]
+    assert [h["reward"] for h in history] == [h["reward"] for h in history_again]
+    for h in history:
+        assert 0 <= h["zero_variance"] < 1 and h["kl"] >= 0 and h["replies"] == 8 * h["draws"]
+        assert 0 <= h["reward"] <= 1 and 1 <= h["length"] <= 6 and h["n_cut"] <= h["replies"]
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # step 1 samples from the reference itself
+    assert history[1]["seconds"] > history[0]["seconds"] > 0
+    other, _ = _train(tiny_folder, seed=4)
+    assert any(not torch.equal(first[n], p) for n, p in _adapters(other).items())
+
+
+def test_train_grpo_chunks_give_the_whole_batch_gradient(tiny_folder, varied_reward):
+    """fit divides each micro-batch's token sum by the step's tokens: one reply per backward pass or all at once
+    gives the same step (DAPO's token mean over the batch)."""
+    one, _ = _train(tiny_folder, steps=1, chunk=1)
+    many, _ = _train(tiny_folder, steps=1, chunk=64)
+    a, b = _adapters(one), _adapters(many)
+    assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
+
+
+def test_group_sampler_refuses_a_task_that_teaches_nothing(tiny_folder, monkeypatch):
+    monkeypatch.setattr(rl, "reward", lambda text, answer: 0.0)  # every group equal: no advantage anywhere
+    with pytest.raises(ValueError, match="no group had unequal rewards in 4 draws"):
+        _train(tiny_folder, steps=1)
+    import lmkit
+
+    lm = lmkit.load(tiny_folder, device="cpu", dtype="float32")
+    for bad, message in (({"group": 1}, "group=1"), ({"lr": 0}, "lr=0"), ({"lora_r": 0}, "lora_r=0")):
+        with pytest.raises(ValueError, match=message):
+            rl.train_grpo(lm, PROBLEMS, steps=1, **bad)
+        assert not hasattr(lm.model, "peft_config")  # refused before the model was wrapped
+    with pytest.raises(CheckError, match="items="):
+        rl.GroupSampler(None, None, [])
