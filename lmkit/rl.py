@@ -505,13 +505,13 @@ def grpo_weight(batch) -> float:
 
 def train_grpo(lm, items, *, steps: int, prompts: int = 4, group: int = 8, lr: float = 5e-4,
                max_new_tokens: int = 48, temperature: float = 0.7, seed: int = 0, lora_r: int = 16,
-               lora_alpha: int = 32, beta: float = 0.0, chunk: int = 8, live_plot=None):
+               lora_alpha: int = 32, beta: float = 0.0, chunk: int = 8, max_draws: int = 4, live_plot=None):
     """Train LoRA adapters on ``lm.model`` with GRPO on ``items`` for ``steps`` steps (notebook 17).
 
     :class:`GroupSampler` is the batch source, :func:`grpo_objective` the loss, weighted by :func:`grpo_weight`,
     and :func:`lmkit.training.fit` the loop (AdamW at a constant ``lr``, no weight decay, gradients clipped at norm
-    1). ``seed`` seeds the adapters' initialisation, the order of the questions and the sampling. ``lm.model`` is
-    wrapped in place (peft): sample from the trained policy with ``model=policy``, from the base model inside
+    1). ``max_draws``: :class:`GroupSampler`'s. ``seed`` seeds the adapters' initialisation, the order of the
+    questions and the sampling. ``lm.model`` is wrapped in place (peft): sample from the trained policy with ``model=policy``, from the base model inside
     ``policy.disable_adapter()``. ``live_plot``: as :func:`fit`'s, its ``update`` receives the history with the
     sampler's statistics merged in.
 
@@ -528,7 +528,8 @@ def train_grpo(lm, items, *, steps: int, prompts: int = 4, group: int = 8, lr: f
     settings = FitSettings(max_steps=steps, lr=lr, schedule="constant", weight_decay=0.0, max_grad_norm=1.0,
                            progress=False, desc="GRPO").check()
     sampler = GroupSampler(lm, None, items, prompts=prompts, group=group, max_new_tokens=max_new_tokens,
-                           temperature=temperature, seed=seed, chunk=chunk)  # every check before lm.model is wrapped
+                           temperature=temperature, seed=seed, chunk=chunk,
+                           max_draws=max_draws)  # every check before lm.model is wrapped
     config = TrainConfig(lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0)
     config.check()
     env.seed_everything(seed)
