@@ -1,0 +1,126 @@
+"""The serving engine: continuous batching over a paged KV cache gives each request what it would get alone."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from lmkit.checks import CheckError
+from lmkit.serving import BlockAllocator, Engine, block_hashes
+
+
+def _alone(lm, prompt, max_new_tokens):
+    """model.generate, greedy, on one unpadded prompt: the reference every request must match."""
+    ids = torch.tensor([prompt])
+    out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                            do_sample=False, temperature=None, top_p=None, top_k=None,
+                            pad_token_id=lm.tokenizer.eos_token_id or 0)
+    return out[0, len(prompt):].tolist()
+
+
+def _trace(rng, vocab, n, shared=None):
+    prompts = []
+    for _ in range(n):
+        body = [rng.randrange(3, vocab) for _ in range(rng.randint(1, 40))]
+        prompts.append((shared or []) + body)
+    return prompts, [rng.randint(1, 12) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_request_matches_generating_alone_whatever_the_arrivals(tiny_lm, seed):
+    rng = random.Random(seed)
+    vocab = tiny_lm.model.config.vocab_size
+    prompts, budgets = _trace(rng, vocab, 14)
+    engine = Engine(tiny_lm, max_batch=4, block_size=4, num_blocks=64, max_tokens_per_step=24, max_len=128)
+    ids, pending = {}, list(range(len(prompts)))
+    while pending or engine.has_unfinished:  # requests arrive between steps, a random few at a time
+        for _ in range(rng.randint(0, 3)):
+            if pending:
+                i = pending.pop(0)
+                ids[engine.add(prompts[i], budgets[i])] = i
+        engine.step()
+    for rid, i in ids.items():
+        assert engine.requests[rid].output == _alone(tiny_lm, prompts[i], budgets[i]), f"request {i}"
+    engine.allocator.check_no_leak()
+    assert max(h["running"] for h in engine.history) <= 4
+    assert max(h["prefill_tokens"] + h["decode_tokens"] for h in engine.history) <= 24
+    assert any(h["prefill_tokens"] and h["decode_tokens"] for h in engine.history)  # prefill mixed with decoding
+
+
+def test_a_small_pool_preempts_and_still_matches(tiny_lm):
+    rng = random.Random(5)
+    prompts, budgets = _trace(rng, tiny_lm.model.config.vocab_size, 8)
+    engine = Engine(tiny_lm, max_batch=6, block_size=4, num_blocks=16, max_tokens_per_step=64, max_len=64)
+    rids = [engine.add(p, b) for p, b in zip(prompts, budgets)]
+    out = engine.run()
+    assert sum(engine.requests[r].preempted for r in rids) > 0  # the pool was too small for everyone at once
+    for r, p, b in zip(rids, prompts, budgets):
+        assert out[r] == _alone(tiny_lm, p, b)
+    engine.allocator.check_no_leak()
+
+
+def test_prefix_caching_shares_blocks_and_keeps_outputs(tiny_lm):
+    rng = random.Random(7)
+    vocab = tiny_lm.model.config.vocab_size
+    system = [rng.randrange(3, vocab) for _ in range(20)]
+    prompts, budgets = _trace(rng, vocab, 6, shared=system)
+    results = {}
+    for caching in (True, False):
+        engine = Engine(tiny_lm, max_batch=2, block_size=4, num_blocks=64, max_len=128, prefix_caching=caching)
+        rids = [engine.add(p, b) for p, b in zip(prompts, budgets)]
+        results[caching] = (engine.run(), engine)
+        engine.allocator.check_no_leak()
+    (shared_out, shared), (plain_out, plain) = results[True], results[False]
+    assert shared_out == plain_out
+    assert [shared_out[r] for r in rids] == [_alone(tiny_lm, p, b) for p, b in zip(prompts, budgets)]
+    # the first pair computes the 5 blocks of the system prompt; the four later requests find them cached
+    assert sum(shared.requests[r].prefix_hit_tokens for r in rids) == 4 * 20
+    assert sum(h["prefill_tokens"] for h in plain.history) - sum(h["prefill_tokens"] for h in shared.history) == 80
+
+
+def test_block_allocator_book_keeping():
+    pool = BlockAllocator(4, 2)
+    a, b = pool.allocate(), pool.allocate()
+    assert (a, b, pool.in_use, pool.n_free) == (0, 1, 2, 2)
+    keys = block_hashes([1, 2, 3, 4, 5], 2)
+    assert len(keys) == 2 and keys != block_hashes([9, 9, 3, 4], 2)  # chained: the same block after another prefix
+    pool.register(a, keys[0])
+    pool.release([a, b])
+    assert pool.cached == 1 and pool.in_use == 0 and pool.n_free == 4
+    assert pool.lookup(keys) == [a] and pool.in_use == 1 and pool.cached == 0  # a hit, then a miss
+    pool.release([a])
+    got = [pool.allocate() for _ in range(4)]  # the free ones first, then the cached one is evicted
+    assert got[-1] == a and pool.lookup(keys) == []
+    with pytest.raises(MemoryError, match="all 4 KV blocks are held"):
+        pool.allocate()
+    pool.release(got)
+    pool.check_no_leak()
+    with pytest.raises(RuntimeError, match="released more often"):
+        pool.release([0])
+
+
+def test_engine_refuses_bad_requests_before_any_work(tiny_lm):
+    engine = Engine(tiny_lm, max_batch=2, block_size=4, max_len=32)
+    vocab = tiny_lm.model.config.vocab_size
+    for bad, message in ((([], 4), "prompt_ids=\\[\\]"), (([1, 2], 0), "max_new_tokens=0"),
+                         (([vocab + 5], 3), f"holds {vocab + 5}, outside the vocabulary"),
+                         (([1] * 40, 3), "40 tokens and the context is 32"), ((["a"], 3), "prompt_ids=")):
+        with pytest.raises(CheckError, match=message):
+            engine.add(*bad)
+    with pytest.raises(CheckError, match="temperature=-1"):
+        engine.add([1, 2], 3, temperature=-1)
+    assert not engine.requests and not engine.has_unfinished
+    with pytest.raises(CheckError, match="max_tokens_per_step=1"):
+        Engine(tiny_lm, max_batch=2, max_tokens_per_step=1)
+
+
+def test_sampling_repeats_with_its_seed(tiny_lm):
+    outs = []
+    for _ in range(2):
+        engine = Engine(tiny_lm, max_batch=2, block_size=4, max_len=64)
+        rid = engine.add([5, 6, 7], 10, temperature=1.0, seed=3)
+        other = engine.add([8, 9], 10, temperature=1.0, seed=4)
+        out = engine.run()
+        outs.append((out[rid], out[other]))
+    assert outs[0] == outs[1] and outs[0][0] != outs[0][1]
