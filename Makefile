@@ -62,7 +62,7 @@ test-latest:      ## unit tests + notebooks (quick mode) in a second venv with t
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install -q --upgrade pip
 	echo "torch==$$(grep -E '^torch==' requirements.txt | cut -d= -f3)" > $(LATEST)/constraints.txt
-	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST)/constraints.txt -e ".[test,lab,eval,preference]"
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST)/constraints.txt -e ".[test,lab,eval,preference,serve]"
 	$(LATEST)/bin/python -m pip install -q --no-deps -r requirements-offline.txt
 	$(LATEST)/bin/python -m pip freeze > $(LATEST)/freeze.txt
 	$(LATEST)/bin/python -m lmkit prepare
