@@ -33,9 +33,8 @@ Errors: a bad request gets a 4xx reply with OpenAI's error body ``{"error": {"me
 serving: malformed JSON, a wrong type or value (400, FastAPI's validation errors included, never 422), an unknown
 model (404, ``code: "model_not_found"``), ``max_tokens`` < 1, a prompt the context cannot hold (400), a parameter
 this server does not implement with a value that would change the reply (``n`` > 1, ``stop``, ``logprobs``,
-penalties, ``top_p`` < 1: 400). A client that disconnects has its request cut short and nobody else notices: the
-engine has no abort, so the request's token budget is capped at one more token; it ends at its next step (a request
-still waiting is first admitted and prefilled for that token) and gives its KV blocks back.
+penalties, ``top_p`` < 1: 400). A client that disconnects has its request cut short and nobody else notices:
+:meth:`lmkit.serving.Engine.abort` takes it out of the queue or the batch and gives its KV blocks back.
 """
 import argparse
 import asyncio
@@ -208,8 +207,8 @@ class _Worker:
         del self.live[handle.rid]
         self.counts["aborted"] += 1
         self.aborted.add(handle.rid)
-        # no Engine.abort: cap its budget so that it finishes ("length") at its next token and frees its blocks
-        request.max_new_tokens = min(request.max_new_tokens, len(request.output) + 1)
+        if self.engine.abort(handle.rid):  # out of the queue or the batch now, its KV blocks given back
+            self._finish(handle.rid)
 
     def _finish(self, rid: int) -> None:
         request = self.engine.requests.pop(rid)  # finished requests leave, so a long-running server does not grow
@@ -220,7 +219,8 @@ class _Worker:
         self.log.append({"id": rid, "prompt_tokens": len(request.prompt), "completion_tokens": len(request.output),
                          "finish_reason": request.finish_reason, "aborted": aborted,
                          "preempted": request.preempted, "prefix_hit_tokens": request.prefix_hit_tokens,
-                         "ttft_s": request.first_token - request.added, "duration_s": request.finished - request.added})
+                         "ttft_s": None if request.first_token is None else request.first_token - request.added,
+                         "duration_s": request.finished - request.added})
 
     def _fail_all(self, error: APIError) -> None:
         for handle in self.live.values():

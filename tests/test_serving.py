@@ -104,7 +104,7 @@ def test_engine_refuses_bad_requests_before_any_work(tiny_lm):
     engine = Engine(tiny_lm, max_batch=2, block_size=4, max_len=32)
     vocab = tiny_lm.model.config.vocab_size
     for bad, message in ((([], 4), "prompt_ids=\\[\\]"), (([1, 2], 0), "max_new_tokens=0"),
-                         (([vocab + 5], 3), f"holds {vocab + 5}, outside the vocabulary"),
+                         (([vocab + 5], 3), f"prompt_ids={vocab + 5} must be token ids in this model.s vocabulary"),
                          (([1] * 40, 3), "40 tokens and the context is 32"), ((["a"], 3), "prompt_ids=")):
         with pytest.raises(CheckError, match=message):
             engine.add(*bad)
@@ -124,3 +124,19 @@ def test_sampling_repeats_with_its_seed(tiny_lm):
         out = engine.run()
         outs.append((out[rid], out[other]))
     assert outs[0] == outs[1] and outs[0][0] != outs[0][1]
+
+
+def test_abort_frees_the_blocks_and_leaves_the_others_unchanged(tiny_lm):
+    engine = Engine(tiny_lm, max_batch=2, block_size=4, num_blocks=32, max_len=64)
+    keep = engine.add([5, 6, 7, 8, 9], 8)
+    running = engine.add([10, 11, 12], 8)
+    queued = engine.add([13, 14], 8)  # waits: max_batch is 2
+    engine.step()
+    engine.step()
+    assert engine.abort(running) and engine.abort(queued) and not engine.abort(running)
+    assert engine.requests[running].finish_reason == engine.requests[queued].finish_reason == "abort"
+    out = engine.run()
+    assert out[keep] == _alone(tiny_lm, [5, 6, 7, 8, 9], 8) and out[queued] == []
+    engine.allocator.check_no_leak()
+    with pytest.raises(CheckError, match="request_id=99"):
+        engine.abort(99)

@@ -12,8 +12,9 @@ flat list of tokens from every scheduled sequence, of any lengths (no padding):
 - waiting requests are admitted in arrival order while there are fewer than ``max_batch`` running and KV blocks to
   hold their prompt.
 
-The matrix products run on all the step's tokens at once; attention runs per sequence, on that sequence's keys and
-values gathered from the :class:`~lmkit.serving.paged.PagedKVCache` through its block table. When the pool runs out
+The matrix products run on all the step's tokens at once. Attention reads each sequence's keys and values from the
+:class:`~lmkit.serving.paged.PagedKVCache` through its block table: the decoding sequences in one call, padded to the
+longest with the padding masked out; each prompt chunk on its own, causal from where its cache ends. When the pool runs out
 of blocks, the most recently admitted sequence is preempted: its blocks are given back and it waits to be
 recomputed (vLLM's recompute preemption), which keeps greedy outputs unchanged.
 
@@ -40,7 +41,8 @@ __all__ = ["Request", "Engine"]
 class Request:
     """One request: its ``prompt`` ids, its ``output`` so far, its block table and how many of its tokens have keys
     and values in the cache (``n_cached``). ``finish_reason``: ``"stop"`` (an end-of-sequence token, kept in
-    ``output``), ``"length"`` (``max_new_tokens`` or the context) or None while it runs. Timestamps
+    ``output``), ``"length"`` (``max_new_tokens`` or the context), ``"abort"`` (:meth:`Engine.abort`) or None while
+    it runs. Timestamps
     (``time.perf_counter()``): ``added``, ``first_token``, ``finished``."""
 
     id: int
@@ -73,7 +75,7 @@ class Engine:
       ``max_tokens_per_step``: the token budget of one forward pass (decode tokens first, then prompt chunks);
       ``max_len``: the context a sequence may reach (prompt plus output); ``prefix_caching``: share full prompt
       blocks between requests with the same prefix.
-    - :meth:`add` queues a request and returns its id; :meth:`step` runs one forward pass and returns the
+    - :meth:`add` queues a request and returns its id; :meth:`abort` drops one; :meth:`step` runs one forward pass and returns the
       ``(request_id, token_id)`` pairs it produced; :meth:`run` steps until every request is done and returns each
       one's output ids. ``requests``: every request by id; ``history``: one dict per step (tokens of each kind,
       sequences, blocks held, tokens held).
@@ -120,14 +122,12 @@ class Engine:
         logits over ``temperature`` with a generator seeded by ``seed``."""
         if isinstance(prompt_ids, torch.Tensor):
             prompt_ids = prompt_ids.flatten().tolist()
-        if not isinstance(prompt_ids, (list, tuple)) or not prompt_ids or \
-                not all(isinstance(t, int) and not isinstance(t, bool) for t in prompt_ids):
+        if not isinstance(prompt_ids, (list, tuple)) or not prompt_ids:
             checks.fail(f"prompt_ids={checks.show(prompt_ids, 40)}: pass a non-empty list of token ids, such as "
                         "tokenizer(text).input_ids")
-        bad = [t for t in prompt_ids if not 0 <= t < self.vocab_size]
-        if bad:
-            checks.fail(f"prompt_ids holds {bad[0]}, outside the vocabulary of {self.vocab_size}: pass ids from "
-                        "this model's tokenizer")
+        prompt_ids = [checks.integer("prompt_ids", t, low=0, high=self.vocab_size - 1,
+                                     must=f"token ids in this model's vocabulary of {self.vocab_size}",
+                                     fix="pass ids from this model's tokenizer") for t in prompt_ids]
         max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=1, fix="ask for at least one token")
         if len(prompt_ids) >= self.max_len:
             checks.fail(f"the prompt has {len(prompt_ids)} tokens and the context is {self.max_len}: shorten the "
@@ -143,6 +143,21 @@ class Engine:
         self.waiting.append(request)
         self._next_id += 1
         return request.id
+
+    def abort(self, request_id: int) -> bool:
+        """Stop a request now (its client left): it leaves the queue or the batch, its KV blocks go back, and its
+        ``finish_reason`` is ``"abort"``. False if it had already finished; an unknown id raises CheckError."""
+        request = self.requests.get(request_id)
+        if request is None:
+            checks.fail(f"request_id={request_id!r} is not a request of this engine: pass an id that add returned")
+        if request.finish_reason is not None:
+            return False
+        for queue in (self.waiting, self.running):
+            if request in queue:
+                queue.remove(request)
+        self.allocator.release(request.blocks)
+        request.blocks, request.finish_reason, request.finished = [], "abort", time.perf_counter()
+        return True
 
     @property
     def has_unfinished(self) -> bool:
@@ -234,6 +249,15 @@ class Engine:
         ids_t = torch.tensor(ids, device=self.device)
         pos_t = torch.cat(positions)
         new_slots = torch.cat([s[c:] for s, (_, _, c) in zip(all_slots, spans)])
+        decoders = [i for i, (a, b, _) in enumerate(spans) if b - a == 1]
+        chunks = [i for i, (a, b, _) in enumerate(spans) if b - a > 1]
+        if decoders:  # their slots, padded to the longest: [B, Lmax], and which of them are real: [B, 1, 1, Lmax]
+            longest = max(len(all_slots[i]) for i in decoders)
+            pad_slots = torch.zeros(len(decoders), longest, dtype=torch.long, device=self.device)
+            pad_mask = torch.zeros(len(decoders), 1, 1, longest, dtype=torch.bool, device=self.device)
+            for row, i in enumerate(decoders):
+                pad_slots[row, :len(all_slots[i])] = all_slots[i]
+                pad_mask[row, ..., :len(all_slots[i])] = True
         inner = self.model.model
         x = inner.embed_tokens(ids_t)  # [N, d]
         cos, sin = rope_cos_sin(pos_t, frequencies=inner.rotary_emb.inv_freq)  # [N, hd]
@@ -246,14 +270,28 @@ class Engine:
             v = attn.v_proj(h).view(N, self.n_kv, self.hd)
             self.cache.write(li, new_slots, k.transpose(0, 1).to(self.dtype), v.to(self.dtype))
             out = torch.empty(self.n_head, N, self.hd, dtype=x.dtype, device=self.device)
-            for (a, b, cached), slots in zip(spans, all_slots):
+            if decoders:  # one token each: one padded call for all of them, padding keys masked out
+                keys, values = self.cache.gather(li, pad_slots.flatten())
+                keys = keys.view(len(decoders), -1, self.n_kv, self.hd).permute(0, 2, 1, 3)  # [B, kv, Lmax, hd]
+                values = values.view(len(decoders), -1, self.n_kv, self.hd).permute(0, 2, 1, 3)
+                rows = torch.tensor([spans[i][0] for i in decoders], device=self.device)
+                queries = q[:, rows].transpose(0, 1).unsqueeze(2)  # [B, H, 1, hd]
+                out[:, rows] = F.scaled_dot_product_attention(
+                    queries, keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1),
+                    attn_mask=pad_mask, scale=self.hd ** -0.5).squeeze(2).transpose(0, 1)
+            for i in chunks:  # prompt chunks: each on its own, causal from where its cache ends
+                (a, b, cached), slots = spans[i], all_slots[i]
                 keys, values = self.cache.gather(li, slots)  # [L, kv, hd], positions 0 .. cached + n - 1
                 keys = keys.transpose(0, 1).repeat_interleave(group, dim=0)  # [H, L, hd]
                 values = values.transpose(0, 1).repeat_interleave(group, dim=0)
-                visible = torch.arange(len(slots), device=self.device)[None, :] <= \
-                    torch.arange(cached, cached + b - a, device=self.device)[:, None]  # causal, offset by the cache
-                out[:, a:b] = F.scaled_dot_product_attention(q[:, a:b], keys, values, attn_mask=visible,
-                                                             scale=self.hd ** -0.5)
+                if cached == 0:
+                    out[:, a:b] = F.scaled_dot_product_attention(q[:, a:b], keys, values, is_causal=True,
+                                                                 scale=self.hd ** -0.5)
+                else:
+                    visible = torch.arange(len(slots), device=self.device)[None, :] <= \
+                        torch.arange(cached, cached + b - a, device=self.device)[:, None]  # causal, offset
+                    out[:, a:b] = F.scaled_dot_product_attention(q[:, a:b], keys, values, attn_mask=visible,
+                                                                 scale=self.hd ** -0.5)
             x = x + attn.o_proj(out.transpose(0, 1).reshape(N, self.n_head * self.hd))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         last = torch.tensor([b - 1 for _, b, _ in spans], device=self.device)
