@@ -140,3 +140,26 @@ def test_abort_frees_the_blocks_and_leaves_the_others_unchanged(tiny_lm):
     engine.allocator.check_no_leak()
     with pytest.raises(CheckError, match="request_id=99"):
         engine.abort(99)
+
+
+def test_trace_replays_give_each_request_its_own_reply(tiny_lm):
+    from lmkit.serving import trace as tr
+
+    rng = random.Random(3)
+    vocab = tiny_lm.model.config.vocab_size
+    prompts = [[rng.randrange(3, vocab) for _ in range(rng.randint(2, 20))] for _ in range(5)]
+    requests = tr.poisson_trace(prompts, [3, 6, 9], n=8, rate=200.0, seed=1)
+    assert requests == tr.poisson_trace(prompts, [3, 6, 9], n=8, rate=200.0, seed=1)
+    assert all(b.arrival > a.arrival for a, b in zip(requests, requests[1:]))
+    expected = [_alone(tiny_lm, r.prompt_ids, r.max_new_tokens) for r in requests]
+    continuous = tr.replay_continuous(Engine(tiny_lm, max_batch=4, block_size=4, max_len=64), requests)
+    static = tr.replay_static(tiny_lm, requests, batch_size=4)
+    assert [s.output for s in continuous] == expected
+    assert [s.output for s in static] == expected
+    for served in (continuous, static):
+        assert all(s.arrival <= s.first_token <= s.done for s in served)
+        summary = tr.latency_summary(served)
+        assert summary["tokens"] == sum(map(len, expected)) and summary["throughput"] > 0
+        assert summary["ttft_p50"] <= summary["ttft_p95"] and summary["latency_p95"] >= summary["ttft_p95"]
+    with pytest.raises(CheckError, match="rate=0"):
+        tr.poisson_trace(prompts, [3], n=2, rate=0)

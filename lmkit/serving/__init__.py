@@ -3,9 +3,12 @@
 | module | what it holds |
 |---|---|
 | :mod:`~lmkit.serving.paged` | :class:`BlockAllocator` (blocks on demand, freed on finish, prefix caching), :class:`PagedKVCache` |
-| :mod:`~lmkit.serving.engine` | :class:`Engine` (``add``, ``step``, ``run``): continuous batching with chunked prefill, :class:`Request` |
+| :mod:`~lmkit.serving.engine` | :class:`Engine` (``add``, ``step``, ``run``, ``abort``): continuous batching with chunked prefill, :class:`Request` |
+| :mod:`~lmkit.serving.trace` | Poisson traces, replayed with continuous or static batching, and the latencies each user saw |
 """
 from lmkit.serving.engine import Engine, Request
 from lmkit.serving.paged import BlockAllocator, PagedKVCache, block_hashes
+from lmkit.serving.trace import latency_summary, poisson_trace, replay_continuous, replay_static
 
-__all__ = ["Engine", "Request", "BlockAllocator", "PagedKVCache", "block_hashes"]
+__all__ = ["Engine", "Request", "BlockAllocator", "PagedKVCache", "block_hashes", "poisson_trace", "replay_continuous",
+           "replay_static", "latency_summary"]
