@@ -10,6 +10,9 @@ Notebook 17 trains once, with one seed, in its time budget. This script answers 
 2. **Seeds.** The chosen setting is trained again with seeds 1 and 2 (seed 0 is the selection's run) and every run
    is scored greedily on ``data/rl/test.jsonl``, paired with the base model on the same questions
    (:func:`lmkit.stats.compare`), and the seeds' mean accuracy per question too.
+3. **A prompt baseline.** Each instruction of :data:`WORDINGS` replaces ``lmkit.rl.INSTRUCTION`` and the base model
+   answers the validation questions greedily; notebook 17 scores the best one on the held-out questions against the
+   tuned model. ``--wordings-only`` runs this part alone and adds it to an existing results file.
 
 Every other setting is the notebook's (16 steps of 4 questions x 8 replies, 48-token training budget, temperature
 0.7, LoRA r=16, alpha=32, no KL penalty; greedy scoring with a 64-token budget). Each run starts from a freshly loaded
@@ -32,15 +35,19 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+WORDINGS = {"one equation": " Answer with one short equation that gives the result, such as 5 + 3 = 8.",
+            "number only": " Reply with the number only.",
+            "step by step": " Think step by step, then give the final answer as a number."}
+"""The prompt baseline's candidates, each in place of ``lmkit.rl.INSTRUCTION``, written before their results were seen."""
 SETTINGS = dict(prompts=4, group=8, max_new_tokens=48, temperature=0.7, lora_r=16, lora_alpha=32, beta=0.0)
 SCORE_BUDGET = 64
 
 
-def greedy_rewards(lm, items, model=None) -> list[float]:
+def greedy_rewards(lm, items, model=None, instruction=None) -> list[float]:
     from lmkit import rl
 
-    out = rl.sample(lm, [rl.prompt(i) for i in items], do_sample=False, max_new_tokens=SCORE_BUDGET, batch_size=64,
-                    model=model)
+    users = [rl.prompt(i) if instruction is None else i["question"] + instruction for i in items]
+    out = rl.sample(lm, users, do_sample=False, max_new_tokens=SCORE_BUDGET, batch_size=64, model=model)
     return [rl.reward(t, i["answer"]) for t, i in zip(out.texts, items)]
 
 
@@ -59,6 +66,7 @@ def main() -> None:
     ap.add_argument("--lrs", type=float, nargs="+", default=[2e-4, 5e-4, 1e-3], help="learning rates to choose from")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the chosen setting")
     ap.add_argument("--steps", type=int, default=16, help="GRPO steps per run")
+    ap.add_argument("--wordings-only", action="store_true", help="only the prompt baseline, into the existing file")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -68,7 +76,18 @@ def main() -> None:
     from lmkit.stats import compare
 
     train_items, validation, test = (rl.load_split(s) for s in ("train", "validation", "test"))
+    out = Path(__file__).resolve().parent / "results" / "rl_grpo.json"
     base = lmkit.load(device="cpu")
+    wordings = {"text": WORDINGS, "validation": {name: greedy_rewards(base, validation, instruction=text)
+                                                 for name, text in WORDINGS.items()}}
+    for name, scores in wordings["validation"].items():
+        print(f"prompt {name!r}: validation {sum(scores):.0f}/{len(validation)}")
+    if args.wordings_only:
+        results = json.loads(out.read_text())
+        results["wordings"] = wordings
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"added the prompt baseline to {out}")
+        return
     base_validation, base_test = greedy_rewards(base, validation), greedy_rewards(base, test)
     del base
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
@@ -76,7 +95,8 @@ def main() -> None:
                "command": "benchmarks/rl_grpo.py --lrs " + " ".join(f"{x:g}" for x in args.lrs) + " --seeds "
                           + " ".join(map(str, args.seeds)) + f" --steps {args.steps}",
                "settings": {**SETTINGS, "steps": args.steps, "score_budget": SCORE_BUDGET},
-               "base": {"validation": base_validation, "test": base_test}, "selection": [], "seeds": []}
+               "base": {"validation": base_validation, "test": base_test}, "selection": [], "seeds": [],
+               "wordings": wordings}
     print(f"base: validation {sum(base_validation):.0f}/{len(validation)}, test {sum(base_test):.0f}/{len(test)}")
 
     kept = {}
@@ -112,7 +132,6 @@ def main() -> None:
     results["mean_of_seeds"] = {"diff": c.diff, "low": c.low, "high": c.high, "verdict": c.verdict,
                                 "method": c.method}
     print(f"mean of {len(args.seeds)} seeds: {c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}] ({c.verdict})")
-    out = Path(__file__).resolve().parent / "results" / "rl_grpo.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
 
