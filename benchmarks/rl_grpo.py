@@ -11,8 +11,8 @@ Notebook 17 trains once, with one seed, in its time budget. This script answers 
    is scored greedily on ``data/rl/test.jsonl``, paired with the base model on the same questions
    (:func:`lmkit.stats.compare`), and the seeds' mean accuracy per question too.
 3. **A prompt baseline.** Each instruction of :data:`WORDINGS` replaces ``lmkit.rl.INSTRUCTION`` and the base model
-   answers the validation questions greedily; notebook 17 scores the best one on the held-out questions against the
-   tuned model. ``--wordings-only`` runs this part alone and adds it to an existing results file.
+   answers the validation questions greedily; the best one (a tie: the first written) is scored on the held-out
+   questions, which notebook 17 compares with the tuned model. ``--wordings-only`` runs this part alone and adds it to an existing results file.
 
 Every other setting is the notebook's (16 steps of 4 questions x 8 replies, 48-token training budget, temperature
 0.7, LoRA r=16, alpha=32, no KL penalty; greedy scoring with a 64-token budget). Each run starts from a freshly loaded
@@ -82,6 +82,9 @@ def main() -> None:
                                                  for name, text in WORDINGS.items()}}
     for name, scores in wordings["validation"].items():
         print(f"prompt {name!r}: validation {sum(scores):.0f}/{len(validation)}")
+    wordings["chosen"] = max(WORDINGS, key=lambda n: sum(wordings["validation"][n]))  # a tie: the first written
+    wordings["test"] = greedy_rewards(base, test, instruction=WORDINGS[wordings["chosen"]])
+    print(f"prompt {wordings['chosen']!r}, chosen on validation: test {sum(wordings['test']):.0f}/{len(test)}")
     if args.wordings_only:
         results = json.loads(out.read_text())
         results["wordings"] = wordings
