@@ -10,9 +10,11 @@ Notebook 17 trains once, with one seed, in its time budget. This script answers 
 2. **Seeds.** The chosen setting is trained again with seeds 1 and 2 (seed 0 is the selection's run) and every run
    is scored greedily on ``data/rl/test.jsonl``, paired with the base model on the same questions
    (:func:`lmkit.stats.compare`), and the seeds' mean accuracy per question too.
-3. **A prompt baseline.** Each instruction of :data:`WORDINGS` replaces ``lmkit.rl.INSTRUCTION`` and the base model
+3. **A prompt baseline.** Each user turn of :data:`WORDINGS` replaces ``lmkit.rl.prompt`` (one with two worked
+   examples: few-shot) and the base model
    answers the validation questions greedily; the best one (a tie: the first written) is scored on the held-out
-   questions, which notebook 17 compares with the tuned model. ``--wordings-only`` runs this part alone and adds it to an existing results file.
+   questions, which notebook 17 compares with the tuned model. ``--wordings-only`` runs this part alone and adds it
+   to an existing results file.
 
 Every other setting is the notebook's (16 steps of 4 questions x 8 replies, 48-token training budget, temperature
 0.7, LoRA r=16, alpha=32, no KL penalty; greedy scoring with a 64-token budget). Each run starts from a freshly loaded
@@ -35,10 +37,18 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDINGS = {"one equation": " Answer with one short equation that gives the result, such as 5 + 3 = 8.",
-            "number only": " Reply with the number only.",
-            "step by step": " Think step by step, then give the final answer as a number."}
-"""The prompt baseline's candidates, each in place of ``lmkit.rl.INSTRUCTION``, written before their results were seen."""
+WORDINGS = {"one equation": "{question} Answer with one short equation that gives the result, such as 5 + 3 = 8.",
+            "number only": "{question} Reply with the number only.",
+            "step by step": "{question} Think step by step, then give the final answer as a number.",
+            "two worked examples": "Answer like these two examples.\n"
+                                   "Q: Tom has 31 pens and buys 12 more. How many pens does Tom have now?\n"
+                                   "A: Tom has 31 + 12 = 43 pens.\n"
+                                   "Q: Mia has 40 cards and gives away 15. How many cards does Mia have now?\n"
+                                   "A: Mia has 40 - 15 = 25 cards.\n"
+                                   "Q: {question}\nA:"}
+"""The prompt baseline's candidates, user turns with the question in place of ``{question}`` (instead of
+``lmkit.rl.prompt``), written before their results were seen; the worked examples use numbers above 25, outside every
+split's problems."""
 SETTINGS = dict(prompts=4, group=8, max_new_tokens=48, temperature=0.7, lora_r=16, lora_alpha=32, beta=0.0)
 SCORE_BUDGET = 64
 
@@ -46,7 +56,7 @@ SCORE_BUDGET = 64
 def greedy_rewards(lm, items, model=None, instruction=None) -> list[float]:
     from lmkit import rl
 
-    users = [rl.prompt(i) if instruction is None else i["question"] + instruction for i in items]
+    users = [rl.prompt(i) if instruction is None else instruction.format(question=i["question"]) for i in items]
     out = rl.sample(lm, users, do_sample=False, max_new_tokens=SCORE_BUDGET, batch_size=64, model=model)
     return [rl.reward(t, i["answer"]) for t, i in zip(out.texts, items)]
 
@@ -87,7 +97,8 @@ def main() -> None:
     print(f"prompt {wordings['chosen']!r}, chosen on validation: test {sum(wordings['test']):.0f}/{len(test)}")
     if args.wordings_only:
         results = json.loads(out.read_text())
-        results["wordings"] = wordings
+        results["wordings"] = {**wordings, "command": "benchmarks/rl_grpo.py --wordings-only",
+                               "date": time.strftime("%Y-%m-%d")}
         out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"added the prompt baseline to {out}")
         return

@@ -36,7 +36,8 @@ from lmkit.logprobs import pad, pad_id
 
 __all__ = ["SPLITS", "INSTRUCTION", "AGGREGATIONS", "STD_EPS", "load_split", "prompt", "extract_answer", "reward",
            "pass_at_k", "majority_vote", "group_advantages", "kl_k3", "grpo_token_losses", "grpo_loss", "Samples",
-           "sample", "completion_batch", "token_logprobs", "GroupSampler", "grpo_objective", "grpo_weight", "train_grpo"]
+           "sample", "completion_batch", "token_logprobs", "GroupSampler", "grpo_objective", "grpo_weight",
+           "train_grpo"]
 
 SPLITS = ("train", "test", "validation")
 DATASET = "rl"
@@ -479,8 +480,8 @@ def grpo_objective(*, temperature: float = 1.0, clip_eps: float = 0.2, beta: flo
     Returns ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` the SUM over the batch's completion tokens of
     :func:`grpo_token_losses` (one gradient step per batch, so ``logp_old`` is the policy's own detached
     log-probabilities and the ratio is 1), and ``metrics`` ``{"kl": ...}`` the sum of :func:`kl_k3` to the
-    reference over the same tokens. With ``weight=grpo_weight`` :func:`fit` divides both by the step's completion
-    tokens: DAPO's token mean (:func:`grpo_loss` with ``aggregation="token"``) over the step's micro-batches, and
+    reference over the same tokens. With ``weight=grpo_weight`` :func:`lmkit.training.fit` divides both by the
+    step's completion tokens: DAPO's token mean (:func:`grpo_loss` with ``aggregation="token"``) over the step's micro-batches, and
     the mean KL per token. ``temperature``: the sampling temperature (:func:`token_logprobs`).
     """
     temperature = checks.real("temperature", temperature, low=0, low_open=True, fix="the sampling temperature")
@@ -511,9 +512,9 @@ def train_grpo(lm, items, *, steps: int, prompts: int = 4, group: int = 8, lr: f
     :class:`GroupSampler` is the batch source, :func:`grpo_objective` the loss, weighted by :func:`grpo_weight`,
     and :func:`lmkit.training.fit` the loop (AdamW at a constant ``lr``, no weight decay, gradients clipped at norm
     1). ``max_draws``: :class:`GroupSampler`'s. ``seed`` seeds the adapters' initialisation, the order of the
-    questions and the sampling. ``lm.model`` is wrapped in place (peft): sample from the trained policy with ``model=policy``, from the base model inside
-    ``policy.disable_adapter()``. ``live_plot``: as :func:`fit`'s, its ``update`` receives the history with the
-    sampler's statistics merged in.
+    questions and the sampling. ``lm.model`` is wrapped in place (peft), so ``rl.sample(lm, ...)`` now samples from
+    the trained policy too: sample from the base model inside ``policy.disable_adapter()``. ``live_plot``: as
+    :func:`lmkit.training.fit`'s, its ``update`` receives the history with the sampler's statistics merged in.
 
     Returns ``(policy, history)``: the peft model, in eval mode, and one dict per step: ``step``, ``train_loss``,
     ``grad_norm``, ``kl`` (mean per token over the replies learned from, nats), the :class:`GroupSampler` stats and

@@ -14,8 +14,8 @@ flat list of tokens from every scheduled sequence, of any lengths (no padding):
 
 The matrix products run on all the step's tokens at once. Attention reads each sequence's keys and values from the
 :class:`~lmkit.serving.paged.PagedKVCache` through its block table: the decoding sequences in one call, padded to the
-longest with the padding masked out; each prompt chunk on its own, causal from where its cache ends. When the pool runs out
-of blocks, the most recently admitted sequence is preempted: its blocks are given back and it waits to be
+longest with the padding masked out; each prompt chunk on its own, causal from where its cache ends. When the pool
+runs out of blocks, the most recently admitted sequence is preempted: its blocks are given back and it waits to be
 recomputed (vLLM's recompute preemption), which keeps greedy outputs unchanged.
 
 Greedy output is token-identical to ``model.generate`` on each prompt alone (up to float rounding near ties):
@@ -75,9 +75,9 @@ class Engine:
       ``max_tokens_per_step``: the token budget of one forward pass (decode tokens first, then prompt chunks);
       ``max_len``: the context a sequence may reach (prompt plus output); ``prefix_caching``: share full prompt
       blocks between requests with the same prefix.
-    - :meth:`add` queues a request and returns its id; :meth:`abort` drops one; :meth:`step` runs one forward pass and returns the
-      ``(request_id, token_id)`` pairs it produced; :meth:`run` steps until every request is done and returns each
-      one's output ids. ``requests``: every request by id; ``history``: one dict per step (tokens of each kind,
+    - :meth:`add` queues a request and returns its id; :meth:`abort` drops one; :meth:`step` runs one forward pass
+      and returns the ``(request_id, token_id)`` pairs it produced; :meth:`run` steps until every request is done
+      and returns each one's output ids. ``requests``: every request by id; ``history``: one dict per step (tokens of each kind,
       sequences, blocks held, tokens held).
 
     Errors (:class:`lmkit.checks.CheckError`, before any work): bad sizes; in :meth:`add`, an empty or non-integer
