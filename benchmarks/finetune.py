@@ -1,4 +1,4 @@
-"""LoRA vs full fine-tuning of the bundled model on the date task, each in a fresh process (issue 7; notebook 11).
+"""LoRA vs full fine-tuning of the bundled model on the date task, each in a fresh process (issue 7; notebook 12).
 
 Each method runs ``lmkit.finetune.train`` for a few optimizer steps (no validation, no checkpoints) in its own Python
 process, so that its peak memory is not mixed with another run's (in one process, memory freed by the first run is
@@ -50,7 +50,7 @@ def run(method: str, steps: int, batch: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6, help="optimizer steps per method")
-    ap.add_argument("--batch", type=int, default=8, help="examples per step (notebook 11 uses 8)")
+    ap.add_argument("--batch", type=int, default=8, help="examples per step (notebook 12 uses 8)")
     args = ap.parse_args()
     import torch
 

@@ -1,7 +1,7 @@
 """GRPO's settings chosen on the validation split, then the chosen run repeated with three seeds on the held-out
-split (notebook 17, reasoning with rewards).
+split (notebook 18, reasoning with rewards).
 
-Notebook 17 trains once, with one seed, in its time budget. This script answers the two questions it cannot:
+Notebook 18 trains once, with one seed, in its time budget. This script answers the two questions it cannot:
 
 1. **Selection.** The learning rate is the setting the run is most sensitive to. Each candidate (``--lrs``) is
    trained with seed 0 and scored greedily on ``data/rl/validation.jsonl`` (60 problems that are neither trained on
@@ -13,7 +13,7 @@ Notebook 17 trains once, with one seed, in its time budget. This script answers 
 3. **A prompt baseline.** Each user turn of :data:`WORDINGS` replaces ``lmkit.rl.prompt`` (one with two worked
    examples: few-shot) and the base model
    answers the validation questions greedily; the best one (a tie: the first written) is scored on the held-out
-   questions, which notebook 17 compares with the tuned model. ``--wordings-only`` runs this part alone and adds it
+   questions, which notebook 18 compares with the tuned model. ``--wordings-only`` runs this part alone and adds it
    to an existing results file.
 
 Every other setting is the notebook's (16 steps of 4 questions x 8 replies, 48-token training budget, temperature

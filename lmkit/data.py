@@ -107,7 +107,7 @@ def heldout_text(max_chars: int | None = None) -> str:
 
 
 def data_file(name) -> Path:
-    """The path of a project data file, e.g. ``data_file("finetune/train.jsonl")`` (notebooks 11 and 14).
+    """The path of a project data file, e.g. ``data_file("finetune/train.jsonl")`` (notebooks 12 and 15).
 
     ``name`` is relative to the project's data folder (:data:`DATA_ROOT`; an absolute path inside it works too).
     Raises :class:`DataError` for a name outside that folder or a file that does not exist, naming the file.

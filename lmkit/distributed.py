@@ -1,6 +1,6 @@
-"""Training across processes (notebook 12): data parallelism by hand, DDP and FSDP on CPU processes over gloo.
+"""Training across processes (notebook 13): data parallelism by hand, DDP and FSDP on CPU processes over gloo.
 
-Notebook 12 writes the training scripts in cells (``%%writefile``): data parallelism by hand, then the same loop
+Notebook 13 writes the training scripts in cells (``%%writefile``): data parallelism by hand, then the same loop
 with PyTorch's ``DistributedDataParallel`` and ``fully_shard`` (FSDP), each launched by ``torchrun`` and checked
 against one process training on the same global batch; then the library path, ``accelerate launch`` with
 :func:`lmkit.training.fit`. This module holds what those scripts, the notebook and the tests share; the loops
@@ -9,7 +9,7 @@ themselves are the lesson, and stay in the cells:
 | name | what it is |
 |---|---|
 | :func:`check_world_size`, :func:`shard` | the global batch split into equal contiguous shards, one per process |
-| :func:`lesson_problem`, :func:`lesson_model` | notebook 09's tiny GPT on the training plays: seeded, no dropout |
+| :func:`lesson_problem`, :func:`lesson_model` | notebook 10's tiny GPT on the training plays: seeded, no dropout |
 | :func:`full_state`, :func:`save_weights`, :func:`load_weights` | the weights to compare: :func:`max_difference`, :func:`relative_distance` |
 | :func:`launch`, :func:`write_report` | ``torchrun --standalone --nproc-per-node N script ...``, checked first |
 | :class:`CollectiveLog` | every collective a process calls, with the bytes it hands over (a dispatch mode) |
@@ -93,7 +93,7 @@ def lesson_problem(steps: int = 10, global_batch: int = 8, *, block_size: int = 
 
 
 def lesson_model(problem: Problem, seed: int = 0) -> nn.Module:
-    """Notebook 09's tiny GPT (two heads, no dropout) with weights drawn from ``seed``: the same on every process."""
+    """Notebook 10's tiny GPT (two heads, no dropout) with weights drawn from ``seed``: the same on every process."""
     from lmkit import tinygpt as tg
 
     torch.manual_seed(seed)
@@ -209,7 +209,7 @@ def ring_bytes(collective: str, nbytes: float, world_size: int) -> float:
     ``reduce_scatter`` (``nbytes`` = the full input) and ``all_gather`` (``nbytes`` = the full output) send
     (N−1)/N of it; ``all_reduce`` is one of each, 2(N−1)/N. No algorithm sends less per process (each process must
     send or receive the other processes' parts); the ring reaches the bound, and a library may send more (notebook
-    12 measures gloo's).
+    13 measures gloo's).
     """
     checks.one_of("collective", collective, ("all_reduce", "reduce_scatter", "all_gather"))
     world = checks.integer("world_size", world_size, low=1, fix="the number of processes")

@@ -13,7 +13,7 @@ data set does it through this module, so each of these is implemented once:
   byte-order mark (as saved by Notepad and Excel) and Windows line ends; a malformed line raises a one-line
   :class:`DataError` naming the file, the line number and the fix.
 
-Used by notebooks 11 and 14 (data sets), 07 (checkpoints) and by ``lmkit.load`` (the model cache).
+Used by notebooks 12 and 15 (data sets), 07 (checkpoints) and by ``lmkit.load`` (the model cache).
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def _check_fields(row: dict, fields, where: str) -> None:
 
 
 def read_jsonl(path, fields: Sequence[str] | Mapping[str, type] | None = None) -> list[dict]:
-    """The rows of a JSON-lines file, every line checked before any is returned (notebooks 11 and 14).
+    """The rows of a JSON-lines file, every line checked before any is returned (notebooks 12 and 15).
 
     - One JSON object per line; blank lines are skipped; a UTF-8 byte-order mark and ``\\r\\n`` line ends are
       accepted. Lines are split on ``\\n`` only (JSON strings may hold U+2028, which ``str.splitlines`` would cut).

@@ -2,7 +2,7 @@
 
 Every lmkit module that needs one of these imports it from here: the attention recomputation (notebook 04), the
 positional encodings of notebook 02, the hand-written decoder of notebook 08 and the models built in cells
-(notebooks 09 and 10).
+(notebooks 10 and 11).
 
 - :func:`head_dim`: the width of one attention head of a transformers config;
 - :func:`rms_norm`: RMSNorm (Zhang & Sennrich, 2019), as Llama applies it;
@@ -125,7 +125,7 @@ def sinusoidal_encoding(n_positions: int, d_model: int, base: float = 10000.0) -
 
     ``PE(pos, 2i) = sin(pos / base^(2i/d))`` and ``PE(pos, 2i+1) = cos(pos / base^(2i/d))`` (Vaswani et al.,
     2017, "Attention Is All You Need", section 3.5). Computed in float64. Taught in notebook 02; the tiny GPT of
-    notebook 09 adds it to its token embeddings.
+    notebook 10 adds it to its token embeddings.
     """
     n_positions = checks.integer("n_positions", n_positions, low=1, fix="ask for at least one position")
     d_model = checks.integer("d_model", d_model, low=2, multiple_of=2, must="an even integer >= 2",

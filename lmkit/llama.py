@@ -1,8 +1,8 @@
-"""SmolLM2's architecture written from the formulas: the GPT of notebook 09 grown into Llama (notebook 10).
+"""SmolLM2's architecture written from the formulas: the GPT of notebook 10 grown into Llama (notebook 11).
 
 RMSNorm instead of LayerNorm, RoPE instead of added positions, grouped-query attention, a SwiGLU feed-forward, no
 biases, a tied head. Parameter names follow transformers' ``LlamaForCausalLM``, so its state dict loads as it is.
-Notebook 10 writes the same classes in its cells, with the same names (``RMSNorm``, ``Attention``, ``MLP``, ``Block``,
+Notebook 11 writes the same classes in its cells, with the same names (``RMSNorm``, ``Attention``, ``MLP``, ``Block``,
 ``SmolLM2``), and asserts they agree; the tests use this copy
 (tests/test_smollm2_scratch.py: logits equal to transformers' on a tiny random config and on the real model).
 """
@@ -24,13 +24,13 @@ __all__ = ["llama_inv_freq", "RMSNorm", "Attention", "MLP", "Block", "SmolLM2", 
 
 def llama_inv_freq(cfg) -> torch.Tensor:
     """RoPE's ``ω_i = θ^(-2i/d)`` computed in float32 as transformers does (float64 then rounded differs by one
-    ulp, which shows in the logits at 1e-5) (notebook 10)."""
+    ulp, which shows in the logits at 1e-5) (notebook 11)."""
     hd = head_dim(cfg)
     return 1.0 / rope_base(cfg) ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)
 
 
 class RMSNorm(nn.Module):
-    """``x / sqrt(mean(x²) + eps) · weight`` (Zhang & Sennrich 2019), via :func:`lmkit.layers.rms_norm` (notebook 10)."""
+    """``x / sqrt(mean(x²) + eps) · weight`` (Zhang & Sennrich 2019), via :func:`lmkit.layers.rms_norm` (notebook 11)."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -44,7 +44,7 @@ class RMSNorm(nn.Module):
 
 class Attention(nn.Module):
     """Causal attention with RoPE on queries and keys; ``n_head / n_kv_head`` query heads share each key/value head
-    (Ainslie et al. 2023, GQA) (notebook 10)."""
+    (Ainslie et al. 2023, GQA) (notebook 11)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -72,7 +72,7 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Gated feed-forward ``W_down (SiLU(W_gate x) ⊙ W_up x)`` (Shazeer 2020) (notebook 10)."""
+    """Gated feed-forward ``W_down (SiLU(W_gate x) ⊙ W_up x)`` (Shazeer 2020) (notebook 11)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -86,7 +86,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm block: ``x + attn(RMSNorm(x))``, then ``x + SwiGLU(RMSNorm(x))`` (notebook 10)."""
+    """Pre-norm block: ``x + attn(RMSNorm(x))``, then ``x + SwiGLU(RMSNorm(x))`` (notebook 11)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -101,7 +101,7 @@ class Block(nn.Module):
 
 
 class SmolLM2(nn.Module):
-    """SmolLM2's architecture from scratch; ``SmolLM2(config)(ids [B, T]) -> logits [B, T, vocab]`` (notebook 10).
+    """SmolLM2's architecture from scratch; ``SmolLM2(config)(ids [B, T]) -> logits [B, T, vocab]`` (notebook 11).
 
     ``config`` is a transformers ``LlamaConfig`` (default RoPE only: :func:`lmkit.layers.rope_base` refuses scaled
     types; no attention or MLP biases). The head is tied to the embedding when ``tie_word_embeddings`` is set.
@@ -130,7 +130,7 @@ class SmolLM2(nn.Module):
 
     def load_hf_state_dict(self, state_dict: dict) -> "SmolLM2":
         """Copy a transformers ``LlamaForCausalLM`` state dict in (names without ``model.``; a tied ``lm_head``
-        dropped); a missing or unexpected tensor raises (notebook 10)."""
+        dropped); a missing or unexpected tensor raises (notebook 11)."""
         ours = {k.removeprefix("model."): v for k, v in state_dict.items()
                 if not (self.tied and k == "lm_head.weight")}
         self.load_state_dict(ours, strict=True)
@@ -139,7 +139,7 @@ class SmolLM2(nn.Module):
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> "SmolLM2":
         """A Llama with the config and safetensors weights of a transformers model folder, e.g.
-        :func:`lmkit.models.bundled_cache_dir` (notebook 10)."""
+        :func:`lmkit.models.bundled_cache_dir` (notebook 11)."""
         from safetensors.torch import load_file
         from transformers import AutoConfig
 
@@ -160,12 +160,12 @@ class SmolLM2(nn.Module):
 @torch.no_grad()
 def greedy(model: nn.Module, ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     """Append ``max_new_tokens`` argmax tokens to ``ids`` [1, T], recomputing the whole sequence each step (no KV
-    cache: the plain loop that notebook 08 makes fast) (notebook 10)."""
+    cache: the plain loop that notebook 08 makes fast) (notebook 11)."""
     max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=0, fix="the number of tokens to add")
     for _ in range(max_new_tokens):
         ids = torch.cat([ids, model(ids)[:, -1:].argmax(-1)], dim=1)
     return ids
 
 
-# The names these classes had before they were named as notebook 10's cells name them.
+# The names these classes had before they were named as notebook 11's cells name them.
 Llama, GroupedQueryAttention, SwiGLU, LlamaBlock = SmolLM2, Attention, MLP, Block

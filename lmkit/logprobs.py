@@ -1,9 +1,9 @@
 """Completion log-probabilities, written once: encode prompt + completion, pad, score the labelled tokens.
 
 Every lmkit function that asks "how likely is this completion after this prompt?" goes through this module:
-label scores in notebook 14 (:func:`lmkit.apps.continuation_logprobs`), multiple choice in notebook 15
-(:func:`lmkit.evaluation.loglikelihoods`), DPO in notebook 16 (:func:`lmkit.preference.sequence_logps`) and the
-fine-tuning loss in notebook 11 (:func:`lmkit.finetune.forward_nll`). The steps, bottom up:
+label scores in notebook 15 (:func:`lmkit.apps.continuation_logprobs`), multiple choice in notebook 16
+(:func:`lmkit.evaluation.loglikelihoods`), DPO in notebook 17 (:func:`lmkit.preference.sequence_logps`) and the
+fine-tuning loss in notebook 12 (:func:`lmkit.finetune.forward_nll`). The steps, bottom up:
 
 1. :func:`encode_completion`: the token ids of a context and of the completion after it, by one of two rules
    (``"harness"``: lm-evaluation-harness's split; ``"apart"``: each text on its own, as TRL and generation do).
@@ -72,13 +72,13 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
     (``"<|im_end|>"``) becomes the ordinary tokens of those characters (``split_special_tokens=True``), never the
     control token. The two rules (``rule=``):
 
-    - ``"harness"`` (lm-evaluation-harness, ``HFLM._encode_pair``; notebook 15): trailing whitespace of the context
+    - ``"harness"`` (lm-evaluation-harness, ``HFLM._encode_pair``; notebook 16): trailing whitespace of the context
       moves to the front of the completion; ``context + completion`` is tokenized as one text, and the completion's
       ids are what follows the context's own ids. A completion is thus scored as the tokens the model would read
       in the whole text. An empty context becomes the BOS token (EOS when there is none), the harness's
       ``prefix_token_id``: the first completion token needs a position that predicts it. Both texts are read as
       text (the harness would read a special token written in an item as the token itself).
-    - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 11, 14, 16): context and completion are
+    - ``"apart"`` (TRL's ``DPOTrainer``, and generation: notebooks 12, 15, 17): context and completion are
       tokenized on their own and the ids joined, so the completion's tokens are exactly those that a model writes
       after that prompt at generation time, and a label word is the same ids whatever precedes it. An empty
       context stays empty (:func:`pair_logprobs` refuses it). The context keeps its special tokens: it is the
@@ -88,7 +88,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
     completion that writes a special token as text is then refused (training data that ends in ``"<|im_end|>"``
     would teach the model to write the marker as text before the real one).
     ``max_length``: at most this many ids in all; the start of the context is cut first, then the end of the
-    completion (so the answer survives a long prompt; notebook 11).
+    completion (so the answer survives a long prompt; notebook 12).
 
     Raises :class:`lmkit.checks.CheckError` (a ValueError) for an unknown rule, a non-string text, ``eos=True`` with
     a tokenizer that has no end-of-text token (nor BOS / EOS for an empty harness context), ``max_length`` not an
@@ -141,7 +141,7 @@ def encode_completion(tokenizer, context: str, completion: str, *, rule: str = "
 
 def labelled_example(context_ids: list[int], completion_ids: list[int]) -> dict:
     """``{"input_ids": context + completion, "labels": ...}`` with the context's labels :data:`IGNORE`, so only the
-    completion is scored (the prompt masking of notebooks 11 and 16; TRL's ``completion_mask``)."""
+    completion is scored (the prompt masking of notebooks 12 and 17; TRL's ``completion_mask``)."""
     return {"input_ids": list(context_ids) + list(completion_ids),
             "labels": [IGNORE] * len(context_ids) + list(completion_ids)}
 
@@ -170,7 +170,7 @@ def pad(examples: list[dict], value, *, side: str = "right") -> dict[str, torch.
 
     ``side="right"`` for training and labelled batches: with a causal mask a real token never sees the padding
     after it, and positions count from 0 in every row. ``side="left"`` when rows must end together: batched
-    generation predicts at the last column (notebook 15's letter answers), and :func:`pair_logprobs` keeps the
+    generation predicts at the last column (notebook 16's letter answers), and :func:`pair_logprobs` keeps the
     logits of only the last columns. Uses ``torch.nn.utils.rnn.pad_sequence``.
 
     Raises :class:`lmkit.checks.CheckError` for no examples, a key it does not know, keys or lengths that differ
@@ -239,7 +239,7 @@ def labelled_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     ``targets = labels[:, 1:]`` (the first label is never scored: nothing precedes it). ``keep`` holds the positions
     ``t`` where some row has a label at ``t + 1``; ``targets`` are those columns, :data:`IGNORE` where that row has
     none. Passing ``keep`` as ``logits_to_keep`` skips the LM head (576 x 49,152 for SmolLM2) at every prompt
-    position (notebook 11).
+    position (notebook 12).
     """
     targets = labels[:, 1:]
     keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
@@ -257,9 +257,9 @@ def completion_logprobs(model, batch: dict, **model_kwargs) -> Scores:
 
     One forward pass; the LM head runs only at :func:`labelled_positions`; log-softmax in float32. Returns
     :class:`Scores` with one entry per completion; a completion with no labelled token scores 0 with 0 tokens
-    (and counts as greedy). Gradients flow when enabled: the fine-tuning loss (notebook 11,
-    :func:`lmkit.finetune.forward_nll`) and DPO (notebook 16, :func:`lmkit.preference.sequence_logps`) train on
-    ``logprob``; notebooks 14 and 15 score through :func:`pair_logprobs`. Raises
+    (and counts as greedy). Gradients flow when enabled: the fine-tuning loss (notebook 12,
+    :func:`lmkit.finetune.forward_nll`) and DPO (notebook 17, :func:`lmkit.preference.sequence_logps`) train on
+    ``logprob``; notebooks 15 and 16 score through :func:`pair_logprobs`. Raises
     :class:`lmkit.checks.CheckError` when a key is missing or ``labels`` and ``input_ids`` differ in shape.
     Equal to TRL's ``DPOTrainer`` log-probabilities (``tests/test_preference.py``) and to
     ``F.cross_entropy(..., ignore_index=-100, reduction="sum")`` negated (``tests/test_finetune.py``).
@@ -349,8 +349,8 @@ def pair_logprobs(model, pairs: list[tuple[list[int], list[int]]], pad_with, *, 
 
     Work is shared two ways, and the scores are those of one plain forward pass per pair (the tests compare):
 
-    - consecutive pairs with the same context ids (the choices of a question, notebook 15; the labels of a text,
-      notebook 14) share one row: the context once, then each completion after a copy of the context's last
+    - consecutive pairs with the same context ids (the choices of a question, notebook 16; the labels of a text,
+      notebook 15) share one row: the context once, then each completion after a copy of the context's last
       token, with positions restarting where the context ends and an attention mask that hides the other
       completions (:func:`_packed_row`);
     - the ids that every context starts with (an instruction, few-shot examples) run once, and their KV cache is

@@ -1,5 +1,5 @@
 """Perplexity of a causal LM over text of any length, with a sliding window (notebook 01); and the scores of a
-classifier, precision, recall and F1 per class and averaged (notebook 14).
+classifier, precision, recall and F1 per class and averaged (notebook 15).
 
 Definition used everywhere in lmkit: the exp of the mean negative log-likelihood of every token after the first,
 each given all tokens before it (as far back as the window reaches), over the ids exactly as the tokenizer returns
@@ -114,7 +114,7 @@ HELDOUT_WINDOW = DEFAULT_WINDOW
 
 
 def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool | None = None) -> float:
-    """Perplexity of ``lm`` on the project's one held-out text, in one fixed window (notebooks 00, 01, 08, 11, 13).
+    """Perplexity of ``lm`` on the project's one held-out text, in one fixed window (notebooks 00, 01, 08, 12, 14).
 
     The text is :func:`lmkit.data.heldout_text` (*Hamlet* from ``ACT I.``, 3,000 characters; ``max_chars`` takes a
     shorter prefix for quick runs), scored with ``window=HELDOUT_WINDOW``: figures from different notebooks are then
@@ -126,7 +126,7 @@ def heldout_perplexity(lm, *, max_chars: int | None = None, progress: bool | Non
 
 
 def classification_scores(y_true, y_pred, labels=None):
-    """Precision, recall, F1 and support per class, then the micro, macro and weighted averages (notebook 14).
+    """Precision, recall, F1 and support per class, then the micro, macro and weighted averages (notebook 15).
 
     ``y_true``, ``y_pred``: equal-length, non-empty sequences of labels (strings or ints); ``labels``: the classes
     and their order, by default the sorted labels that occur in either. Returns a ``pandas.DataFrame`` indexed by

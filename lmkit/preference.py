@@ -1,4 +1,4 @@
-"""Preference tuning with DPO: the loss, sequence log-probabilities, and a LoRA training loop for a CPU (notebook 16).
+"""Preference tuning with DPO: the loss, sequence log-probabilities, and a LoRA training loop for a CPU (notebook 17).
 
 Direct Preference Optimization (Rafailov et al., 2023, "Direct Preference Optimization: Your Language Model is
 Secretly a Reward Model", eq. 7) trains a policy :math:`\\pi_\\theta` on pairs (prompt x, chosen y_w, rejected y_l)
@@ -9,7 +9,7 @@ against a frozen reference :math:`\\pi_\\text{ref}`:
 
 The implicit reward of a completion is :math:`r = \\beta \\log \\pi_\\theta(y|x) / \\pi_\\text{ref}(y|x)`; the
 reward margin is :math:`r_w - r_l`, and preference accuracy the share of pairs whose margin is positive. TRL's
-``DPOTrainer`` (loss type ``"sigmoid"``) computes the same loss; notebook 16 and ``tests/test_preference.py``
+``DPOTrainer`` (loss type ``"sigmoid"``) computes the same loss; notebook 17 and ``tests/test_preference.py``
 assert the two equal.
 
 - Data: JSONL with ``prompt``, ``chosen``, ``rejected`` (non-empty strings, chosen != rejected); the project's set is
@@ -52,7 +52,7 @@ DATASET = "preference"
 def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
              ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor,
              beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The DPO loss of a batch of pairs, and each pair's implicit rewards (Rafailov et al. 2023, eq. 7; notebook 16).
+    """The DPO loss of a batch of pairs, and each pair's implicit rewards (Rafailov et al. 2023, eq. 7; notebook 17).
 
     Inputs: four tensors of shape ``[batch]``, the summed log-probabilities (nats) of each chosen / rejected
     completion under the policy and under the reference (see :func:`sequence_logps`). ``beta`` > 0 scales the
@@ -76,7 +76,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
 
 
 def sequence_logps(model, batch: dict) -> torch.Tensor:
-    """Summed log-probability (nats) of the labelled tokens of each row: the completion, not the prompt (notebook 16).
+    """Summed log-probability (nats) of the labelled tokens of each row: the completion, not the prompt (notebook 17).
 
     ``batch`` holds ``input_ids``, ``attention_mask`` and ``labels`` of shape ``[batch, T]`` (from
     :func:`lmkit.finetune.collate`); positions labelled ``-100`` (prompt, padding) are left out. Token ``t`` is
@@ -92,7 +92,7 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------- data
 def read_pairs(path) -> list[dict]:
-    """Preference pairs from a JSONL file, every line checked first (notebook 16).
+    """Preference pairs from a JSONL file, every line checked first (notebook 17).
 
     Each line needs ``prompt``, ``chosen`` and ``rejected`` as non-empty strings, with ``chosen`` different from
     ``rejected``. A bad line raises :class:`lmkit.data.DataError` (a ValueError) naming the file, the line and the fix.
@@ -108,7 +108,7 @@ def read_pairs(path) -> list[dict]:
 
 
 def load_split(split: str, limit: int | None = None) -> list[dict]:
-    """The project's preference set (``data/preference/``): ``'train'`` (244 pairs) or ``'test'`` (61) (notebook 16).
+    """The project's preference set (``data/preference/``): ``'train'`` (244 pairs) or ``'test'`` (61) (notebook 17).
 
     ``limit``: the first pairs only (an integer >= 1), or None for all."""
     checks.one_of("split", split, SPLITS, error=DataError)
@@ -147,7 +147,7 @@ def check_pairs(rows, tokenizer=None, name: str = "pairs") -> list[dict]:
 def encode_pairs(tokenizer, rows: list[dict], max_length: int = 256) -> list[tuple[dict, dict]]:
     """(chosen, rejected) examples per pair, each the prompt in the chat template + completion + end of turn, the
     prompt's labels masked to -100 (:func:`lmkit.finetune.encode_example`: prompt and completion tokenized apart,
-    as TRL does) (notebook 16). The rows are checked first (:func:`check_pairs`)."""
+    as TRL does) (notebook 17). The rows are checked first (:func:`check_pairs`)."""
     rows = check_pairs(rows, tokenizer)
     return [(ft.encode_example(tokenizer, r["prompt"], r["chosen"], max_length),
              ft.encode_example(tokenizer, r["prompt"], r["rejected"], max_length)) for r in rows]
@@ -162,7 +162,7 @@ def _rows(examples: list[dict], tokenizer, device) -> dict:
 def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: int = 8,
                device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed completion log-probabilities (nats) of every (chosen, rejected) pair: two float32 tensors ``[n]``, by
-    :func:`sequence_logps` on ``batch_size`` pairs at a time, in eval mode (notebook 16)."""
+    :func:`sequence_logps` on ``batch_size`` pairs at a time, in eval mode (notebook 17)."""
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="pairs per forward pass, such as 8")
     if not pairs:
         checks.fail("got no encoded pairs: pass the list that encode_pairs returns")
@@ -181,7 +181,7 @@ def pair_logps(model, tokenizer, pairs: list[tuple[dict, dict]], *, batch_size: 
 def preference_metrics(policy: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.Tensor, torch.Tensor],
                        beta: float = 0.1) -> dict:
     """DPO loss, mean reward margin (nats, scaled by beta) and preference accuracy of ``(chosen, rejected)`` logps
-    under a policy and a reference (notebook 16). Accuracy: share of pairs with ``r_chosen > r_rejected``."""
+    under a policy and a reference (notebook 17). Accuracy: share of pairs with ``r_chosen > r_rejected``."""
     loss, r_c, r_r = dpo_loss(*policy, *reference, beta=beta)
     margin = r_c - r_r
     return {"loss": loss.item(), "margin": margin.mean().item(), "accuracy": (margin > 0).float().mean().item(),
@@ -257,7 +257,7 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
           warmup_steps: int = 3, max_length: int = 192, eval_every: int = 10, seed: int = 0,
           output_dir=None, save_every: int = 0, resume: bool = False, progress: bool | None = None,
           plot: bool = False, reference_cache: dict | None = None) -> DPOResult:
-    """DPO with LoRA on a copy of ``lm``'s model; ``lm`` itself is left unchanged (notebook 16).
+    """DPO with LoRA on a copy of ``lm``'s model; ``lm`` itself is left unchanged (notebook 17).
 
     - The reference is the starting model: adapters off. Its log-probabilities of a pair are computed once, when the
       pair is first drawn (and for every held-out pair before the first step).
@@ -358,7 +358,7 @@ def train(lm, train_pairs: list[dict], *, val_pairs: list[dict] | None = None, b
 
 
 def plot_margins(history: list[dict], ax=None, title: str = "DPO: reward margin"):
-    """Reward margin (train batch per step, held-out every evaluation) against optimizer steps (notebook 16).
+    """Reward margin (train batch per step, held-out every evaluation) against optimizer steps (notebook 17).
 
     The loss curves draw with :func:`lmkit.finetune.plot_loss_curves` (the same history keys). Returns the axes.
     """

@@ -1,5 +1,5 @@
 """Reasoning with verifiable rewards: pass@k, majority vote, GRPO's advantages and loss, and a task whose reward is
-computed (taught in notebook 17, reasoning with rewards).
+computed (taught in notebook 18, reasoning with rewards).
 
 - **The task** (``data/rl/``, read with :func:`load_split`): one-step word problems, an addition or a subtraction
   with a whole-number answer. :func:`extract_answer` reads the last number of a reply (the rule of GSM8K-style
@@ -53,7 +53,7 @@ _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")  # "-3", "1,024", "2.5"; "is
 # ----------------------------------------------------------------------------------------------- the task
 def load_split(split: str, limit: int | None = None) -> list[dict]:
     """The project's word problems (``data/rl/``): ``'train'`` (240), ``'test'`` (120, held out) or ``'validation'``
-    (60, for choosing the training settings, ``benchmarks/rl_grpo.py``) (notebook 17).
+    (60, for choosing the training settings, ``benchmarks/rl_grpo.py``) (notebook 18).
 
     Each item: ``id``, ``question`` (str), ``answer`` (int), and the problem itself, ``op`` (``"add"`` / ``"sub"``),
     ``a``, ``b``. ``limit``: the first items only (an integer >= 1), or None for all. A bad line raises
@@ -73,11 +73,11 @@ def prompt(item) -> str:
 
 def extract_answer(text: str) -> int | None:
     """The last number written in ``text`` as an integer (``"-3"``; ``"1,024"`` read as 1024; ``"12.0"`` as 12), or
-    None if it has no number or its last number is not whole (``"2.5"``) (notebook 17).
+    None if it has no number or its last number is not whole (``"2.5"``) (notebook 18).
 
     The rule of GSM8K-style graders: the final number is the answer. It is lenient on purpose (a reply need not say
     "The answer is"), so a reply that ends with a stray number scores that number: a reward a policy can learn to
-    game, which notebook 17 looks for in the samples."""
+    game, which notebook 18 looks for in the samples."""
     if not isinstance(text, str):
         checks.fail(f"text={checks.show(text)} must be a string, not {type(text).__name__}: pass the decoded reply")
     found = _NUMBER.findall(text)
@@ -89,7 +89,7 @@ def extract_answer(text: str) -> int | None:
 
 def reward(text: str, answer: int) -> float:
     """1.0 if :func:`extract_answer` of ``text`` equals ``answer`` (an integer), else 0.0: computed, not judged
-    (notebook 17)."""
+    (notebook 18)."""
     answer = checks.integer("answer", answer, fix="pass the item's integer answer")
     return 1.0 if extract_answer(text) == answer else 0.0
 
@@ -97,7 +97,7 @@ def reward(text: str, answer: int) -> float:
 # ----------------------------------------------------------------------------------------------- inference-time scaling
 def pass_at_k(n: int, c: int, k: int) -> float:
     """The unbiased estimate of pass@k from ``n`` samples of which ``c`` are correct (Chen et al. 2021, eq. 1;
-    notebook 17): the probability that at least one of ``k`` samples drawn without replacement from the ``n`` is
+    notebook 18): the probability that at least one of ``k`` samples drawn without replacement from the ``n`` is
     correct, ``1 - C(n-c, k) / C(n, k)``.
 
     Computed as the numerically stable product of Chen et al.'s code, ``1 - prod_{i=n-c+1}^{n} (1 - k/i)``, with no
@@ -114,7 +114,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def majority_vote(answers):
-    """The most frequent answer among ``answers`` (self-consistency, Wang et al. 2022; notebook 17).
+    """The most frequent answer among ``answers`` (self-consistency, Wang et al. 2022; notebook 18).
 
     ``answers``: a list (or tuple) of hashable answers, e.g. :func:`extract_answer` of each of k samples; ``None``
     stands for a reply with no answer and never wins over a parsed one (it is not counted). Ties go to the answer
@@ -131,7 +131,7 @@ def majority_vote(answers):
 
 # ----------------------------------------------------------------------------------------------- GRPO
 def group_advantages(rewards, group_size: int, *, scale: bool = True) -> torch.Tensor:
-    """GRPO's group-relative advantages (Shao et al. 2024, section 4.1.2, outcome supervision; notebook 17).
+    """GRPO's group-relative advantages (Shao et al. 2024, section 4.1.2, outcome supervision; notebook 18).
 
     ``rewards``: shape ``[batch]`` (a tensor or a list of numbers), the groups laid out one after another: rows
     ``0 .. group_size-1`` are the samples of the first prompt, and so on. Each advantage is the reward minus its
@@ -166,7 +166,7 @@ def group_advantages(rewards, group_size: int, *, scale: bool = True) -> torch.T
 
 def kl_k3(logp_new: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     """The k3 estimate of KL(new || ref) at each sampled token (Schulman 2020, "Approximating KL divergence"; the
-    form of DeepSeekMath eq. 4 and TRL; notebook 17): ``exp(ref - new) - (ref - new) - 1``, >= 0, in nats.
+    form of DeepSeekMath eq. 4 and TRL; notebook 18): ``exp(ref - new) - (ref - new) - 1``, >= 0, in nats.
 
     Shapes: any two equal shapes, log-probabilities (nats) of the sampled tokens; returns that shape."""
     _same_shape(logp_new=logp_new, logp_ref=logp_ref)
@@ -189,7 +189,7 @@ def _same_shape(**tensors) -> None:
 def grpo_token_losses(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, *,
                       clip_eps: float = 0.2, beta: float = 0.0, logp_ref: torch.Tensor | None = None,
                       kl_bias_correction: bool = False) -> torch.Tensor:
-    """GRPO's loss at each sampled token, before any mask or average (Shao et al. 2024, eq. 3; notebook 17).
+    """GRPO's loss at each sampled token, before any mask or average (Shao et al. 2024, eq. 3; notebook 18).
 
     With ratio ``r = exp(logp_new - logp_old)`` and the completion's advantage ``A_i``:
 
@@ -236,7 +236,7 @@ def grpo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: torch.
               clip_eps: float = 0.2, beta: float = 0.0, logp_ref: torch.Tensor | None = None,
               aggregation: str = "token", max_length: int | None = None,
               kl_bias_correction: bool = False) -> torch.Tensor:
-    """The GRPO loss of a batch of sampled completions (Shao et al. 2024, eq. 3; notebook 17), a scalar to minimise.
+    """The GRPO loss of a batch of sampled completions (Shao et al. 2024, eq. 3; notebook 18), a scalar to minimise.
 
     The per-token losses of :func:`grpo_token_losses` (the clipped ratio, plus ``beta`` times the k3 KL to the
     reference) averaged over the real tokens (``mask``) by ``aggregation``:
@@ -295,7 +295,7 @@ class Samples(NamedTuple):
 def sample(lm, prompts, *, n: int = 1, max_new_tokens: int = 64, do_sample: bool = True, temperature: float = 1.0,
            top_p: float = 1.0, seed: int | None = None, batch_size: int = 32, model=None) -> Samples:
     """``n`` completions of each prompt in its chat template, generated in batches of ``batch_size`` rows with left
-    padding (notebook 17). ``do_sample=False`` is greedy (then ``n`` copies are identical: use ``n=1``).
+    padding (notebook 18). ``do_sample=False`` is greedy (then ``n`` copies are identical: use ``n=1``).
 
     ``prompts``: user turns (:func:`prompt`). ``seed``: ``torch.manual_seed(seed)`` once before the first batch.
     ``model``: generate with this model (a LoRA-wrapped copy) instead of ``lm.model``; the tokenizer is ``lm``'s.
@@ -335,7 +335,7 @@ def sample(lm, prompts, *, n: int = 1, max_new_tokens: int = 64, do_sample: bool
 
 # ----------------------------------------------------------------------------------------------- scoring samples
 def completion_batch(prompt_ids, completion_ids, pad_with) -> dict[str, torch.Tensor]:
-    """Prompts and their sampled completions in one batch, laid out as generation saw them (notebook 17).
+    """Prompts and their sampled completions in one batch, laid out as generation saw them (notebook 18).
 
     ``prompt_ids``, ``completion_ids``: one id list per row (:class:`Samples`' fields), each completion at least one
     token. Prompts are left-padded to one width ``P`` and completions right-padded to one width ``T``, so every
@@ -393,7 +393,7 @@ def token_logprobs(model, batch: dict, *, temperature: float = 1.0) -> torch.Ten
 # ----------------------------------------------------------------------------------------------- training
 class GroupSampler:
     """GRPO's batch source for :func:`lmkit.training.fit`: each step samples a group per question with the current
-    policy, rewards it, and hands over the replies of the groups whose rewards differ (notebook 17).
+    policy, rewards it, and hands over the replies of the groups whose rewards differ (notebook 18).
 
     ``items``: training problems (:func:`load_split`), shuffled once with ``seed`` and taken ``prompts`` at a time
     (round and round). At each step: ``group`` replies per question from ``policy`` at ``temperature``, at most
@@ -475,7 +475,7 @@ class GroupSampler:
 
 
 def grpo_objective(*, temperature: float = 1.0, clip_eps: float = 0.2, beta: float = 0.0):
-    """GRPO's loss function for :func:`lmkit.training.fit`, over :class:`GroupSampler`'s micro-batches (notebook 17).
+    """GRPO's loss function for :func:`lmkit.training.fit`, over :class:`GroupSampler`'s micro-batches (notebook 18).
 
     Returns ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` the SUM over the batch's completion tokens of
     :func:`grpo_token_losses` (one gradient step per batch, so ``logp_old`` is the policy's own detached
@@ -507,7 +507,7 @@ def grpo_weight(batch) -> float:
 def train_grpo(lm, items, *, steps: int, prompts: int = 4, group: int = 8, lr: float = 5e-4,
                max_new_tokens: int = 48, temperature: float = 0.7, seed: int = 0, lora_r: int = 16,
                lora_alpha: int = 32, beta: float = 0.0, chunk: int = 8, max_draws: int = 4, live_plot=None):
-    """Train LoRA adapters on ``lm.model`` with GRPO on ``items`` for ``steps`` steps (notebook 17).
+    """Train LoRA adapters on ``lm.model`` with GRPO on ``items`` for ``steps`` steps (notebook 18).
 
     :class:`GroupSampler` is the batch source, :func:`grpo_objective` the loss, weighted by :func:`grpo_weight`,
     and :func:`lmkit.training.fit` the loop (AdamW at a constant ``lr``, no weight decay, gradients clipped at norm

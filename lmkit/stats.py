@@ -26,7 +26,7 @@ Intervals (``scipy.stats``):
   hybrid score interval from the two Wilson intervals (Newcombe 1998, method 10). Both are score intervals,
   close to nominal coverage from a few dozen items on (tests/test_stats.py simulates it); on a handful of items
   they can call a difference that an exact test would not (3 of 3 pairs one way: the interval excludes 0, the
-  exact McNemar test, a binomial test on ``n_10`` of the ``n_d`` discordant pairs, gives p = 0.25). Notebook 15
+  exact McNemar test, a binomial test on ``n_10`` of the ``n_d`` discordant pairs, gives p = 0.25). Notebook 16
   shows the interval and the exact test side by side.
 
 When every difference is the same number (zero spread) and the t or bootstrap interval is used, the interval is
@@ -34,7 +34,7 @@ that number: ``compare([2.0, 2.0], [1.0, 1.0])`` is "higher" with a zero-width i
 apart". 0/1 outcomes keep their score interval even then: ten items all right under A and all wrong under B give
 an interval of width about 0.4 ending at 1, still "higher".
 
-Taught in notebook 15 (evaluation), used in every notebook that compares two numbers.
+Taught in notebook 16 (evaluation), used in every notebook that compares two numbers.
 """
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def block_means(values, block: int = 32):
 
     Neighbouring tokens' losses are correlated (a hard line is hard for several tokens), so :func:`compare` over
     single tokens would claim more precision than the text holds; means over blocks of ~32 tokens are closer to
-    independent items. Used in notebooks 01, 11 and 13. Raises ValueError for non-1-D ``values`` or fewer than 2
+    independent items. Used in notebooks 01, 12 and 14. Raises ValueError for non-1-D ``values`` or fewer than 2
     whole blocks.
     """
     block = checks.integer("block", block, low=1, fix="pass the values per block, e.g. 32")

@@ -1,4 +1,4 @@
-"""lmkit.apps: the data sets, label-likelihood scoring, the metrics, the chat tasks and retrieval (notebook 14)."""
+"""lmkit.apps: the data sets, label-likelihood scoring, the metrics, the chat tasks and retrieval (notebook 15)."""
 from __future__ import annotations
 
 import json
@@ -270,8 +270,8 @@ def test_real_model_answers_from_the_right_passage(real_lm):
     assert bool(df["contains"].iloc[0]), df["reply"].iloc[0]
 
 
-# ----------------------------------------------------------------------------------------------- exercises 13.x
-def test_exercise_13_1_calibration_by_hand(tiny_lm, monkeypatch):
+# ----------------------------------------------------------------------------------------------- exercises 15.x
+def test_exercise_15_1_calibration_by_hand(tiny_lm, monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
@@ -288,13 +288,13 @@ def test_exercise_13_1_calibration_by_hand(tiny_lm, monkeypatch):
     uncalibrated = [names[i] for i in raw.argmax(-1).tolist()]
     doubled = [names[i] for i in (raw.log_softmax(-1) + prior).argmax(-1).tolist()]
     assert calibrated != uncalibrated and calibrated != doubled  # the check below can tell them apart
-    assert exercises.check("14.1", calibrated, lm=tiny_lm, prompt=prompt, raw=raw)
-    assert not exercises.check("14.1", uncalibrated, lm=tiny_lm, prompt=prompt, raw=raw)  # the prompt's lean kept
-    assert not exercises.check("14.1", doubled, lm=tiny_lm, prompt=prompt, raw=raw)       # multiplied by the prior
-    assert not exercises.check("14.1", calibrated[:-1], lm=tiny_lm, prompt=prompt, raw=raw)  # one label missing
+    assert exercises.check("15.1", calibrated, lm=tiny_lm, prompt=prompt, raw=raw)
+    assert not exercises.check("15.1", uncalibrated, lm=tiny_lm, prompt=prompt, raw=raw)  # the prompt's lean kept
+    assert not exercises.check("15.1", doubled, lm=tiny_lm, prompt=prompt, raw=raw)       # multiplied by the prior
+    assert not exercises.check("15.1", calibrated[:-1], lm=tiny_lm, prompt=prompt, raw=raw)  # one label missing
 
 
-def test_exercise_13_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
+def test_exercise_15_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
@@ -303,9 +303,9 @@ def test_exercise_13_2_label_margin_from_the_logits(tiny_lm, monkeypatch):
     text = "the cat sat on the mat"
     s = apps.label_scores(tiny_lm, prompt, [text], progress=False)[0]
     right = (s[0] - s[1]).item()
-    assert exercises.check("14.2", right, lm=tiny_lm, prompt=prompt, text=text)
-    assert not exercises.check("14.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
-    assert not exercises.check("14.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
+    assert exercises.check("15.2", right, lm=tiny_lm, prompt=prompt, text=text)
+    assert not exercises.check("15.2", -right, lm=tiny_lm, prompt=prompt, text=text)          # the wrong way round
+    assert not exercises.check("15.2", s[0].exp().item() - s[1].exp().item(), lm=tiny_lm,     # probabilities
                                prompt=prompt, text=text)
 
 
@@ -335,7 +335,7 @@ def test_scoring_refuses_a_bad_batch_size_before_any_work(tiny_lm, batch_size):
     assert "\n" not in str(err.value)
 
 
-def test_exercise_13_5_weighted_f1(monkeypatch):
+def test_exercise_15_5_weighted_f1(monkeypatch):
     from sklearn.metrics import f1_score
 
     from lmkit import exercises
@@ -345,13 +345,13 @@ def test_exercise_13_5_weighted_f1(monkeypatch):
     y_pred = ["a"] * 4 + ["b"] * 2 + ["b"] * 3 + ["a"]
     right = f1_score(y_true, y_pred, average="weighted", zero_division=0)
     by_prediction = f1_score(y_pred, y_pred, average="weighted", zero_division=0)  # weights from the predictions
-    assert exercises.check("14.5", right, y_true=y_true, y_pred=y_pred)
-    assert not exercises.check("14.5", f1_score(y_true, y_pred, average="macro", zero_division=0),
+    assert exercises.check("15.5", right, y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("15.5", f1_score(y_true, y_pred, average="macro", zero_division=0),
                                y_true=y_true, y_pred=y_pred)
-    assert not exercises.check("14.5", by_prediction, y_true=y_true, y_pred=y_pred)
+    assert not exercises.check("15.5", by_prediction, y_true=y_true, y_pred=y_pred)
 
 
-def test_exercise_13_6_rouge2(monkeypatch):
+def test_exercise_15_6_rouge2(monkeypatch):
     from rouge_score import rouge_scorer
 
     from lmkit import exercises
@@ -363,11 +363,11 @@ def test_exercise_13_6_rouge2(monkeypatch):
     # by hand: 13 stemmed tokens each ("cats" -> "cat"), so 12 pairs each; clipped matches: "cat sat" 1, "sat on"
     # min(2, 1) = 1, "on the" min(2, 2) = 2, "the mat" 1, "the dog" 1, "the rug" 1 -> 7; P = R = F = 7/12
     assert scores["rouge2"].fmeasure == pytest.approx(7 / 12)
-    assert exercises.check("14.6", 7 / 12, summary=summary, reference=reference)
-    assert not exercises.check("14.6", scores["rouge1"].fmeasure, summary=summary, reference=reference)
-    assert not exercises.check("14.6", 0.0, summary=summary, reference=reference)  # a stub returning 0 fails
-    zero_pair = exercises.check("14.6", 0.0, summary="the cat sat", reference="a dog ran")
+    assert exercises.check("15.6", 7 / 12, summary=summary, reference=reference)
+    assert not exercises.check("15.6", scores["rouge1"].fmeasure, summary=summary, reference=reference)
+    assert not exercises.check("15.6", 0.0, summary=summary, reference=reference)  # a stub returning 0 fails
+    zero_pair = exercises.check("15.6", 0.0, summary="the cat sat", reference="a dog ran")
     assert not zero_pair and "word pair" in zero_pair.message  # a pair with ROUGE-2 0 could not fail such a stub
     unstemmed = rouge_scorer.RougeScorer(["rouge2"], use_stemmer=False).score(reference, summary)["rouge2"].fmeasure
     assert unstemmed != pytest.approx(7 / 12)  # "cats" no longer matches "cat": one pair fewer
-    assert not exercises.check("14.6", unstemmed, summary=summary, reference=reference)
+    assert not exercises.check("15.6", unstemmed, summary=summary, reference=reference)

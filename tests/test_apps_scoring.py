@@ -44,7 +44,7 @@ EVEREST = ["Mount Everest", "Everest"]
 
 
 @pytest.mark.parametrize("reply, answers, question", [
-    # a reply of notebook 14's closed-book run: it names the answer, then denies it
+    # a reply of notebook 15's closed-book run: it names the answer, then denies it
     ("The highest mountain on Earth is Mount Everest, but it's not the highest mountain on Earth. It's Mount Kila",
      EVEREST, Q_EVEREST),
     ("The author of Pride and Prejudice is likely Elizabeth Bennet, not Jane Austen.", AUSTEN, Q_AUSTEN),  # negated

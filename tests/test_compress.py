@@ -1,4 +1,4 @@
-"""Compression of notebook 13 on the tiny random Llama: int8, low-bit weights, pruning, distillation, sizes."""
+"""Compression of notebook 14 on the tiny random Llama: int8, low-bit weights, pruning, distillation, sizes."""
 from __future__ import annotations
 
 import pytest
@@ -221,12 +221,12 @@ def test_exercise_08_1_layer_bytes_from_its_shape(model, monkeypatch):
     lin = model.model.layers[0].mlp.down_proj
     ql = cp.QuantLinear(lin, bits=4, group_size=32)
     stored = sum(b.numel() * b.element_size() for b in (ql.qweight, ql.scale, ql.offset))
-    assert exercises.check("13.1", stored, layer=lin, bits=4, group_size=32)
-    assert not exercises.check("13.1", lin.weight.numel() * 4 // 8, layer=lin, bits=4, group_size=32)  # no scales
-    assert not exercises.check("13.1", stored, layer=lin, bits=8, group_size=32)
+    assert exercises.check("14.1", stored, layer=lin, bits=4, group_size=32)
+    assert not exercises.check("14.1", lin.weight.numel() * 4 // 8, layer=lin, bits=4, group_size=32)  # no scales
+    assert not exercises.check("14.1", stored, layer=lin, bits=8, group_size=32)
 
 
-def test_exercise_12_3_group_with_the_smallest_error(model, monkeypatch):
+def test_exercise_14_3_group_with_the_smallest_error(model, monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
@@ -234,8 +234,8 @@ def test_exercise_12_3_group_with_the_smallest_error(model, monkeypatch):
     groups = [g for g in (4, 8, 16, 32) if lin.in_features % g == 0]
     errors = {g: cp.relative_error(cp.QuantLinear(lin, 4, g).dequantize(), lin.weight) for g in groups}
     best = min(errors, key=errors.get)
-    assert exercises.check("13.3", best, layer=lin, groups=groups)
-    assert not exercises.check("13.3", max(errors, key=errors.get), layer=lin, groups=groups)
+    assert exercises.check("14.3", best, layer=lin, groups=groups)
+    assert not exercises.check("14.3", max(errors, key=errors.get), layer=lin, groups=groups)
 
 
 def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
@@ -246,9 +246,9 @@ def test_exercise_08_2_share_of_all_parameters_zeroed(model, monkeypatch):
     pruned = cp.prune_magnitude(__import__("copy").deepcopy(model), 0.5)
     linear = sum(lin.weight.numel() for _, lin in cp.decoder_linears(model))
     zeros = pruned * linear
-    assert exercises.check("13.2", zeros / total, model=model, sparsity=0.5)
-    assert not exercises.check("13.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
-    assert not exercises.check("13.2", zeros / (total + model.lm_head.weight.numel()), model=model,
+    assert exercises.check("14.2", zeros / total, model=model, sparsity=0.5)
+    assert not exercises.check("14.2", 0.5, model=model, sparsity=0.5)                # only the linear layers
+    assert not exercises.check("14.2", zeros / (total + model.lm_head.weight.numel()), model=model,
                                sparsity=0.5)                                          # the tied head twice
 
 

@@ -1,7 +1,7 @@
-"""lmkit.distributed (notebook 12): shards, the ZeRO and ring arithmetic, the measurements, and data parallelism
+"""lmkit.distributed (notebook 13): shards, the ZeRO and ring arithmetic, the measurements, and data parallelism
 written by hand in two real processes, equal to one process.
 
-The hand-written script is the one notebook 12 writes with ``%%writefile``: the test takes it from the notebook, so
+The hand-written script is the one notebook 13 writes with ``%%writefile``: the test takes it from the notebook, so
 that what CI checks is what the learner runs.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 
 from lmkit import distributed as ld
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "12_training_across_processes.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "13_training_across_processes.ipynb"
 
 
 # ------------------------------------------------------------------------------------------------ shards
@@ -121,7 +121,7 @@ def _notebook_script(name: str) -> str:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and source.startswith(f"%%writefile {name}"):
             return source.split("\n", 1)[1]
-    raise AssertionError(f"notebook 12 has no %%writefile {name} cell")
+    raise AssertionError(f"notebook 13 has no %%writefile {name} cell")
 
 
 @pytest.mark.integration
@@ -174,19 +174,19 @@ def test_launch_reports_a_failing_process(tmp_path):
         ld.launch(script, 1)
 
 
-def test_exercise_checkers_of_notebook_12_accept_the_answer_and_refuse_wrong_ones(monkeypatch):
+def test_exercise_checkers_of_notebook_13_accept_the_answer_and_refuse_wrong_ones(monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)  # a wrong answer returns False instead of raising
 
     stage2 = ld.zero_bytes(7_000_000_000, 64, 2, param_bytes=2, grad_bytes=2, optimizer_bytes=12) / 2**30
-    assert exercises.check("12.1", stage2)
-    assert not exercises.check("12.1", 16 * 7e9 / 64 / 2**30)             # stage 3's figure
-    assert not exercises.check("12.1", 16 * 7e9 / 2**30)                  # no sharding
-    assert exercises.check("12.2", [0.25, 0.25, 0.5])
-    assert not exercises.check("12.2", [1 / 3, 1 / 3, 1 / 3])             # equal weights: the plain mean
-    assert not exercises.check("12.2", [0.25, 0.25])
+    assert exercises.check("13.1", stage2)
+    assert not exercises.check("13.1", 16 * 7e9 / 64 / 2**30)             # stage 3's figure
+    assert not exercises.check("13.1", 16 * 7e9 / 2**30)                  # no sharding
+    assert exercises.check("13.2", [0.25, 0.25, 0.5])
+    assert not exercises.check("13.2", [1 / 3, 1 / 3, 1 / 3])             # equal weights: the plain mean
+    assert not exercises.check("13.2", [0.25, 0.25])
     ring = ld.ring_bytes("all_reduce", 4 * 134_515_008, 8)
-    assert exercises.check("12.3", ring)
-    assert not exercises.check("12.3", 4 * 134_515_008)                   # the buffer, not what a process sends
-    assert not exercises.check("12.3", ring / 2)                          # one half of the ring only
+    assert exercises.check("13.3", ring)
+    assert not exercises.check("13.3", 4 * 134_515_008)                   # the buffer, not what a process sends
+    assert not exercises.check("13.3", ring / 2)                          # one half of the ring only

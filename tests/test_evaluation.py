@@ -1,4 +1,4 @@
-"""lmkit.evaluation: multiple choice by log-likelihood, intervals, calibration, bias pairs, harness parity (notebook 15)."""
+"""lmkit.evaluation: multiple choice by log-likelihood, intervals, calibration, bias pairs, harness parity (notebook 16)."""
 from __future__ import annotations
 
 import json

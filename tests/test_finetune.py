@@ -265,7 +265,7 @@ def test_exercise_lora_parameter_count(tiny_lm, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
     from lmkit import exercises
-    from lmkit.exercises import ex11
+    from lmkit.exercises import ex12
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
     fresh = lmkit.load(tiny_lm.model.name_or_path, device="cpu", dtype="float32").model
@@ -274,12 +274,12 @@ def test_exercise_lora_parameter_count(tiny_lm, monkeypatch):
             warnings.simplefilter("ignore", FutureWarning)
             peft_model = get_peft_model(fresh, LoraConfig(r=r, target_modules=list(targets)))
         want = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-        assert ex11.lora_parameters(tiny_lm.model.config, r, targets) == want  # the formula agrees with peft
+        assert ex12.lora_parameters(tiny_lm.model.config, r, targets) == want  # the formula agrees with peft
         fresh = peft_model.unload()
         if r == 4:
-            assert exercises.check("11.1", want, lm=tiny_lm)
-            assert not exercises.check("11.1", want + 1, lm=tiny_lm)
-            assert not exercises.check("11.1", 2 * want, lm=tiny_lm)  # r=8 instead of r=4
+            assert exercises.check("12.1", want, lm=tiny_lm)
+            assert not exercises.check("12.1", want + 1, lm=tiny_lm)
+            assert not exercises.check("12.1", 2 * want, lm=tiny_lm)  # r=8 instead of r=4
 
 
 def test_exercise_masked_fraction(tiny_lm, monkeypatch):
@@ -290,11 +290,11 @@ def test_exercise_masked_fraction(tiny_lm, monkeypatch):
     batch = ft.collate([ft.encode_example(tok, r["prompt"], r["completion"]) for r in RECORDS], tok.pad_token_id)
     right = (batch["labels"] == ft.IGNORE).float().mean().item()
     assert 0 < right < 1
-    assert exercises.check("11.2", right, tokenizer=tok, rows=RECORDS)
-    assert not exercises.check("11.2", 1 - right, tokenizer=tok, rows=RECORDS)  # the fraction that carries loss
+    assert exercises.check("12.2", right, tokenizer=tok, rows=RECORDS)
+    assert not exercises.check("12.2", 1 - right, tokenizer=tok, rows=RECORDS)  # the fraction that carries loss
     prompt_only = sum(lab.count(ft.IGNORE) for lab in (ft.encode_example(tok, r["prompt"], r["completion"])["labels"]
                                                          for r in RECORDS)) / batch["labels"].numel()
-    assert not exercises.check("11.2", prompt_only, tokenizer=tok, rows=RECORDS)  # padding forgotten
+    assert not exercises.check("12.2", prompt_only, tokenizer=tok, rows=RECORDS)  # padding forgotten
 
 
 # ----------------------------------------------------------------------------------------------- training

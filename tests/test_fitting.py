@@ -1,5 +1,5 @@
-"""Under- and overfitting (notebook 09, section 6): the regime rule on synthetic curves, the training helper on a
-tiny model, one-line errors, and exercise 09.5."""
+"""Under- and overfitting (notebook 10, section 6): the regime rule on synthetic curves, the training helper on a
+tiny model, one-line errors, and exercise 10.5."""
 from __future__ import annotations
 
 import numpy as np
@@ -230,7 +230,7 @@ def test_train_curves_refuses_bad_input_before_training(kw, match):
     assert "\n" not in str(err.value)
 
 
-def test_exercise_09_5_early_stopping(monkeypatch):
+def test_exercise_10_5_early_stopping(monkeypatch):
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
@@ -238,14 +238,14 @@ def test_exercise_09_5_early_stopping(monkeypatch):
     i = int(np.argmin(run.val_loss))
     verdict = compare(run.val_windows[-1], run.val_windows[i]).verdict
     assert (run.step[i], verdict) == (20, "higher")
-    assert exercises.check("09.5", (20, run.val_loss[i], verdict), curves=run)
-    assert not exercises.check("09.5", (30, run.val_loss[-1], verdict), curves=run)      # the last checkpoint
-    assert not exercises.check("09.5", (20, run.val_loss[i] + 0.01, verdict), curves=run)
-    assert not exercises.check("09.5", (20, run.val_loss[i], "cannot be told apart"), curves=run)
-    assert not exercises.check("09.5", 20, curves=run)  # not a triple: feedback, not a crash
+    assert exercises.check("10.5", (20, run.val_loss[i], verdict), curves=run)
+    assert not exercises.check("10.5", (30, run.val_loss[-1], verdict), curves=run)      # the last checkpoint
+    assert not exercises.check("10.5", (20, run.val_loss[i] + 0.01, verdict), curves=run)
+    assert not exercises.check("10.5", (20, run.val_loss[i], "cannot be told apart"), curves=run)
+    assert not exercises.check("10.5", 20, curves=run)  # not a triple: feedback, not a crash
     run.dev_windows = curves([2.6, 2.0, 1.4], [2.9, 3.0, 2.8], seed=8).val_windows  # chosen on development text
-    assert exercises.check("09.5", (30, run.val_loss[-1], "cannot be told apart"), curves=run)
-    assert not exercises.check("09.5", (20, run.val_loss[i], verdict), curves=run)  # the validation minimum
+    assert exercises.check("10.5", (30, run.val_loss[-1], "cannot be told apart"), curves=run)
+    assert not exercises.check("10.5", (20, run.val_loss[i], verdict), curves=run)  # the validation minimum
 
 
 def test_sizes_are_ranked_on_the_development_text_not_on_validation():

@@ -73,7 +73,7 @@ def test_rounding_is_not_a_free_pass():
 
 def test_constants_references_names_and_settings_are_allowed():
     nb = notebook(code("steps = 150\nwindow = 2_048", stream("done\n")),
-                  md("## 2. Loading\n\nThe model has 30 layers, hidden size 576 and 49,152 ids (notebook 08 and 13; "
+                  md("## 2. Loading\n\nThe model has 30 layers, hidden size 576 and 49,152 ids (notebook 08 and 14; "
                      "see section 3, and the statistics of section 3.3 and sections 2.1). We train 150 steps with a window of 2,048 and 4-bit groups (`Q4_1`, "
                      "`max_new_tokens=24`), as Bengio et al. 2003 did, on SmolLM2-135M. "
                      "[link](https://example.com/7/91)\n\n1. A list item.\n\n**12.4 (open)** Build it with "

@@ -1,4 +1,4 @@
-"""lmkit.rl (notebook 17): pass@k against enumeration, majority vote, GRPO's advantages and loss against
+"""lmkit.rl (notebook 18): pass@k against enumeration, majority vote, GRPO's advantages and loss against
 loop-based formulas and against TRL's GRPOTrainer, the task's data and reward, and every bad input."""
 from __future__ import annotations
 
@@ -413,24 +413,24 @@ def test_grpo_equals_trl_grpo_trainer(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- exercises
-def test_exercise_checkers_of_notebook_17_accept_the_answer_and_refuse_wrong_ones(monkeypatch):
+def test_exercise_checkers_of_notebook_18_accept_the_answer_and_refuse_wrong_ones(monkeypatch):
     import math
 
     from lmkit import exercises
 
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)  # a wrong answer returns False instead of raising
     right = 1 - math.comb(17, 5) / math.comb(20, 5)
-    assert exercises.check("17.1", right, n=20, c=3, k=5)
-    assert not exercises.check("17.1", 1 - (1 - 3 / 20) ** 5, n=20, c=3, k=5)  # with replacement: biased
-    assert not exercises.check("17.1", 3 / 20, n=20, c=3, k=5)                   # pass@1
+    assert exercises.check("18.1", right, n=20, c=3, k=5)
+    assert not exercises.check("18.1", 1 - (1 - 3 / 20) ** 5, n=20, c=3, k=5)  # with replacement: biased
+    assert not exercises.check("18.1", 3 / 20, n=20, c=3, k=5)                   # pass@1
     sd = 0.5 + rl.STD_EPS  # the group's (n - 1) standard deviation, plus epsilon
-    assert exercises.check("17.2", [0.75 / sd, -0.25 / sd, -0.25 / sd, -0.25 / sd], rewards=[1, 0, 0, 0])
-    assert not exercises.check("17.2", [0.75, -0.25, -0.25, -0.25], rewards=[1, 0, 0, 0])  # not scaled
-    assert not exercises.check("17.2", [1.732, -0.577, -0.577, -0.577], rewards=[1, 0, 0, 0])  # population std
-    assert not exercises.check("17.2", [1.5, -0.5, -0.5], rewards=[1, 0, 0, 0])
-    assert exercises.check("17.3", 1 / 40, lengths=[5, 20], aggregation="sequence", max_length=32)
-    assert not exercises.check("17.3", 1 / 25, lengths=[5, 20], aggregation="sequence", max_length=32)  # token mean
-    assert not exercises.check("17.3", 1 / 64, lengths=[5, 20], aggregation="sequence", max_length=32)  # dr_grpo
+    assert exercises.check("18.2", [0.75 / sd, -0.25 / sd, -0.25 / sd, -0.25 / sd], rewards=[1, 0, 0, 0])
+    assert not exercises.check("18.2", [0.75, -0.25, -0.25, -0.25], rewards=[1, 0, 0, 0])  # not scaled
+    assert not exercises.check("18.2", [1.732, -0.577, -0.577, -0.577], rewards=[1, 0, 0, 0])  # population std
+    assert not exercises.check("18.2", [1.5, -0.5, -0.5], rewards=[1, 0, 0, 0])
+    assert exercises.check("18.3", 1 / 40, lengths=[5, 20], aggregation="sequence", max_length=32)
+    assert not exercises.check("18.3", 1 / 25, lengths=[5, 20], aggregation="sequence", max_length=32)  # token mean
+    assert not exercises.check("18.3", 1 / 64, lengths=[5, 20], aggregation="sequence", max_length=32)  # dr_grpo
 
 
 # ----------------------------------------------------------------------------------------------- training

@@ -1,4 +1,4 @@
-"""The Llama written from scratch (notebook 10) against transformers' LlamaForCausalLM."""
+"""The Llama written from scratch (notebook 11) against transformers' LlamaForCausalLM."""
 from __future__ import annotations
 
 import pytest
@@ -60,21 +60,21 @@ def test_cached_greedy_checker_accepts_the_greedy_tokens_and_refuses_others(tiny
     with torch.no_grad():
         for _ in range(4):
             ids = torch.cat([ids, tiny_lm.model(ids).logits[:, -1:].argmax(-1)], dim=1)
-    assert check("10.3", ids, lm=tiny_lm, prompt=prompt)
+    assert check("11.3", ids, lm=tiny_lm, prompt=prompt)
     wrong = ids.clone()
     wrong[0, -1] = (wrong[0, -1] + 1) % tiny_lm.model.config.vocab_size
-    assert not check("10.3", wrong, lm=tiny_lm, prompt=prompt)
-    assert not check("10.3", prompt, lm=tiny_lm, prompt=prompt)  # no new token
-    assert not check("10.3", torch.cat([prompt[:, 1:], ids[:, 4:]], 1), lm=tiny_lm, prompt=prompt)  # not the prompt
-    assert check("10.3", ids, lm=tiny_lm, prompt=prompt, n_new=4)
-    assert not check("10.3", ids[:, :-1], lm=tiny_lm, prompt=prompt, n_new=4)  # right tokens, one too few
-    assert not check("10.3", ids, lm=tiny_lm, prompt=prompt, n_new=5)  # one too many for the length asked
+    assert not check("11.3", wrong, lm=tiny_lm, prompt=prompt)
+    assert not check("11.3", prompt, lm=tiny_lm, prompt=prompt)  # no new token
+    assert not check("11.3", torch.cat([prompt[:, 1:], ids[:, 4:]], 1), lm=tiny_lm, prompt=prompt)  # not the prompt
+    assert check("11.3", ids, lm=tiny_lm, prompt=prompt, n_new=4)
+    assert not check("11.3", ids[:, :-1], lm=tiny_lm, prompt=prompt, n_new=4)  # right tokens, one too few
+    assert not check("11.3", ids, lm=tiny_lm, prompt=prompt, n_new=5)  # one too many for the length asked
 
 
 
 def test_scratch_llama_is_bitwise_equal_to_eager_transformers_even_at_head_size_80(monkeypatch):
     """The scale is applied as transformers applies it (times hd^-0.5). The control divides by sqrt(hd) instead,
-    which rounds differently when sqrt(hd) is not a power of two, so the check can fail (notebook 10, section 7)."""
+    which rounds differently when sqrt(hd) is not a power of two, so the check can fail (notebook 11, section 7)."""
     import math
 
     from lmkit import llama

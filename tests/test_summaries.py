@@ -1,4 +1,4 @@
-"""lmkit.apps.summaries (lead-n, ROUGE) and data/apps/summaries.jsonl, the summarisation set of notebook 14.
+"""lmkit.apps.summaries (lead-n, ROUGE) and data/apps/summaries.jsonl, the summarisation set of notebook 15.
 
 The ROUGE expectations are counted by hand below (unigram and bigram overlaps, the longest common subsequence), on
 words of three letters or fewer, which the Porter stemmer leaves alone; one test shows the stemmer at work.

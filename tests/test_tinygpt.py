@@ -1,4 +1,4 @@
-"""The tiny GPT and the RNN LM of notebook 09: shapes, the causal mask, training, checkpoints."""
+"""The tiny GPT and the RNN LM of notebook 10: shapes, the causal mask, training, checkpoints."""
 from __future__ import annotations
 
 import math
@@ -98,7 +98,7 @@ def test_bad_config_is_refused():
 
 
 def short_training(model, ids, steps=60, lr=1e-2):
-    """Notebook 09's loop in brief (the notebook writes it in full): AdamW, the schedule, clipping."""
+    """Notebook 10's loop in brief (the notebook writes it in full): AdamW, the schedule, clipping."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(0)
     losses = []
@@ -203,7 +203,7 @@ def test_checkpoint_round_trip(tmp_path, tok, kind):
 
 
 def test_a_gpt_written_elsewhere_with_the_same_names_loads_back_as_tinygpt(tmp_path, tok):
-    """Notebook 09's cells define their own GPT class; its checkpoint must rebuild as a TinyGPT."""
+    """Notebook 10's cells define their own GPT class; its checkpoint must rebuild as a TinyGPT."""
     ref = small_gpt(len(tok))
     other = torch.nn.Module()  # not a TinyGPT: same sub-modules and config, as the notebook's class has
     other.config = ref.config
@@ -225,14 +225,14 @@ def test_load_refuses_missing_and_foreign_files(tmp_path):
         tg.load(tmp_path / "other.safetensors")
 
 
-# ----------------------------------------------------------------------------------------- exercises of notebook 09
+# ----------------------------------------------------------------------------------------- exercises of notebook 10
 @pytest.fixture
 def lenient(monkeypatch):
     """Wrong answers below must come back as results, not as the AssertionError of make test's strict mode."""
     monkeypatch.delenv("LMKIT_STRICT_EXERCISES", raising=False)
 
 
-def test_exercise_09_1_learned_position_table(tok, lenient):
+def test_exercise_10_1_learned_position_table(tok, lenient):
     from lmkit import exercises
     from lmkit.stats import compare
 
@@ -242,31 +242,31 @@ def test_exercise_09_1_learned_position_table(tok, lenient):
     learned, sinusoidal = [3.10, 3.12, 3.09, 3.11], [3.20, 3.23, 3.18, 3.22]  # one final loss per seed
     verdict = compare(learned, sinusoidal, paired=True).verdict
     assert verdict == "lower"
-    assert exercises.check("09.1", (right, verdict), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
-    assert not exercises.check("09.1", (0, verdict), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
-    assert not exercises.check("09.1", (cfg.block_size * cfg.n_embd * cfg.n_layer, verdict), cfg=cfg,
+    assert exercises.check("10.1", (right, verdict), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("10.1", (0, verdict), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("10.1", (cfg.block_size * cfg.n_embd * cfg.n_layer, verdict), cfg=cfg,
                                learned=learned, sinusoidal=sinusoidal)
-    assert not exercises.check("09.1", (right, "higher"), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
-    assert not exercises.check("09.1", (right, "lower"), cfg=cfg, learned=learned[:1], sinusoidal=sinusoidal[:1])
+    assert not exercises.check("10.1", (right, "higher"), cfg=cfg, learned=learned, sinusoidal=sinusoidal)
+    assert not exercises.check("10.1", (right, "lower"), cfg=cfg, learned=learned[:1], sinusoidal=sinusoidal[:1])
     noisy = [3.10, 3.30, 3.05, 3.25]  # no consistent sign across seeds
     assert compare(noisy, sinusoidal, paired=True).verdict == "cannot be told apart"
-    assert exercises.check("09.1", (right, "cannot be told apart"), cfg=cfg, learned=noisy, sinusoidal=sinusoidal)
-    assert not exercises.check("09.1", (right, "lower"), cfg=cfg, learned=noisy, sinusoidal=sinusoidal)
+    assert exercises.check("10.1", (right, "cannot be told apart"), cfg=cfg, learned=noisy, sinusoidal=sinusoidal)
+    assert not exercises.check("10.1", (right, "lower"), cfg=cfg, learned=noisy, sinusoidal=sinusoidal)
 
 
 def test_exercise_07_2_parameter_count_from_the_config(tok, lenient):
     from lmkit import exercises
-    from lmkit.exercises import ex09
+    from lmkit.exercises import ex10
 
     gpt = small_gpt(len(tok))
     cfg = gpt.config
     count = lambda L, d: cfg.vocab_size * d + L * (12 * d * d + 13 * d) + 2 * d  # noqa: E731
     right = (count(cfg.n_layer, cfg.n_embd), count(12, 768))
-    assert right[0] == tg.n_params(gpt) == ex09.n_params_of(cfg)
-    assert exercises.check("09.2", right, cfg=cfg)
-    assert not exercises.check("09.2", (right[0], right[1] - 2 * 768), cfg=cfg)  # forgot the final LayerNorm
-    assert not exercises.check("09.2", (right[0] - cfg.vocab_size * cfg.n_embd, right[1]), cfg=cfg)  # untied head
-    assert not exercises.check("09.2", right[0], cfg=cfg)  # not a pair: feedback, not a crash
+    assert right[0] == tg.n_params(gpt) == ex10.n_params_of(cfg)
+    assert exercises.check("10.2", right, cfg=cfg)
+    assert not exercises.check("10.2", (right[0], right[1] - 2 * 768), cfg=cfg)  # forgot the final LayerNorm
+    assert not exercises.check("10.2", (right[0] - cfg.vocab_size * cfg.n_embd, right[1]), cfg=cfg)  # untied head
+    assert not exercises.check("10.2", right[0], cfg=cfg)  # not a pair: feedback, not a crash
 
 
 def test_exercise_07_3_one_pass_scores_every_position(tok, lenient):
@@ -279,14 +279,14 @@ def test_exercise_07_3_one_pass_scores_every_position(tok, lenient):
     ids = tok.encode(TEXT[: gpt.config.block_size + 1])
     with torch.no_grad():
         right = gpt(ids[:-1][None], ids[1:][None]).loss.item()
-    assert exercises.check("09.3", right, model=gpt, ids=ids)
-    assert not exercises.check("09.3", right + 0.01, model=gpt, ids=ids)
+    assert exercises.check("10.3", right, model=gpt, ids=ids)
+    assert not exercises.check("10.3", right + 0.01, model=gpt, ids=ids)
     # without the causal mask one pass no longer equals the prefix passes: the check catches a model that cheats
     for block in gpt.blocks:
         block.attn.mask.fill_(True)
     with torch.no_grad():
         leaky = gpt(ids[:-1][None], ids[1:][None]).loss.item()
-    assert not exercises.check("09.3", leaky, model=gpt, ids=ids)
+    assert not exercises.check("10.3", leaky, model=gpt, ids=ids)
 
 
 def test_exercise_07_4_attention_against_the_fused_kernel(tok, lenient):
@@ -298,6 +298,6 @@ def test_exercise_07_4_attention_against_the_fused_kernel(tok, lenient):
         right = attn(x)
         q, k, v = (t.view(2, 10, 2, 8).transpose(1, 2) for t in attn.qkv(x).split(16, dim=2))
         unmasked = attn.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 10, 16))
-    assert exercises.check("09.4", right, attn=attn)
-    assert not exercises.check("09.4", unmasked, attn=attn)  # forgot the causal mask
-    assert not exercises.check("09.4", right[:, :5], attn=attn)  # wrong shape: feedback, not a crash
+    assert exercises.check("10.4", right, attn=attn)
+    assert not exercises.check("10.4", unmasked, attn=attn)  # forgot the causal mask
+    assert not exercises.check("10.4", right[:, :5], attn=attn)  # wrong shape: feedback, not a crash

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("00_running_an_llm.ipynb", "14_applications.ipynb")
+NOTEBOOKS = ("00_running_an_llm.ipynb", "15_applications.ipynb")
 
 pytestmark = pytest.mark.integration
 

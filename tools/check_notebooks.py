@@ -44,7 +44,7 @@ Keep it short; a number that is measured belongs in an output."""
 ALLOWED_BY_NOTEBOOK: dict[str, set[float]] = {
     # cited facts, not measured here: SmolLM2's pretraining data (about 2 trillion tokens); the hub's larger model
     "01_language_models": {2e12},
-    "14_applications": {1.7e9, 1.7, 13},  # SmolLM2-1.7B-Instruct, 13x larger: the model card's size, not measured
+    "15_applications": {1.7e9, 1.7, 13},  # SmolLM2-1.7B-Instruct, 13x larger: the model card's size, not measured
 }
 """Per notebook: cited constants (with the reason in a comment)."""
 
@@ -54,7 +54,7 @@ SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "millions": 1e6, "
          "billions": 1e9, "trillion": 1e12, "trillions": 1e12}
 REFERENCE_WORDS = ("notebook", "notebooks", "section", "sections", "exercise", "exercises", "cell", "cells", "layer",
                    "layers", "item", "items", "step", "act", "scene", "chapter", "§", "and", "or")
-"""A bare number right after one of these words names a notebook, section, layer... (``notebooks 08 and 13``)."""
+"""A bare number right after one of these words names a notebook, section, layer... (``notebooks 08 and 14``)."""
 
 NUMBER = re.compile(
     r"(?<![\w.\-/])"                        # not inside a word, a dotted name, a compound or a path

@@ -1,4 +1,4 @@
-"""Write the multiple-choice items and the bias pairs of notebook 15 (run from the repository root).
+"""Write the multiple-choice items and the bias pairs of notebook 16 (run from the repository root).
 
 Every item below was written for this project. Knowledge, commonsense and reading items are listed by hand as
 (question, right answer, three wrong answers); arithmetic items are generated from a fixed seed. The right answer's

@@ -1,4 +1,4 @@
-"""Write the date-normalisation data set of notebook 11: ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``.
+"""Write the date-normalisation data set of notebook 12: ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``.
 
 Run ``python data/finetune/make_dataset.py`` to rebuild the three files byte for byte (fixed seed, no network).
 See README.md in this folder for the schema and the reasoning behind the split.

@@ -1,4 +1,4 @@
-"""Write the preference data set of notebook 16: ``train.jsonl`` and ``test.jsonl`` (concise vs rambling answers).
+"""Write the preference data set of notebook 17: ``train.jsonl`` and ``test.jsonl`` (concise vs rambling answers).
 
 Run ``python data/preference/make_dataset.py`` to rebuild both files byte for byte (fixed seed, no network).
 Every question, answer and rambling phrase below was written for this project. See README.md in this folder.

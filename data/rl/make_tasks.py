@@ -1,4 +1,4 @@
-"""Write the verifiable task of notebook 17: ``train.jsonl``, ``test.jsonl`` and ``validation.jsonl``, one-step word
+"""Write the verifiable task of notebook 18: ``train.jsonl``, ``test.jsonl`` and ``validation.jsonl``, one-step word
 problems.
 
 Run ``python data/rl/make_tasks.py`` to rebuild the three files byte for byte (fixed seed, no network, no model). Every

@@ -1,4 +1,4 @@
-"""The bundled model's greedy accuracy on a split of ``data/rl/`` (its starting point before notebook 17's GRPO).
+"""The bundled model's greedy accuracy on a split of ``data/rl/`` (its starting point before notebook 18's GRPO).
 
 ``OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 nice -n 19 python data/rl/starting_accuracy.py test 64``: the split, then the
 budget of new tokens. Prompts in the chat template (:func:`lmkit.rl.prompt`), generated in batches

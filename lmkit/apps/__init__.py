@@ -1,4 +1,4 @@
-"""Using a small instruct model for real tasks, with measured quality (notebook 14).
+"""Using a small instruct model for real tasks, with measured quality (notebook 15).
 
 - Sentiment classification without generating anything: the model scores each label word after the prompt and the
   most likely label wins (:func:`label_scores`, :func:`classify`). Zero-shot, few-shot (examples in the prompt, or

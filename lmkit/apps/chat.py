@@ -1,4 +1,4 @@
-"""Translation, summaries and question answering through the chat template (notebook 14)."""
+"""Translation, summaries and question answering through the chat template (notebook 15)."""
 from __future__ import annotations
 
 from lmkit import checks
@@ -8,7 +8,7 @@ __all__ = ['ask', 'translate', 'summarise', 'qa_prompt', 'answer_question']
 
 # ----------------------------------------------------------------------------------------------- chat tasks
 def ask(lm, message: str, *, max_new_tokens: int = 48, stop_at_newline: bool = False, system: str | None = None) -> str:
-    """Greedy reply of the model to one user message through its chat template (notebook 14).
+    """Greedy reply of the model to one user message through its chat template (notebook 15).
 
     ``stop_at_newline`` ends the reply at its first line break (short answers); ``system`` replaces the
     template's default system prompt. Built on :func:`lmkit.generate.stream`.
@@ -33,7 +33,7 @@ def ask(lm, message: str, *, max_new_tokens: int = 48, stop_at_newline: bool = F
 
 
 def translate(lm, text: str, target: str = "French", **kw) -> str:
-    """Translate ``text`` into ``target`` through the chat template (notebook 14)."""
+    """Translate ``text`` into ``target`` through the chat template (notebook 15)."""
     checks.text("text", text, fix="pass the sentence to translate")
     checks.text("target", target, fix="name the language, e.g. 'French'")
     return ask(lm, f"Translate this sentence into {target}. Reply with the translation only.\n\n{text}",
@@ -41,13 +41,13 @@ def translate(lm, text: str, target: str = "French", **kw) -> str:
 
 
 def summarise(lm, text: str, **kw) -> str:
-    """A one-sentence summary of ``text`` through the chat template (notebook 14)."""
+    """A one-sentence summary of ``text`` through the chat template (notebook 15)."""
     checks.text("text", text, fix="pass the text to summarise")
     return ask(lm, f"Summarise this text in one short sentence.\n\n{text}", **{"max_new_tokens": 48, **kw})
 
 
 def qa_prompt(question: str, context: str | None = None) -> str:
-    """The user message for a question, with or without a passage to read (notebook 14)."""
+    """The user message for a question, with or without a passage to read (notebook 15)."""
     checks.text("question", question, fix="ask a question in words")
     if context is not None:
         checks.text("context", context, fix="pass the passage to read, or None for a closed-book question")
@@ -58,7 +58,7 @@ def qa_prompt(question: str, context: str | None = None) -> str:
 
 
 def answer_question(lm, question: str, context: str | None = None, **kw) -> str:
-    """The model's short answer to ``question``, reading ``context`` first if given (notebook 14).
+    """The model's short answer to ``question``, reading ``context`` first if given (notebook 15).
 
     (``lmkit.finetune.greedy_answers`` is another thing: batched greedy replies to fine-tuning prompts.)
     """

@@ -1,4 +1,4 @@
-"""Sentiment classification by label likelihood: one forward pass scores every label word; prompts, calibration (notebook 14)."""
+"""Sentiment classification by label likelihood: one forward pass scores every label word; prompts, calibration (notebook 15)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ _common_prefix = common_prefix  # the name the tests use
 def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, batch_size: int = 8,
                           progress: bool | None = None) -> torch.Tensor:
     """``log P(continuation | context)`` in nats, summed over the continuation's tokens, for every context and every
-    continuation: a float32 tensor ``[len(contexts), len(continuations)]`` (notebook 14).
+    continuation: a float32 tensor ``[len(contexts), len(continuations)]`` (notebook 15).
 
     Context and continuation are tokenized apart and joined as ids (:func:`lmkit.logprobs.encode_completion` with
     ``rule="apart"``), so each label is scored as the same tokens whatever precedes it. Scored by
@@ -52,7 +52,7 @@ def continuation_logprobs(lm, contexts: list[str], continuations: list[str], *, 
 # ----------------------------------------------------------------------------------------------- prompts
 @dataclass(frozen=True)
 class SentimentPrompt:
-    """How a text becomes the context before the label word (notebook 14).
+    """How a text becomes the context before the label word (notebook 15).
 
     - ``template``: the text around ``{text}``; for few-shot plain prompts it follows the examples.
     - ``labels``: label -> the word whose likelihood is scored (mind the leading space in plain text: " positive"
@@ -92,11 +92,11 @@ INSTRUCTION = "Classify the sentiment of the review as positive, negative or neu
 
 
 def standard_prompts(shots=None) -> dict[str, SentimentPrompt]:
-    """The five prompts notebook 14 compares: bare, instruction, chat, few-shot, few-shot chat.
+    """The five prompts notebook 15 compares: bare, instruction, chat, few-shot, few-shot chat.
 
     ``shots``: the few-shot examples as ``(text, label)`` pairs, by default the set's 9 ``"shots"`` rows
     interleaved by label (positive, negative, neutral, positive, ...), so no label's examples come in one block;
-    *neutral* comes last (notebook 14 measures other orders).
+    *neutral* comes last (notebook 15 measures other orders).
     """
     if shots is None:
         rows = sentiment_data("shots")
@@ -130,7 +130,7 @@ def label_scores(lm, prompt: SentimentPrompt, texts, *, batch_size: int = 8,
 
 
 def label_prior(lm, prompt: SentimentPrompt, content_free=CONTENT_FREE) -> torch.Tensor:
-    """The prompt's own preference among labels, ``[n_labels]`` log-probabilities (notebook 14).
+    """The prompt's own preference among labels, ``[n_labels]`` log-probabilities (notebook 15).
 
     The label distribution for texts that carry no sentiment at all ("N/A", "", "[MASK]"), averaged: the bias of
     the prompt itself (contextual calibration, Zhao et al. 2021, "Calibrate before use").
@@ -141,7 +141,7 @@ def label_prior(lm, prompt: SentimentPrompt, content_free=CONTENT_FREE) -> torch
 
 def classify(lm, prompt: SentimentPrompt, texts, *, calibrate: bool = False, batch_size: int = 8,
              progress: bool | None = None) -> list[str]:
-    """The most likely label for each text (notebook 14).
+    """The most likely label for each text (notebook 15).
 
     ``calibrate=True`` first divides each label's probability by the prompt's :func:`label_prior`, so a prompt
     that leans towards one label no longer wins by its lean alone.

@@ -1,4 +1,4 @@
-"""The project's sentiment, Q&A, passage, translation and summary sets (``data/apps/``), each read and checked line by line (notebook 14)."""
+"""The project's sentiment, Q&A, passage, translation and summary sets (``data/apps/``), each read and checked line by line (notebook 15)."""
 from __future__ import annotations
 
 from lmkit.data import data_file
@@ -34,17 +34,17 @@ def sentiment_data(split: str = "test") -> list[dict]:
 
 
 def qa_data() -> list[dict]:
-    """Questions with their accepted answers and the id of the passage that holds the answer (notebook 14)."""
+    """Questions with their accepted answers and the id of the passage that holds the answer (notebook 15)."""
     return _rows("qa")
 
 
 def passages() -> list[dict]:
-    """The passages that retrieval searches: common knowledge, and a fictional town's handbook (notebook 14)."""
+    """The passages that retrieval searches: common knowledge, and a fictional town's handbook (notebook 15)."""
     return _rows("passages")
 
 
 def translation_data() -> list[dict]:
-    """Short English sentences with reference French translations (notebook 14)."""
+    """Short English sentences with reference French translations (notebook 15)."""
     return _rows("translation")
 
 
@@ -54,7 +54,7 @@ SUMMARY_WORDS = {"source": (300, 600), "reference": (40, 70)}
 
 def load_summaries() -> list[dict]:
     """The summarisation set: 8 articles written for this project, each with one written reference summary
-    (notebook 14).
+    (notebook 15).
 
     Each row is a dict with ``id``, ``title``, ``source`` (300 to 600 words) and ``reference`` (2 to 3 sentences,
     40 to 70 words, paraphrased rather than copied from the source). In some sources the first three sentences are

@@ -1,4 +1,4 @@
-"""Scoring the applications: accuracy and F1, confusion matrices, exact match, audited "contains", chrF (notebook 14)."""
+"""Scoring the applications: accuracy and F1, confusion matrices, exact match, audited "contains", chrF (notebook 15)."""
 from __future__ import annotations
 
 import re
@@ -13,7 +13,7 @@ __all__ = ['evaluate', 'plot_confusion', 'normalize_answer', 'first_line', 'exac
 
 # ----------------------------------------------------------------------------------------------- metrics
 def evaluate(y_true, y_pred, labels=LABELS) -> dict:
-    """Accuracy, macro-F1 and the confusion matrix (rows: true label, columns: predicted) with sklearn (notebook 14)."""
+    """Accuracy, macro-F1 and the confusion matrix (rows: true label, columns: predicted) with sklearn (notebook 15)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     y_true, y_pred, labels = list(y_true), list(y_pred), list(labels)
@@ -28,7 +28,7 @@ def evaluate(y_true, y_pred, labels=LABELS) -> dict:
 
 
 def plot_confusion(result: dict, ax=None, title: str = "confusion matrix"):
-    """Draw :func:`evaluate`'s confusion matrix, counts in the cells (notebook 14). Returns the axes."""
+    """Draw :func:`evaluate`'s confusion matrix, counts in the cells (notebook 15). Returns the axes."""
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -43,7 +43,7 @@ def plot_confusion(result: dict, ax=None, title: str = "confusion matrix"):
 
 
 def normalize_answer(text: str) -> str:
-    """Lower case, accents and punctuation removed, articles dropped, spaces collapsed (SQuAD-style, notebook 14)."""
+    """Lower case, accents and punctuation removed, articles dropped, spaces collapsed (SQuAD-style, notebook 15)."""
     text = unicodedata.normalize("NFKD", str(text).lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
     text = "".join(" " if c in string.punctuation or c in "’‘“”«»" else c for c in text)
@@ -52,7 +52,7 @@ def normalize_answer(text: str) -> str:
 
 
 def first_line(text: str) -> str:
-    """The answer proper: the first non-empty line of a model's reply (notebook 14)."""
+    """The answer proper: the first non-empty line of a model's reply (notebook 15)."""
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
@@ -62,14 +62,14 @@ def _answers(answers, name: str = "answers", what: str = "accepted answers", exa
 
 
 def exact_match(prediction: str, answers) -> bool:
-    """True if the normalised first line of ``prediction`` equals one normalised accepted answer (notebook 14)."""
+    """True if the normalised first line of ``prediction`` equals one normalised accepted answer (notebook 15)."""
     answers = _answers(answers)
     pred = normalize_answer(first_line(prediction))
     return any(pred == normalize_answer(a) for a in answers)
 
 
 def contains_answer(prediction: str, answers) -> bool:
-    """True if a normalised accepted answer occurs, as whole words, in the normalised reply (lenient, notebook 14)."""
+    """True if a normalised accepted answer occurs, as whole words, in the normalised reply (lenient, notebook 15)."""
     answers = _answers(answers)
     pred = f" {normalize_answer(prediction)} "
     return any(f" {normalize_answer(a)} " in pred for a in answers if normalize_answer(a))
@@ -115,7 +115,7 @@ def _items(text: str) -> list[dict]:
 
 
 def contradicts_answer(prediction: str, answers, question: str = "") -> bool:
-    """True if the reply mentions an accepted answer and then negates or takes it back (notebook 14).
+    """True if the reply mentions an accepted answer and then negates or takes it back (notebook 15).
 
     A rule over the reply's words (normalised as in :func:`normalize_answer`), in three parts:
 
@@ -162,7 +162,7 @@ def contradicts_answer(prediction: str, answers, question: str = "") -> bool:
 
 
 def answer_first(prediction: str, answers, question: str = "") -> bool:
-    """:func:`contains_answer`, audited: the reply offers an answer first and does not take it back (notebook 14).
+    """:func:`contains_answer`, audited: the reply offers an answer first and does not take it back (notebook 15).
 
     "Contains" alone credits a reply such as *"The author of Pride and Prejudice is likely Elizabeth Bennet, from Jane
     Austen's novel"*: it mentions the answer but asserts another. Here the candidates are the reply's capitalised words
@@ -197,7 +197,7 @@ def answer_first(prediction: str, answers, question: str = "") -> bool:
 
 
 def chrf(prediction: str, references) -> float:
-    """chrF (character n-gram F-score, Popović 2015), 0-100, of one prediction against its references (notebook 14).
+    """chrF (character n-gram F-score, Popović 2015), 0-100, of one prediction against its references (notebook 15).
 
     Computed by sacrebleu's ``sentence_chrf`` with its defaults (character 6-grams, beta = 2): unlike exact match, a
     near-miss or a partly right translation gets partial credit.

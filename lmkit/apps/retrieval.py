@@ -1,4 +1,4 @@
-"""Retrieval-augmented question answering: the MiniLM encoder finds the passage, the model answers with it (notebook 14)."""
+"""Retrieval-augmented question answering: the MiniLM encoder finds the passage, the model answers with it (notebook 15)."""
 from __future__ import annotations
 
 import torch
@@ -14,7 +14,7 @@ __all__ = ['Retriever', 'recall_at_k', 'qa_run']
 
 # ----------------------------------------------------------------------------------------------- retrieval
 class Retriever:
-    """Dense retrieval: every passage embedded once with the MiniLM encoder, a query matched by cosine (notebook 14).
+    """Dense retrieval: every passage embedded once with the MiniLM encoder, a query matched by cosine (notebook 15).
 
     ``search(query, k)`` returns the ``k`` best ``(passage, score)`` pairs, best first.
     """
@@ -47,7 +47,7 @@ class Retriever:
 
 
 def recall_at_k(retriever: Retriever, questions: list[dict], k: int = 1) -> float:
-    """Fraction of questions whose own passage (``question["passage"]``) is among the top ``k`` (notebook 14)."""
+    """Fraction of questions whose own passage (``question["passage"]``) is among the top ``k`` (notebook 15)."""
     if not questions:
         checks.fail("no questions given: pass e.g. lmkit.apps.qa_data()")
     n = len(retriever.docs)
@@ -58,7 +58,7 @@ def recall_at_k(retriever: Retriever, questions: list[dict], k: int = 1) -> floa
 
 def qa_run(lm, questions: list[dict], mode: str = "closed", retriever: Retriever | None = None, *, k: int = 1,
            progress: bool | None = None):
-    """Answer every question and score it; a pandas DataFrame, one row per question (notebook 14).
+    """Answer every question and score it; a pandas DataFrame, one row per question (notebook 15).
 
     ``mode``: ``"closed"`` (the question alone), ``"retrieved"`` (the top-``k`` passages found by ``retriever``)
     or ``"oracle"`` (the passage that holds the answer: the ceiling retrieval can reach).

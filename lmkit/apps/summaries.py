@@ -1,4 +1,4 @@
-"""Judging summaries: the lead-n baseline and ROUGE-1/2/L against a written reference (notebook 14).
+"""Judging summaries: the lead-n baseline and ROUGE-1/2/L against a written reference (notebook 15).
 
 - :func:`lead_n`: the first ``n`` sentences of a text. Lead-3 is the standard extractive baseline for news
   summarisation (Nallapati et al. 2017, "SummaRuNNer: a recurrent neural network based sequence model for extractive
@@ -33,13 +33,13 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 def sentences(text: str) -> list[str]:
     """``text`` cut into sentences by :data:`SENTENCE_END`, each stripped, white space inside kept as it was
-    (notebook 14). A one-line ``ValueError`` for a text that is not a non-blank string."""
+    (notebook 15). A one-line ``ValueError`` for a text that is not a non-blank string."""
     checks.text("text", text, fix="pass the text to split into sentences")
     return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 def lead_n(text: str, n: int = 3) -> str:
-    """The first ``n`` sentences of ``text``, joined by one space: the lead-n baseline summary (notebook 14).
+    """The first ``n`` sentences of ``text``, joined by one space: the lead-n baseline summary (notebook 15).
 
     - ``text``: a non-blank string; sentences are found by :data:`SENTENCE_END` (see its caveats).
     - ``n``: a positive ``int`` (``bool`` refused); lead-3 (``n=3``) is the usual baseline (See et al. 2017;
@@ -58,7 +58,7 @@ def lead_n(text: str, n: int = 3) -> str:
 
 def rouge(predictions, references) -> dict:
     """ROUGE-1, ROUGE-2 and ROUGE-L F-measures of each prediction against its reference, and their means
-    (Lin 2004; notebook 14).
+    (Lin 2004; notebook 15).
 
     - ``predictions``, ``references``: lists of non-blank strings of the same length, paired by position (one
       string each is also accepted). One reference per prediction.

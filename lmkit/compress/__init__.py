@@ -1,4 +1,4 @@
-"""Shrinking a model: quantization, pruning and knowledge distillation, each measured (notebook 13).
+"""Shrinking a model: quantization, pruning and knowledge distillation, each measured (notebook 14).
 
 | module | what it holds |
 |---|---|

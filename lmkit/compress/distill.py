@@ -1,5 +1,5 @@
 """Knowledge distillation: a shallow copy of the model (a few of its layers) learns from the teacher's soft targets
-(Hinton et al. 2015), on :func:`lmkit.training.fit` (notebook 13)."""
+(Hinton et al. 2015), on :func:`lmkit.training.fit` (notebook 14)."""
 from __future__ import annotations
 
 import copy
@@ -13,7 +13,7 @@ from lmkit.training import FitSettings, fit, make_accelerator
 
 
 def shallow_copy(model: nn.Module, layers: list[int]) -> nn.Module:
-    """A student made of the teacher's embedding, final norm, head and the decoder ``layers`` listed (notebook 13).
+    """A student made of the teacher's embedding, final norm, head and the decoder ``layers`` listed (notebook 14).
 
     Works for Llama-style models (``model.model.layers``). Weights are copied, not shared.
     """
@@ -39,7 +39,7 @@ def shallow_copy(model: nn.Module, layers: list[int]) -> nn.Module:
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor,
                  alpha: float = 0.5, temperature: float = 2.0, *, return_ce: bool = False):
-    """``alpha·T²·KL(p_teacher,T ‖ p_student,T) + (1-alpha)·CE(student, labels)`` per token (notebook 13).
+    """``alpha·T²·KL(p_teacher,T ‖ p_student,T) + (1-alpha)·CE(student, labels)`` per token (notebook 14).
 
     Hinton et al. (2015), "Distilling the Knowledge in a Neural Network": the teacher's distribution softened by
     ``T`` carries more than the one right answer (which other tokens were plausible); ``T²`` keeps the gradient
@@ -67,7 +67,7 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | No
 
 def token_batches(ids: torch.Tensor, block_size: int, batch_size: int, steps: int, seed: int = 0):
     """``steps`` batches of random windows ``[batch_size, block_size + 1]`` of a 1-D id tensor, the same for the same
-    seed (notebook 13). The arguments are checked at the call, before the first batch (one-line ValueError)."""
+    seed (notebook 14). The arguments are checked at the call, before the first batch (one-line ValueError)."""
     block_size = checks.integer("block_size", block_size, low=1, fix="pass the window length in tokens, e.g. 128")
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="pass e.g. 4")
     steps = checks.integer("steps", steps, low=1, fix="take at least one step")
@@ -92,7 +92,7 @@ def distill(student: nn.Module, teacher: nn.Module | None, ids: torch.Tensor, *,
             batch_size: int = 4, lr: float = 5e-4, alpha: float = 0.5, temperature: float = 2.0,
             train_embeddings: bool = False, seed: int = 0, progress: bool | None = None, desc: str = "distill",
             return_ce: bool = False):
-    """Train ``student`` on windows of ``ids`` with :func:`distill_loss`; returns the loss of each step (notebook 13).
+    """Train ``student`` on windows of ``ids`` with :func:`distill_loss`; returns the loss of each step (notebook 14).
 
     With ``return_ce`` it returns ``(losses, ces)``: also the cross-entropy term of each step (what ``alpha=0``
     minimises), computed anyway, so that a distilled run and a data-alone run can be plotted on the same quantity.

@@ -1,5 +1,5 @@
 """Dynamic int8 quantization on a copy, with per-channel scales and layers left in float32, and fake quantization
-that rounds the weights or the activations alone to find which costs the quality (notebook 13)."""
+that rounds the weights or the activations alone to find which costs the quality (notebook 14)."""
 from __future__ import annotations
 
 import copy
@@ -16,7 +16,7 @@ from lmkit.compress.linears import decoder_linears, set_module
 
 def dynamic_int8(model: nn.Module, skip: tuple[str, ...] = (), per_channel: bool = False) -> nn.Module:
     """A copy of ``model`` with its ``nn.Linear`` layers in dynamic int8: int8 weights, activations quantized per
-    call, int8 matmuls (notebook 13).
+    call, int8 matmuls (notebook 14).
 
     With the defaults this is :func:`quantize_int8` (notebook 08): every linear layer, the tied output
     head included, one scale per weight tensor. ``skip``: layers whose name contains one of these fragments stay
@@ -43,7 +43,7 @@ ACT_SCALES = ("tensor", "token")
 
 def fake_quant_activations(x: torch.Tensor, bits: int = 8, *, scale: str = "tensor",
                            exact_first: int = 0) -> torch.Tensor:
-    """``x`` rounded as dynamic quantization rounds a linear layer's input, float in, float out (notebook 13).
+    """``x`` rounded as dynamic quantization rounds a linear layer's input, float in, float out (notebook 14).
 
     Asymmetric rounding to ``2^bits`` levels between the min and the max (each clamped to include 0): step
     ``(max - min) / (2^bits - 1)``, zero point ``round(-min / step)``, as torch.ao's dynamic ``MinMaxObserver``
@@ -77,7 +77,7 @@ def fake_quant_activations(x: torch.Tensor, bits: int = 8, *, scale: str = "tens
 
 
 class FakeQuantLinear(nn.Module):
-    """A float32 linear layer that rounds what dynamic int8 would round, and nothing else (notebook 13).
+    """A float32 linear layer that rounds what dynamic int8 would round, and nothing else (notebook 14).
 
     ``weights``: ``None`` (exact), ``"tensor"`` (symmetric int8, one scale per matrix) or ``"channel"`` (one scale
     per output row). ``act_bits``: ``None`` (exact) or the bits of the activation rounding; ``act_scale`` and
@@ -109,7 +109,7 @@ class FakeQuantLinear(nn.Module):
 def fake_quantize(model: nn.Module, weights: str | None = "tensor", act_bits: int | None = 7,
                   skip: tuple[str, ...] = (), *, act_scale: str = "tensor", act_exact_first: int = 0) -> nn.Module:
     """A copy of ``model`` with each ``nn.Linear`` (names without ``skip``) a :class:`FakeQuantLinear` with these
-    settings (notebook 13)."""
+    settings (notebook 14)."""
     model = copy.deepcopy(model)
     for name, lin in decoder_linears(model, skip):
         set_module(model, name, FakeQuantLinear(lin, weights, act_bits, act_scale=act_scale,
@@ -120,7 +120,7 @@ def fake_quantize(model: nn.Module, weights: str | None = "tensor", act_bits: in
 @torch.no_grad()
 def activation_outliers(model: nn.Module, ids: torch.Tensor) -> dict[str, dict[str, float]]:
     """For the input of every ``nn.Linear`` on ``ids`` (``[1, T]``, T >= 2): where its largest value sits, and how
-    large it is against the typical one (notebook 13).
+    large it is against the typical one (notebook 14).
 
     Keys: ``max |x|``, its root mean square ``rms`` and their ratio ``max / rms`` over the whole input (what one
     per-tensor scale sees); ``position`` and ``channel`` of the largest ``|x|``; and the same three figures without

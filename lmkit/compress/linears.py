@@ -1,4 +1,4 @@
-"""Which layers the compression methods touch: the decoder's ``nn.Linear`` layers, and how to swap one (notebook 13)."""
+"""Which layers the compression methods touch: the decoder's ``nn.Linear`` layers, and how to swap one (notebook 14)."""
 from __future__ import annotations
 
 

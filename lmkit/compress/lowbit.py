@@ -1,4 +1,4 @@
-"""Weight-only low-bit quantization written by hand in pure torch (notebook 13).
+"""Weight-only low-bit quantization written by hand in pure torch (notebook 14).
 
 Each group of ``group_size`` weights of a row is stored as ``bits``-bit integers with a float16 scale and offset,
 ``w ≈ q·s + m``; 4-bit codes are packed two per byte. The layer dequantizes on the fly, so it saves memory and disk,
@@ -16,7 +16,7 @@ from lmkit.compress.linears import decoder_linears, set_module
 
 
 class QuantLinear(nn.Module):
-    """A linear layer whose weight is stored in ``bits`` bits per value, by groups along the input (notebook 13).
+    """A linear layer whose weight is stored in ``bits`` bits per value, by groups along the input (notebook 14).
 
     For each row and each group of ``group_size`` inputs: ``s = (max - min) / (2^bits - 1)``, ``m = min``,
     ``q = round((w - m) / s)``; so ``w ≈ q·s + m`` with an error of at most ``s/2``. Forward dequantizes the
@@ -75,7 +75,7 @@ def quantize_weights(model: nn.Module, bits: int = 4, group_size: int = 64,
     """A copy of ``model`` with each ``nn.Linear`` (except names containing ``skip``) a :class:`QuantLinear`.
 
     The tied output head is skipped by default: it is the embedding table, which stays float32 for the lookup
-    (notebook 13).
+    (notebook 14).
     """
     model = copy.deepcopy(model)
     for name, lin in decoder_linears(model, skip):

@@ -1,5 +1,5 @@
 """Unstructured magnitude pruning: the smallest ``|w|`` of each linear layer set to zero, with
-``torch.nn.utils.prune`` (notebook 13)."""
+``torch.nn.utils.prune`` (notebook 14)."""
 from __future__ import annotations
 
 
@@ -13,7 +13,7 @@ from lmkit.compress.tied import guard_tied
 
 def prune_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = ("lm_head",), *,
                     untie: bool = False) -> float:
-    """Zero the ``sparsity`` fraction of smallest-|w| weights in each linear layer, in place (notebook 13).
+    """Zero the ``sparsity`` fraction of smallest-|w| weights in each linear layer, in place (notebook 14).
 
     Each layer loses the same fraction (layer-wise magnitude pruning), with ``torch.nn.utils.prune.l1_unstructured``
     then ``prune.remove`` (the zeros are written into the weight, no mask or hook is left behind). Pruning to a
@@ -40,7 +40,7 @@ def prune_magnitude(model: nn.Module, sparsity: float, skip: tuple[str, ...] = (
 
 
 def sparsity_of(model: nn.Module, skip: tuple[str, ...] = ("lm_head",)) -> float:
-    """Fraction of exact zeros among the weights of the linear layers (notebook 13)."""
+    """Fraction of exact zeros among the weights of the linear layers (notebook 14)."""
     zeros = total = 0
     for _, lin in decoder_linears(model, skip):
         zeros += (lin.weight == 0).sum().item()

@@ -1,5 +1,5 @@
 """What a compressed model costs and how far it moved: bytes on disk and in memory, bits per weight, relative error
-(notebook 13)."""
+(notebook 14)."""
 from __future__ import annotations
 
 import dataclasses
@@ -38,7 +38,7 @@ def with_model(lm, model: nn.Module):
 
 
 def size_mb(model: nn.Module) -> dict[str, float]:
-    """``{"disk MB": ..., "memory MB": ...}`` of ``model`` (notebook 13)."""
+    """``{"disk MB": ..., "memory MB": ...}`` of ``model`` (notebook 14)."""
     return {"disk MB": disk_bytes(model) / 1e6, "memory MB": memory_bytes(model) / 1e6}
 
 

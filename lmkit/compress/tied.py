@@ -1,5 +1,5 @@
 """Tied weights (the embedding that is also the output head): find them, untie one, refuse to change one through
-the other by accident (notebook 13)."""
+the other by accident (notebook 14)."""
 from __future__ import annotations
 
 import warnings
@@ -12,7 +12,7 @@ class TiedWeightError(ValueError):
 
 
 def tied_names(model: nn.Module) -> dict[str, list[str]]:
-    """For each parameter shared by several names, its first name -> every name (e.g. the tied head) (notebook 13).
+    """For each parameter shared by several names, its first name -> every name (e.g. the tied head) (notebook 14).
 
     ``{"model.embed_tokens.weight": ["model.embed_tokens.weight", "lm_head.weight"]}`` for SmolLM2.
     """

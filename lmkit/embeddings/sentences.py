@@ -1,6 +1,6 @@
 """Sentence embeddings with the bundled all-MiniLM-L6-v2 encoder: mean pooling, unit length, cosine maps (notebook 02).
 
-Notebook 14 reuses :func:`sentence_embeddings` for retrieval.
+Notebook 15 reuses :func:`sentence_embeddings` for retrieval.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def encoder_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def load_encoder() -> Encoder:
-    """The bundled all-MiniLM-L6-v2 sentence encoder, offline, loaded once per process (notebooks 02 and 14)."""
+    """The bundled all-MiniLM-L6-v2 sentence encoder, offline, loaded once per process (notebooks 02 and 15)."""
     import json
 
     from transformers import AutoModel, AutoTokenizer

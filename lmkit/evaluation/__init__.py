@@ -1,5 +1,5 @@
 """Benchmark-style evaluation of a language model: multiple choice by log-likelihood, intervals, calibration, bias
-(notebook 15).
+(notebook 16).
 
 - :func:`multiple_choice` scores each choice as a continuation of the question, the way lm-evaluation-harness does
   (Gao et al., *A framework for few-shot language model evaluation*, 2021-): ``acc`` takes the choice with the

@@ -1,4 +1,4 @@
-"""Social bias probed with minimal sentence pairs, scored by log-likelihood (CrowS-Pairs method; notebook 15)."""
+"""Social bias probed with minimal sentence pairs, scored by log-likelihood (CrowS-Pairs method; notebook 16)."""
 from __future__ import annotations
 
 import numpy as np

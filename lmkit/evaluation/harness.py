@@ -1,4 +1,4 @@
-"""The project's items as a local lm-evaluation-harness task, run offline for parity with lmkit (notebook 15)."""
+"""The project's items as a local lm-evaluation-harness task, run offline for parity with lmkit (notebook 16)."""
 from __future__ import annotations
 
 import contextlib

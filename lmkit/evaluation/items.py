@@ -1,5 +1,5 @@
 """Multiple-choice items: the project's set, checks with one-line errors, prompt templates, shuffled choices
-(notebook 15)."""
+(notebook 16)."""
 from __future__ import annotations
 
 import random
@@ -76,7 +76,7 @@ def load_items(name: str = "mc.jsonl", categories=None) -> list[dict]:
 def paraphrased(items, name: str = "paraphrases.jsonl") -> list[dict]:
     """Copies of those ``items`` that have a reworded question in ``data/evaluation/paraphrases.jsonl`` (the 72
     knowledge items: same fact, same choices, new wording), with the question replaced; the others are left out.
-    The contamination probe of notebook 15: a model that had memorised an item's wording would lose accuracy on
+    The contamination probe of notebook 16: a model that had memorised an item's wording would lose accuracy on
     its paraphrase. Raises :class:`ItemError` when none of ``items`` has one."""
     items = check_items(items)
     rows = read_jsonl(data_file(f"{DATA_DIR}/{name}"), fields=("id", "question"))
@@ -89,7 +89,7 @@ def paraphrased(items, name: str = "paraphrases.jsonl") -> list[dict]:
 
 
 def load_famous_lines(name: str = "famous_lines.jsonl") -> list[dict]:
-    """The contamination probe's positive control (notebook 15): famous public-domain lines that any web-trained
+    """The contamination probe's positive control (notebook 16): famous public-domain lines that any web-trained
     model has read many times, each a dict with ``prefix`` (the line's opening), ``verbatim`` (its real
     continuation) and ``reworded`` (the same meaning in new words), from ``data/evaluation/famous_lines.jsonl``.
     A model that memorised the wording gives the verbatim continuation the higher log-probability. Raises
@@ -98,7 +98,7 @@ def load_famous_lines(name: str = "famous_lines.jsonl") -> list[dict]:
 
 
 def load_prefix_probe(name: str = "prefix_probe.jsonl", kind: str | None = None) -> list[dict]:
-    """The controls of notebook 15's contamination probe, built like the probe itself: the context is reworded and
+    """The controls of notebook 16's contamination probe, built like the probe itself: the context is reworded and
     the same continuation is scored after both wordings. Each row (``data/evaluation/prefix_probe.jsonl``) has
     ``kind`` (``"famous"``: the opening of a public-domain line the web repeats endlessly, the positive control;
     ``"new"``: a line written for this workbook, which no model can have memorised, the negative control),

@@ -1,4 +1,4 @@
-"""Multiple choice scored by log-likelihood (acc, acc_norm) and by a generated answer letter (notebook 15)."""
+"""Multiple choice scored by log-likelihood (acc, acc_norm) and by a generated answer letter (notebook 16)."""
 from __future__ import annotations
 
 import re
@@ -19,7 +19,7 @@ __all__ = ["encode_pair", "loglikelihoods", "multiple_choice", "by_category", "l
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
     """Token ids of ``context`` and of ``continuation`` after it, split as lm-evaluation-harness splits them
-    (notebook 15): :func:`lmkit.logprobs.encode_completion` with ``rule="harness"``.
+    (notebook 16): :func:`lmkit.logprobs.encode_completion` with ``rule="harness"``.
 
     Trailing spaces of the context move to the continuation; ``context + continuation`` is tokenized as one text
     and the continuation's ids are what follows the context's own ids (``HFLM._encode_pair``). An empty context
@@ -31,7 +31,7 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = None,
                    rule: str = "harness") -> list[tuple[float, int, bool]]:
     """``log P(continuation | context)`` for each ``(context, continuation)`` pair, with its token count and
-    whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)``, nats (notebook 15).
+    whether greedy decoding would produce it: a list of ``(logprob, n_tokens, is_greedy)``, nats (notebook 16).
 
     Ids as :func:`encode_pair` splits them (the harness's split; ``rule="apart"``: context and continuation
     tokenized on their own, the context keeping its special tokens, as for a chat prompt), scored by :func:`lmkit.logprobs.pair_logprobs`:
@@ -72,7 +72,7 @@ def loglikelihoods(lm, pairs, *, batch_size: int = 8, progress: bool | None = No
 
 def multiple_choice(lm, items, *, normalize: str = "chars", template: str | None = None, batch_size: int = 16,
                     progress: bool | None = None, chat: bool = False) -> dict:
-    """Score multiple-choice ``items`` by log-likelihood (notebook 15).
+    """Score multiple-choice ``items`` by log-likelihood (notebook 16).
 
     Each choice, exactly as written (items carry their own leading space), is scored as the continuation of the
     context ``render(template, item)`` (the question itself when ``template`` is None). With ``chat=True`` that
@@ -157,7 +157,7 @@ def letter_prompt(item: dict) -> str:
 
 
 def parse_letter(reply: str, n_choices: int) -> int:
-    """Index of the answer letter in a generated ``reply``, or -1 when it gives none (notebook 15).
+    """Index of the answer letter in a generated ``reply``, or -1 when it gives none (notebook 16).
 
     A letter among the first ``n_choices`` counts when it stands as an answer: at the start of the reply, alone or
     closed by punctuation (``"B"``, ``"B."``, ``"B)"``, ``"B:"``, ``"(B) Paris"``), or right after the word
@@ -202,7 +202,7 @@ def _letter_prompts(lm, items, chat: bool, room: int = 0) -> tuple[list[dict], l
 
 def letter_tokens(tokenizer, n_choices: int, chat: bool = True) -> list[list[int]]:
     """Token ids of the answer letters as the model would write them next: ``"A"`` at the start of the assistant's
-    turn (``chat=True``), ``" A"`` after ``"Answer:"`` (``chat=False``); one list per letter (notebook 15)."""
+    turn (``chat=True``), ``" A"`` after ``"Answer:"`` (``chat=False``); one list per letter (notebook 16)."""
     return [tokenizer(("" if chat else " ") + c, add_special_tokens=False).input_ids for c in LETTERS[:n_choices]]
 
 
@@ -218,7 +218,7 @@ def _letter_result(lls: list[list[float]], items: list[dict]) -> dict:
 def letter_logprobs(lm, items, *, chat: bool = True, batch_size: int = 16, progress: bool | None = None) -> dict:
     """Multiple-choice format (MCF) scored without generating: after :func:`letter_prompt`, the log-probability
     of each answer letter as the next token(s) (:func:`letter_tokens`); the most likely letter is the choice
-    (notebook 15; the "MCF" scoring of lm-evaluation-harness's MMLU tasks and of OLMES, Gu et al. 2024).
+    (notebook 16; the "MCF" scoring of lm-evaluation-harness's MMLU tasks and of OLMES, Gu et al. 2024).
 
     Scored by :func:`lmkit.logprobs.pair_logprobs`: one row per item, the prompt once and each letter after it; the
     chat template's system turn, shared by every prompt, runs once. Returns ``acc``, ``acc_ci`` (95% Wilson),
@@ -237,7 +237,7 @@ def letter_logprobs(lm, items, *, chat: bool = True, batch_size: int = 16, progr
 def letter_choice(lm, items, *, chat: bool = True, max_new_tokens: int = 4, batch_size: int = 32,
                   progress: bool | None = None) -> dict:
     """Let the model generate the answer letter (greedy) after :func:`letter_prompt`; the letter that
-    :func:`parse_letter` reads in the reply is its choice, a reply without one counts as wrong (notebook 15).
+    :func:`parse_letter` reads in the reply is its choice, a reply without one counts as wrong (notebook 16).
 
     Returns ``acc``, ``acc_ci`` (95% Wilson), ``n``, ``invalid`` (share of replies with no letter), and per item
     ``reply``, ``pred`` (index or -1), ``correct``, ``answer``, ``category``, ``first_token`` (the id of the

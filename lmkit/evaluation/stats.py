@@ -1,5 +1,5 @@
 """How far to trust an accuracy: Wilson intervals, paired bootstrap differences, calibration and its plots
-(notebook 15)."""
+(notebook 16)."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +26,7 @@ def paired_difference(correct_a, correct_b, *, confidence: float = 0.95) -> tupl
 
     :func:`lmkit.stats.compare` with ``paired=True`` and its default ``method="auto"``, which for 0/1 outcomes is
     Newcombe's square-and-add interval for paired proportions (1998, method 10): one rule for
-    every comparison in lmkit. Kept as a short form; notebook 15 calls ``compare`` itself, which also gives the
+    every comparison in lmkit. Kept as a short form; notebook 16 calls ``compare`` itself, which also gives the
     verdict and the sentence.
     """
     from lmkit.stats import compare
@@ -38,7 +38,7 @@ def paired_difference(correct_a, correct_b, *, confidence: float = 0.95) -> tupl
 def calibration(probs, answers, n_bins: int = 10) -> dict:
     """Reliability-diagram bins and expected calibration error, ECE (Naeini, Cooper & Hauskrecht 2015, "Obtaining
     well calibrated probabilities using Bayesian binning"; as used for neural networks by Guo et al. 2017, "On
-    calibration of modern neural networks"), with equal-width confidence bins (notebook 15).
+    calibration of modern neural networks"), with equal-width confidence bins (notebook 16).
 
     ``probs``: per item, the model's probabilities over its choices; confidence = the largest, correct = its
     argmax is the answer. ``ECE = sum_b (n_b / n) * |acc_b - conf_b|``. Returns ``ece``, and per non-empty bin
@@ -91,7 +91,7 @@ def _ece(gap: np.ndarray, which: np.ndarray, n_bins: int) -> np.ndarray:
 def ece_interval(probs, answers, *, n_bins: int = 10, n_resamples: int = 10_000, confidence: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the ECE of :func:`calibration` (Efron 1979): the items are resampled with
-    replacement ``n_resamples`` times and the ECE recomputed each time (``scipy.stats.bootstrap``; notebook 15).
+    replacement ``n_resamples`` times and the ECE recomputed each time (``scipy.stats.bootstrap``; notebook 16).
     Same inputs and errors as :func:`calibration`. The ECE is biased upward when bins hold few items, and a
     bootstrap of a biased statistic inherits the bias: read the interval with :func:`calibrated_ece` beside it."""
     from scipy.stats import bootstrap
@@ -109,7 +109,7 @@ def ece_interval(probs, answers, *, n_bins: int = 10, n_resamples: int = 10_000,
 
 def calibrated_ece(probs, answers, *, n_bins: int = 10, n_draws: int = 2_000, seed: int = 0) -> np.ndarray:
     """The ECEs that a perfectly calibrated model with the same confidences would show on the same number of items:
-    each item is right with probability equal to its confidence, drawn ``n_draws`` times (notebook 15). The floor
+    each item is right with probability equal to its confidence, drawn ``n_draws`` times (notebook 16). The floor
     that finite items put under the ECE: a measured ECE inside this spread does not show miscalibration."""
     n_draws = checks.integer("n_draws", n_draws, low=10, fix="pass e.g. n_draws=2_000")
     seed = checks.seed("seed", seed)

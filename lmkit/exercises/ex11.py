@@ -1,40 +1,45 @@
-"""Exercise checkers of notebook 11 (fine-tuning)."""
+"""Exercise checkers of notebook 11 (SmolLM2 from scratch)."""
 from __future__ import annotations
 
-from .registry import _close, exercise
+from .registry import exercise
 
 
-def _linear_shapes(config) -> dict[str, tuple[int, int]]:
-    """(d_in, d_out) of each linear layer of one Llama block, from the model's config alone."""
-    d, ff = config.hidden_size, config.intermediate_size
+@exercise("11.1", hint="answer with an int: V·d (the tied embedding, once) + L·(d·q + 2·d·kv + q·d + 3·d·f + 2·d) + d, "
+                       "with q = heads·head_dim, kv = kv_heads·head_dim, f = intermediate_size.")
+def _params(answer, *, lm):
+    return int(answer) == sum(p.numel() for p in lm.model.parameters())
+
+
+@exercise("11.2", hint="answer with a pair of ints (gqa_bytes, mha_bytes): layers × 2 (key and value) × heads × "
+                       "head_dim × 4 bytes, with 3 key/value heads, then with 9.")
+def _kv_bytes(answer, *, lm):
     from lmkit.layers import head_dim
 
-    q, kv = config.num_attention_heads * head_dim(config), config.num_key_value_heads * head_dim(config)
-    return {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d),
-            "gate_proj": (d, ff), "up_proj": (d, ff), "down_proj": (ff, d)}
+    c = lm.model.config
+    per = lambda heads: c.num_hidden_layers * 2 * heads * head_dim(c) * 4  # noqa: E731
+    gqa, mha = answer
+    return int(gqa) == per(c.num_key_value_heads) and int(mha) == per(c.num_attention_heads)
 
 
-def lora_parameters(config, r: int, targets) -> int:
-    """Trainable parameters of LoRA with rank ``r`` on ``targets``: r·(d_in + d_out) per adapted matrix, every layer."""
-    shapes = _linear_shapes(config)
-    return config.num_hidden_layers * sum(r * sum(shapes[t]) for t in targets)
+@exercise("11.3", hint="answer with the ids [1, prompt length + N_NEW] of your cached greedy loop (exactly N_NEW new "
+                       "tokens): run the prompt "
+                       "once, keeping each layer's keys and values (after RoPE); then feed only the newest token, "
+                       "with RoPE at its position (the cache length) and a mask that lets it see every cached key.")
+def _cached_greedy(answer, *, lm, prompt, n_new=None):
+    """Recomputed the slow way: greedy tokens from the whole sequence at every step (no cache, no stop at EOS), as
+    notebook 11's section 8 loop does; equal to ``model.generate`` when no EOS comes first. With ``n_new``, the
+    answer must add exactly that many tokens to ``prompt``."""
+    import torch
 
-
-@exercise("11.1", hint="an adapter on a d_out x d_in matrix adds A (r x d_in) and B (d_out x r); take d_in and d_out "
-                       "of q_proj and v_proj from the shapes printed in section 2 (v_proj is smaller: grouped-query "
-                       "attention), use r=4, and multiply by the number of layers.")
-def _lora_q_v_r4(answer, *, lm):
-    return int(answer) == lora_parameters(lm.model.config, 4, ("q_proj", "v_proj"))
-
-
-@exercise("11.2", hint="collate the examples with ft.collate(..., pad_id) and count the label positions equal to "
-                       "ft.IGNORE (-100) in batch8['labels']: prompt tokens AND right padding; divide by the number "
-                       "of positions (rows x columns). Answer with a fraction between 0 and 1.")
-def _masked_fraction(answer, *, tokenizer, rows):
-    from lmkit.finetune import format_prompt
-
-    prompts = [len(tokenizer(format_prompt(tokenizer, r["prompt"]), add_special_tokens=False).input_ids)
-               for r in rows]
-    answers = [len(tokenizer(r["completion"], add_special_tokens=False).input_ids) + 1 for r in rows]  # + end of turn
-    width = max(p + a for p, a in zip(prompts, answers))
-    return _close(answer, 1 - sum(answers) / (len(rows) * width))
+    ids = torch.as_tensor(answer)
+    ids = ids[None] if ids.dim() == 1 else ids
+    if ids.shape[0] != 1 or not torch.equal(ids[:, : prompt.shape[1]], prompt):
+        return False
+    got = ids.shape[1] - prompt.shape[1]
+    if got < 1 or (n_new is not None and got != int(n_new)):
+        return False
+    reference = prompt
+    with torch.no_grad():
+        for _ in range(got):
+            reference = torch.cat([reference, lm.model(reference).logits[:, -1:].argmax(-1)], dim=1)
+    return torch.equal(ids, reference)

@@ -1,43 +1,34 @@
-"""Exercise checkers of notebook 16 (preference tuning with DPO)."""
+"""Exercise checkers of notebook 16 (evaluation)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-@exercise("16.1", hint="the rewards are beta * (policy logp - reference logp) for chosen and for rejected; the loss is "
-                       "-log(sigmoid(r_chosen - r_rejected)) = log(1 + exp(-(r_chosen - r_rejected))). Use math.")
-def _loss_by_hand(answer, *, policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
-    import torch
+@exercise("16.1", hint="Wilson (1927): with p = k/n and z = 1.96, centre = (p + z²/2n) / (1 + z²/n) and half-width = "
+                       "z/(1 + z²/n) · sqrt(p(1-p)/n + z²/4n²); answer = (centre - half, centre + half).")
+def _wilson(answer, *, k, n):
+    from lmkit.evaluation import accuracy_interval
 
-    from lmkit.preference import dpo_loss
-
-    loss, _, _ = dpo_loss(*(torch.tensor([float(x)], dtype=torch.float64)
-                            for x in (policy_chosen, policy_rejected, ref_chosen, ref_rejected)), beta=beta)
-    return _close(answer, loss.item(), rel=1e-4, abs_=1e-6)
+    lo, hi = answer
+    want = accuracy_interval(k, n)
+    return _close(lo, want[0], abs_=1e-4) and _close(hi, want[1], abs_=1e-4)
 
 
-@exercise("16.2", hint="compare the REFERENCE model's summed log-probabilities of chosen and rejected, pair by pair "
-                       "(ref_test[0] > ref_test[1]), and take the mean of that boolean tensor as a float.")
-def _raw_logp_accuracy(answer, *, ref_chosen, ref_rejected):
-    import torch
+@exercise("16.2", hint="tokenize the context alone and context + choice together; the choice's ids are what follows "
+                       "the context's ids. Run lm.model on the whole ids once, log_softmax the logits, and add up "
+                       "the entries at positions t-1 for each choice token t.")
+def _choice_loglikelihood(answer, *, lm, context, choice):
+    from lmkit.evaluation import loglikelihoods
 
-    return _close(answer, (torch.as_tensor(ref_chosen) > torch.as_tensor(ref_rejected)).float().mean().item())
+    ((want, _, _),) = loglikelihoods(lm, [(context, choice)])
+    return _close(answer, want, rel=1e-3, abs_=1e-3)
 
 
-@exercise("16.3", hint="run pf.sequence_logps on a batch of the pair's chosen example alone (ft.collate([chosen], "
-                       "tokenizer)) under the tuned model and under the reference (adapters off: "
-                       "`with tuned.model.disable_adapter():`), subtract, and multiply by beta.")
-def _chosen_reward(answer, *, tuned, pair, beta):
-    import torch
+@exercise("16.3", hint="for each item divide every choice's log-likelihood by its number of tokens "
+                       "(result['n_tokens']), take the argmax, compare with result['answer'] and average.")
+def _acc_per_token(answer, *, result):
+    import numpy as np
 
-    from lmkit import finetune as ft
-    from lmkit.preference import sequence_logps
-
-    tok = tuned.tokenizer
-    ex = ft.encode_example(tok, pair["prompt"], pair["chosen"], 192)
-    batch = {k: v.to(tuned.device) for k, v in ft.collate([ex], tok).items()}
-    with torch.no_grad():
-        policy = sequence_logps(tuned.model, batch).item()
-        with tuned.model.disable_adapter():
-            ref = sequence_logps(tuned.model, batch).item()
-    return _close(answer, beta * (policy - ref), rel=1e-3, abs_=1e-3)
+    hits = [int(np.argmax(np.array(ll) / np.array(n))) == a
+            for ll, n, a in zip(result["loglikelihoods"], result["n_tokens"], result["answer"])]
+    return _close(answer, sum(hits) / len(hits), abs_=1e-9)

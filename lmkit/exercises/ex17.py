@@ -1,38 +1,43 @@
-"""Exercise checkers of notebook 17 (reasoning with verifiable rewards: sampling more, and GRPO)."""
+"""Exercise checkers of notebook 17 (preference tuning with DPO)."""
 from __future__ import annotations
 
 from .registry import _close, exercise
 
 
-@exercise("17.1", hint="pass@k is 1 - C(n - c, k) / C(n, k): the share of the size-k subsets of the n samples that "
-                       "hold at least one of the c right ones. Use math.comb.")
-def _pass_at_k(answer, *, n, c, k):
-    from lmkit.rl import pass_at_k
-
-    return _close(answer, pass_at_k(n, c, k), rel=1e-9, abs_=1e-12)
-
-
-@exercise("17.2", hint="subtract the group's mean (0.25 here) from each reward and divide by the group's standard "
-                       "deviation with n - 1 in the denominator, plus rl.STD_EPS; answer one float per reply.")
-def _advantages(answer, *, rewards):
-    from lmkit.rl import group_advantages
-
-    answer = [float(a) for a in answer]
-    expected = group_advantages([float(r) for r in rewards], len(rewards), scale=True).tolist()
-    return len(answer) == len(expected) and all(_close(a, e, rel=1e-5, abs_=1e-6) for a, e in zip(answer, expected))
-
-
-@exercise("17.3", hint="'sequence' takes each reply's mean over its own tokens, then the mean over the replies: a "
-                       "token's weight is 1 / (number of replies) / (its reply's length).")
-def _token_weight(answer, *, lengths, aggregation, max_length):
+@exercise("17.1", hint="the rewards are beta * (policy logp - reference logp) for chosen and for rejected; the loss is "
+                       "-log(sigmoid(r_chosen - r_rejected)) = log(1 + exp(-(r_chosen - r_rejected))). Use math.")
+def _loss_by_hand(answer, *, policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
     import torch
 
-    from lmkit.rl import grpo_loss
+    from lmkit.preference import dpo_loss
 
-    width = max(lengths)
-    mask = (torch.arange(width) < torch.tensor(lengths)[:, None]).double()
-    logp = torch.zeros(len(lengths), width, dtype=torch.float64, requires_grad=True)
-    loss = grpo_loss(logp, logp.detach(), torch.ones(len(lengths), dtype=torch.float64), mask,
-                     aggregation=aggregation, max_length=max_length)
-    (grad,) = torch.autograd.grad(loss, logp)  # a derivative to read, not a training step
-    return _close(answer, -grad[1, 0].item(), rel=1e-6, abs_=1e-12)
+    loss, _, _ = dpo_loss(*(torch.tensor([float(x)], dtype=torch.float64)
+                            for x in (policy_chosen, policy_rejected, ref_chosen, ref_rejected)), beta=beta)
+    return _close(answer, loss.item(), rel=1e-4, abs_=1e-6)
+
+
+@exercise("17.2", hint="compare the REFERENCE model's summed log-probabilities of chosen and rejected, pair by pair "
+                       "(ref_test[0] > ref_test[1]), and take the mean of that boolean tensor as a float.")
+def _raw_logp_accuracy(answer, *, ref_chosen, ref_rejected):
+    import torch
+
+    return _close(answer, (torch.as_tensor(ref_chosen) > torch.as_tensor(ref_rejected)).float().mean().item())
+
+
+@exercise("17.3", hint="run pf.sequence_logps on a batch of the pair's chosen example alone (ft.collate([chosen], "
+                       "tokenizer)) under the tuned model and under the reference (adapters off: "
+                       "`with tuned.model.disable_adapter():`), subtract, and multiply by beta.")
+def _chosen_reward(answer, *, tuned, pair, beta):
+    import torch
+
+    from lmkit import finetune as ft
+    from lmkit.preference import sequence_logps
+
+    tok = tuned.tokenizer
+    ex = ft.encode_example(tok, pair["prompt"], pair["chosen"], 192)
+    batch = {k: v.to(tuned.device) for k, v in ft.collate([ex], tok).items()}
+    with torch.no_grad():
+        policy = sequence_logps(tuned.model, batch).item()
+        with tuned.model.disable_adapter():
+            ref = sequence_logps(tuned.model, batch).item()
+    return _close(answer, beta * (policy - ref), rel=1e-3, abs_=1e-3)

@@ -1,4 +1,4 @@
-"""Fine-tuning a causal LM, full or LoRA, on Accelerate, with checkpoints that resume exactly (notebook 11).
+"""Fine-tuning a causal LM, full or LoRA, on Accelerate, with checkpoints that resume exactly (notebook 12).
 
 The steps run on the package's one training loop, :func:`lmkit.training.fit`; this package brings the data, the
 model (LoRA or not) and the loss.
@@ -16,7 +16,7 @@ model (LoRA or not) and the loss.
 | :mod:`~lmkit.finetune.cli` | ``python -m lmkit.finetune --config c.json`` (also under ``accelerate launch``) |
 
 Every public name is also here: ``from lmkit import finetune as ft; ft.train(...)``. ``ft.answer`` is the name that
-notebook 11 uses for :func:`greedy_answers`.
+notebook 12 uses for :func:`greedy_answers`.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from lmkit.finetune.loss import evaluate_loss, forward_nll, shared_prefix_length
 from lmkit.finetune.metrics import greedy_answers, greedy_exact_match
 from lmkit.finetune.plots import LivePlot, plot_history, plot_loss_curves
 
-answer = greedy_answers  # the name notebook 11 uses
+answer = greedy_answers  # the name notebook 12 uses
 
 __all__ = ["DATASET", "DATE_SPLITS", "DEFAULT_LR", "IGNORE", "LORA_TARGETS", "METHODS", "RECORD_FIELDS", "SCHEDULES",
            "FinetuneResult", "LivePlot", "Result", "TrainConfig", "add_lora", "as_config", "collate", "count_parameters",

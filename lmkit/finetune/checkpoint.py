@@ -1,4 +1,4 @@
-"""Checkpoints of a fine-tuning run: :mod:`lmkit.training.checkpoint`, also reachable here (notebook 11).
+"""Checkpoints of a fine-tuning run: :mod:`lmkit.training.checkpoint`, also reachable here (notebook 12).
 
 Written once, in :mod:`lmkit.training.checkpoint`, for every method that runs on :func:`lmkit.training.fit`
 (fine-tuning, DPO, distillation): safetensors and JSON, written atomically, resumed step for step.

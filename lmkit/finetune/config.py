@@ -1,5 +1,5 @@
 """What a fine-tuning run depends on: :class:`TrainConfig`, also the JSON that ``python -m lmkit.finetune`` reads
-(notebook 11)."""
+(notebook 12)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ __all__ = ["LORA_TARGETS", "DEFAULT_LR", "METHODS", "SCHEDULES", "TrainConfig", 
 
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-"""Every linear layer of a Llama block: attention and MLP (notebook 11 explains the choice)."""
+"""Every linear layer of a Llama block: attention and MLP (notebook 12 explains the choice)."""
 
 DEFAULT_LR = {"lora": 1e-3, "full": 5e-5}
 METHODS = ("lora", "full")
@@ -22,7 +22,7 @@ METHODS = ("lora", "full")
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; also the JSON that ``python -m lmkit.finetune --config`` reads (notebook 11)."""
+    """Everything a run depends on; also the JSON that ``python -m lmkit.finetune --config`` reads (notebook 12)."""
 
     model: str | None = None                 # None: the bundled SmolLM2-135M-Instruct; or a folder / hub id
     method: str = "lora"                     # "lora" or "full"
@@ -57,7 +57,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        """Build a config, naming any unknown key and the valid ones (notebook 11)."""
+        """Build a config, naming any unknown key and the valid ones (notebook 12)."""
         names = [f.name for f in fields(cls)]
         for key in values:
             if key not in names:

@@ -1,4 +1,4 @@
-"""The data of a fine-tuning run: supervised records and plain text, encoded, padded and ordered (notebook 11).
+"""The data of a fine-tuning run: supervised records and plain text, encoded, padded and ordered (notebook 12).
 
 - Supervised JSONL (``{"prompt", "completion"}`` per line; the loss is on the completion only), read with the one
   validating reader :func:`lmkit.files.read_jsonl`; the project's date set (``"dates:<split>"``); plain text cut
@@ -33,12 +33,12 @@ RECORD_FIELDS = ("prompt", "completion")
 
 def read_records(path) -> list[dict]:
     """The ``{"prompt", "completion"}`` rows of a JSONL file, every line checked by :func:`lmkit.files.read_jsonl`
-    (notebook 11): a bad line raises a one-line DataError naming the file, the line and the fix."""
+    (notebook 12): a bad line raises a one-line DataError naming the file, the line and the fix."""
     return read_jsonl(path, RECORD_FIELDS)
 
 
 def format_prompt(tokenizer, prompt: str) -> str:
-    """The prompt as the model sees it at inference: one user turn in its chat template, ready for the answer (notebook 11)."""
+    """The prompt as the model sees it at inference: one user turn in its chat template, ready for the answer (notebook 12)."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                              tokenize=False)
@@ -46,7 +46,7 @@ def format_prompt(tokenizer, prompt: str) -> str:
 
 
 def encode_example(tokenizer, prompt: str, completion: str, max_length: int = 256) -> dict:
-    """Token ids of prompt + completion + end-of-turn, with the prompt's labels masked to -100 (notebook 11).
+    """Token ids of prompt + completion + end-of-turn, with the prompt's labels masked to -100 (notebook 12).
 
     The prompt in its chat template (:func:`format_prompt`) and the completion are tokenized apart, exactly as at
     generation time (the answer's tokens start right after the prompt's): :func:`lmkit.logprobs.encode_completion`
@@ -64,7 +64,7 @@ def encode_example(tokenizer, prompt: str, completion: str, max_length: int = 25
 
 
 def encode_text(tokenizer, text: str, block_size: int = 128) -> list[dict]:
-    """Plain text cut into blocks of ``block_size`` tokens, every token a label (causal LM, notebook 11)."""
+    """Plain text cut into blocks of ``block_size`` tokens, every token a label (causal LM, notebook 12)."""
     ids = tokenizer(text, add_special_tokens=False, verbose=False).input_ids  # longer than the context: cut below
     blocks = [ids[i:i + block_size] for i in range(0, len(ids) - 1, block_size)]
     blocks = [b for b in blocks if len(b) >= 2]
@@ -74,7 +74,7 @@ def encode_text(tokenizer, text: str, block_size: int = 128) -> list[dict]:
 def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 256,
                   limit: int | None = None) -> list[dict]:
     """Encoded examples from a .jsonl/.txt path, ``"dates:<split>"``, ``"shakespeare:<split or work>"`` or a list of
-    records (notebook 11).
+    records (notebook 12).
 
     Every line is checked before anything is returned, so bad data fails before training starts.
     """
@@ -119,7 +119,7 @@ def load_examples(spec, tokenizer, *, block_size: int = 128, max_length: int = 2
 
 
 def collate(examples: list[dict], pad) -> dict:
-    """Right-pad examples into ``input_ids``, ``attention_mask`` and ``labels`` tensors (notebook 11).
+    """Right-pad examples into ``input_ids``, ``attention_mask`` and ``labels`` tensors (notebook 12).
 
     ``pad``: the pad id (or a tokenizer: :func:`lmkit.logprobs.pad_id`, its pad id, else its end-of-text id).
     :func:`lmkit.logprobs.pad` pads: ``input_ids`` with the pad id, ``attention_mask`` with 0, ``labels`` with -100.
@@ -130,7 +130,7 @@ def collate(examples: list[dict], pad) -> dict:
 
 
 def example_order(n: int, seed: int, position: int, count: int) -> list[int]:
-    """Indices of examples ``position .. position+count-1`` of an endless stream of reshuffled epochs (notebook 11).
+    """Indices of examples ``position .. position+count-1`` of an endless stream of reshuffled epochs (notebook 12).
 
     Epoch ``e`` is ``randperm(n)`` seeded with ``seed + e``: the data position alone (how many examples were
     consumed) says where a run is, so a resumed run sees exactly the examples that it would have seen.
@@ -145,7 +145,7 @@ def example_order(n: int, seed: int, position: int, count: int) -> list[int]:
 
 
 def load_split(split: str, limit: int | None = None) -> list[dict]:
-    """A split of the project's date data set: ``'train'``, ``'validation'`` or ``'test'`` (notebook 11).
+    """A split of the project's date data set: ``'train'``, ``'validation'`` or ``'test'`` (notebook 12).
 
     Read from the checkout's ``data/finetune/``, or downloaded once into the lmkit cache (:func:`lmkit.data.data_file`).
     """

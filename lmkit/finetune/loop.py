@@ -1,4 +1,4 @@
-"""Fine-tuning on the one training loop, :func:`lmkit.training.fit`: the data, the model and the loss (notebook 11).
+"""Fine-tuning on the one training loop, :func:`lmkit.training.fit`: the data, the model and the loss (notebook 12).
 
 The same code runs on a CPU, on one GPU in mixed precision and on several GPUs (``accelerate launch -m
 lmkit.finetune --config c.json``). :func:`train` loads the model and the data, wraps the model with LoRA (or not),
@@ -59,7 +59,7 @@ class FinetuneResult:
         return [h["val_loss"] for h in self.history if h.get("val_loss") is not None]
 
     def summary(self) -> dict:
-        """One row of the comparison table (notebook 11)."""
+        """One row of the comparison table (notebook 12)."""
         return {"method": self.config.method, "trainable params": self.trainable_params,
                 "total params": self.total_params, "trainable %": 100 * self.trainable_params / self.total_params,
                 "seconds/step": self.seconds_per_step, "tokens/s": self.tokens_per_second,
@@ -92,7 +92,7 @@ def _nll(model, batch: dict):
 
 
 def train(config=None, *, plot: bool = False, **overrides) -> FinetuneResult:
-    """Fine-tune a causal LM with LoRA or fully, on Accelerate; see :class:`TrainConfig` for every knob (notebook 11).
+    """Fine-tune a causal LM with LoRA or fully, on Accelerate; see :class:`TrainConfig` for every knob (notebook 12).
 
     ``train(method="lora", max_steps=40)``, ``train("cfg.json")`` or ``train(cfg, resume=True)``. The data is read
     and checked before the model trains. ``plot=True`` draws the live loss curves in a notebook. The steps run on

@@ -1,4 +1,4 @@
-"""The model side of fine-tuning: LoRA adapters with peft, merging them, saving a loadable folder (notebook 11)."""
+"""The model side of fine-tuning: LoRA adapters with peft, merging them, saving a loadable folder (notebook 12)."""
 from __future__ import annotations
 
 import warnings
@@ -11,13 +11,13 @@ __all__ = ["count_parameters", "add_lora", "merge", "save"]
 
 
 def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameters, tied weights counted once (notebook 11)."""
+    """(trainable, total) parameters, tied weights counted once (notebook 12)."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
 def add_lora(model, cfg: TrainConfig):
-    """Wrap ``model`` with peft LoRA adapters on ``cfg.lora_targets``; only the adapters train (notebook 11)."""
+    """Wrap ``model`` with peft LoRA adapters on ``cfg.lora_targets``; only the adapters train (notebook 12)."""
     from peft import LoraConfig, get_peft_model
 
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -33,7 +33,7 @@ def add_lora(model, cfg: TrainConfig):
 
 
 def merge(lm):
-    """The LM with LoRA folded into its weights, ``W + (alpha/r)·B·A``, as a plain transformers model (notebook 11)."""
+    """The LM with LoRA folded into its weights, ``W + (alpha/r)·B·A``, as a plain transformers model (notebook 12)."""
     from peft import PeftModel
 
     from lmkit.models import LM
@@ -44,7 +44,7 @@ def merge(lm):
 
 
 def save(lm, folder) -> Path:
-    """Merge LoRA if any and save model + tokenizer to ``folder`` atomically; ``lmkit.load(folder)`` loads it (notebook 11)."""
+    """Merge LoRA if any and save model + tokenizer to ``folder`` atomically; ``lmkit.load(folder)`` loads it (notebook 12)."""
     folder = Path(folder)
     lm = merge(lm)
     with atomic_folder(folder) as tmp:

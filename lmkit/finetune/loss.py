@@ -1,4 +1,4 @@
-"""The fine-tuning loss: summed next-token NLL over the labelled positions, and the validation loss (notebook 11)."""
+"""The fine-tuning loss: summed next-token NLL over the labelled positions, and the validation loss (notebook 12)."""
 from __future__ import annotations
 
 import torch
@@ -15,7 +15,7 @@ MIN_SHARED_PREFIX = 8
 
 
 def shared_prefix_length(batch: dict) -> int:
-    """How many leading tokens every row of ``batch`` shares and :func:`forward_nll` can compute once (notebook 11).
+    """How many leading tokens every row of ``batch`` shares and :func:`forward_nll` can compute once (notebook 12).
 
     The longest run of columns, from the start, where every row has the same token and no padding, cut so that the
     logits of the last shared position predict no labelled token (the scored positions all fall after it). 0 for
@@ -42,7 +42,7 @@ def shared_prefix_logprobs(model, batch: dict):
     positions that continue the prefix's. Causal attention makes this exact up to float rounding: a token's keys
     and values depend only on the tokens before it. Gradients flow through the shared prefix as through the rows
     (the repeat's backward sums them), so the training loss uses it too; under LoRA dropout the prefix draws one
-    dropout mask for all rows. Without a shared prefix this is ``completion_logprobs(model, batch)`` (notebook 11).
+    dropout mask for all rows. Without a shared prefix this is ``completion_logprobs(model, batch)`` (notebook 12).
     """
     n = shared_prefix_length(batch)
     if not n:
@@ -57,7 +57,7 @@ def shared_prefix_logprobs(model, batch: dict):
 
 
 def forward_nll(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token NLL (nats) over the positions whose label is not -100, and how many there are (notebook 11).
+    """Summed next-token NLL (nats) over the positions whose label is not -100, and how many there are (notebook 12).
 
     ``batch``: ``input_ids``, ``attention_mask``, ``labels`` ``[batch, T]`` from :func:`lmkit.finetune.collate`.
     The negated sum of :func:`lmkit.logprobs.completion_logprobs`: logits at position ``t`` predict label
@@ -76,7 +76,7 @@ def forward_nll(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def evaluate_loss(model, examples: list[dict], pad_id: int, *, batch_size: int = 8, device="cpu",
                   accelerator=None) -> float:
-    """Mean NLL per label token over ``examples`` (each process takes its share, then sums) (notebook 11)."""
+    """Mean NLL per label token over ``examples`` (each process takes its share, then sums) (notebook 12)."""
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="examples per forward pass, such as 8")
     was_training = model.training
     model.eval()

@@ -1,5 +1,5 @@
 """The task's own metric: would greedy decoding write the expected answer, and the greedy answers themselves
-(notebook 11)."""
+(notebook 12)."""
 from __future__ import annotations
 
 import torch
@@ -13,7 +13,7 @@ __all__ = ["greedy_exact_match", "greedy_answers"]
 
 @torch.no_grad()
 def greedy_exact_match(lm, records: list[dict], *, batch_size: int = 16, max_length: int = 256) -> list[bool]:
-    """For each record: would greedy decoding write exactly ``completion`` then stop? One forward pass each (notebook 11).
+    """For each record: would greedy decoding write exactly ``completion`` then stop? One forward pass each (notebook 12).
 
     Greedy decoding emits the answer iff, fed the answer so far, the arg-max at every answer position (and at the
     end-of-turn after it) is the answer's next token: so teacher forcing checks it without generating. That is the
@@ -33,7 +33,7 @@ def greedy_exact_match(lm, records: list[dict], *, batch_size: int = 16, max_len
 
 @torch.no_grad()
 def greedy_answers(lm, prompts: list[str], *, max_new_tokens: int = 16, batch_size: int = 16) -> list[str]:
-    """Greedy answers to each prompt in its chat template, batched with left padding (notebook 11).
+    """Greedy answers to each prompt in its chat template, batched with left padding (notebook 12).
 
     (``lmkit.apps.answer_question`` is another thing: one question, optionally with a passage to read.)
     """

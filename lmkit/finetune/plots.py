@@ -1,4 +1,4 @@
-"""Loss curves of a fine-tuning run: a static plot and a live one that redraws in place (notebook 11)."""
+"""Loss curves of a fine-tuning run: a static plot and a live one that redraws in place (notebook 12)."""
 from __future__ import annotations
 
 __all__ = ["plot_step_curves", "plot_loss_curves", "plot_history", "LivePlot"]
@@ -7,7 +7,7 @@ __all__ = ["plot_step_curves", "plot_loss_curves", "plot_history", "LivePlot"]
 def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabel: str, title: str,
                      labels=("train (per step)", "validation"), ax=None, mark_best: bool = False):
     """Two per-step curves of a run's history (``step`` plus ``train_key`` / ``val_key``, None where absent) against
-    optimizer steps; used for the loss curves (notebook 11) and DPO's reward margin (notebook 16). Returns the axes."""
+    optimizer steps; used for the loss curves (notebook 12) and DPO's reward margin (notebook 17). Returns the axes."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -33,7 +33,7 @@ def plot_step_curves(history: list[dict], train_key: str, val_key: str, *, ylabe
 
 
 def plot_loss_curves(history: list[dict], ax=None, title: str = "training and validation loss"):
-    """Train loss per step and validation loss per evaluation, against optimizer steps (notebook 11).
+    """Train loss per step and validation loss per evaluation, against optimizer steps (notebook 12).
 
     ``history``: :func:`lmkit.finetune.train`'s entries (``step``, ``train_loss``, ``val_loss``). Returns the axes.
     (``lmkit.tinygpt.plot_history`` draws a different thing: several tiny-model runs side by side.)
@@ -42,13 +42,13 @@ def plot_loss_curves(history: list[dict], ax=None, title: str = "training and va
                             ax=ax, mark_best=True)
 
 
-plot_history = plot_loss_curves  # the name notebook 11 uses
+plot_history = plot_loss_curves  # the name notebook 12 uses
 
 
 class LivePlot:
-    """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 11).
+    """A loss plot that redraws in place in a notebook (one display handle), and stays as a static figure (notebook 12).
 
-    ``ylabel`` names the loss (DPO's is per pair, notebook 16); ``mark_best`` draws a dotted line, in the legend, at
+    ``ylabel`` names the loss (DPO's is per pair, notebook 17); ``mark_best`` draws a dotted line, in the legend, at
     the step with the lowest validation loss. ``every``: redraw every that many updates, and whenever a validation
     loss arrives; ``close`` draws what is still pending, so the figure left in the notebook shows the whole run
     (rendering a figure costs a fraction of a second, which adds up over many short steps)."""

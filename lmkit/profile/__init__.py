@@ -6,7 +6,7 @@
 | :mod:`~lmkit.profile.memory` | ``PeakMemory`` (kernel peak-RSS counter, GPU allocator peak, or a sampler), ``rss_bytes`` |
 | :mod:`~lmkit.profile.generation` | ``GenerationStats``, the one timed greedy loop ``timed_greedy``, ``time_generation``, ``time_steps`` |
 | :mod:`~lmkit.profile.decoding` | ``LeanDecoder`` (greedy with nothing but the model), ``decode_step``, ``prefill_step`` |
-| :mod:`~lmkit.profile.fastdecode` | ``FastDecoder``: fused, quantized, static-cache, compiled greedy decoding (also notebook 10) |
+| :mod:`~lmkit.profile.fastdecode` | ``FastDecoder``: fused, quantized, static-cache, compiled greedy decoding (also notebook 11) |
 | :mod:`~lmkit.profile.ceilings` | measured memory bandwidth, matmul throughput and its size sweep, matrix-vector bandwidth |
 | :mod:`~lmkit.profile.roofline` | bytes and FLOPs per step, the KV-cache formula, decode/prefill bounds, ``RooflinePoint`` |
 | :mod:`~lmkit.profile.plots` | the roofline plot, sweeps, configurations against their bound |
@@ -17,7 +17,7 @@
 | :mod:`~lmkit.profile.llama_cpp` | ``LlamaCpp`` (in its own process) and ``time_llama_cpp`` |
 
 Every public name is also here: ``from lmkit import profile as P; P.time_fn(...)``. Imports point down:
-:mod:`lmkit.compress` (notebook 13) builds on this package, which imports nothing of ``compress``.
+:mod:`lmkit.compress` (notebook 14) builds on this package, which imports nothing of ``compress``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Peak memory of a block of code: the kernel's peak-RSS counter, the GPU allocator's peak, or a sampler (notebook 08).
 
-One :class:`PeakMemory` for all of lmkit (notebooks 08, 11 and 13 and the benchmarks use it).
+One :class:`PeakMemory` for all of lmkit (notebooks 08, 12 and 14 and the benchmarks use it).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def release_free_memory() -> None:
 
     Memory freed by earlier work in the same process stays resident, and later work silently reuses it, so that
     its growth under-counts what it needs. :class:`PeakMemory` with ``release=True`` calls this on entry
-    (notebook 11 compares the memory of successive fine-tuning runs in one kernel).
+    (notebook 12 compares the memory of successive fine-tuning runs in one kernel).
     """
     import ctypes
     import gc

@@ -1,6 +1,6 @@
-"""Dynamic int8 quantization, one of the configurations that notebook 08 times (and notebook 13 measures further).
+"""Dynamic int8 quantization, one of the configurations that notebook 08 times (and notebook 14 measures further).
 
-It lives here, low in the stack, so that :mod:`lmkit.compress` (notebook 13) builds on it: ``compress`` imports
+It lives here, low in the stack, so that :mod:`lmkit.compress` (notebook 14) builds on it: ``compress`` imports
 ``profile``, never the other way round.
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The code of notebooks 09 and 10 that tests, checkpoints and exercise checkers reuse, one idea per module.
+"""The code of notebooks 10 and 11 that tests, checkpoints and exercise checkers reuse, one idea per module.
 
 | module | what it holds |
 |---|---|
 | :mod:`~lmkit.tinygpt.tokenizer` | ``CharTokenizer``: characters as tokens |
-| :mod:`~lmkit.tinygpt.model` | ``GPTConfig``, ``CausalSelfAttention``, ``FeedForward``, ``Block``, ``GPT`` (notebook 09's names) |
+| :mod:`~lmkit.tinygpt.model` | ``GPTConfig``, ``CausalSelfAttention``, ``FeedForward``, ``Block``, ``GPT`` (notebook 10's names) |
 | :mod:`~lmkit.tinygpt.rnn` | the recurrent baseline: ``RNNConfig``, ``RNNLM``, ``rnn_like`` |
 | :mod:`~lmkit.tinygpt.sizes` | ``n_params``, ``flops_per_token`` |
 | :mod:`~lmkit.tinygpt.training` | ``get_batch``, ``estimate_loss``, ``token_nll``, ``lr_at``, ``num_threads``, ``History``, ``plot_history`` |
@@ -11,9 +11,9 @@
 | :mod:`~lmkit.tinygpt.checkpoint` | ``save``, ``load`` (safetensors, atomic), ``CharLM`` |
 | :mod:`~lmkit.tinygpt.fitting` | under- and overfitting: ``window_ids``, ``window_losses``, ``ngram_window_losses``, ``train_curves``, ``Curves``, ``measured_rise``, ``name_regimes``, ``Regime``, ``plot_capacity`` |
 
-Notebook 09 writes the tiny GPT and its training loop in cells and asserts that :class:`GPT` here is the same code
+Notebook 10 writes the tiny GPT and its training loop in cells and asserts that :class:`GPT` here is the same code
 (same weights from the same seed, same logits); the training loop lives only in its cells. The GPT grown into
-SmolLM2's architecture (notebook 10) is :mod:`lmkit.llama`; its names are importable from here too. Every public name
+SmolLM2's architecture (notebook 11) is :mod:`lmkit.llama`; its names are importable from here too. Every public name
 is here: ``from lmkit import tinygpt as tg; tg.GPT(tg.GPTConfig(...))``.
 """
 from lmkit.llama import (MLP, Attention, GroupedQueryAttention, Llama, LlamaBlock, RMSNorm, SmolLM2, SwiGLU,

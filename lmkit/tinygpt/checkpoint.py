@@ -1,5 +1,5 @@
 """Tiny-GPT checkpoints: a safetensors file written atomically with the config and the vocabulary inside, and
-:class:`CharLM`, the adapter that lets lmkit's perplexity read a character model (notebook 09)."""
+:class:`CharLM`, the adapter that lets lmkit's perplexity read a character model (notebook 10)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,7 @@ from lmkit.tinygpt.tokenizer import CharTokenizer
 @dataclass(repr=False)
 class CharLM:
     """A trained char model shaped like ``lmkit.LM`` (``.model .tokenizer .device .name .encode``), so that
-    ``lmkit.metrics.perplexity`` works on it unchanged (use ``window=model.config.block_size``) (notebook 09)."""
+    ``lmkit.metrics.perplexity`` works on it unchanged (use ``window=model.config.block_size``) (notebook 10)."""
 
     model: nn.Module
     tokenizer: CharTokenizer
@@ -35,9 +35,9 @@ class CharLM:
 
 # ----------------------------------------------------------------------------------------------- checkpoints
 def save(model: nn.Module, tokenizer: CharTokenizer, path: str | os.PathLike) -> Path:
-    """Write a safetensors checkpoint with the config and vocabulary in its metadata, atomically (notebook 09).
+    """Write a safetensors checkpoint with the config and vocabulary in its metadata, atomically (notebook 10).
 
-    ``model`` is an :class:`RNNLM` or a GPT with :class:`GPT`'s parameter names (notebook 09's cells write one);
+    ``model`` is an :class:`RNNLM` or a GPT with :class:`GPT`'s parameter names (notebook 10's cells write one);
     :func:`load` rebuilds it as a :class:`GPT`.
 
     The file is written to a temporary name in the same folder and renamed over ``path``: a crash never leaves a
@@ -56,7 +56,7 @@ def save(model: nn.Module, tokenizer: CharTokenizer, path: str | os.PathLike) ->
 
 
 def load(path: str | os.PathLike) -> CharLM:
-    """Read a checkpoint written by :func:`save` back into a ready-to-use :class:`CharLM` (notebook 09)."""
+    """Read a checkpoint written by :func:`save` back into a ready-to-use :class:`CharLM` (notebook 10)."""
     from safetensors import safe_open
     from safetensors.torch import load_model
 

@@ -1,4 +1,4 @@
-"""Under- and overfitting, measured on the tiny GPT (notebook 09, section 6).
+"""Under- and overfitting, measured on the tiny GPT (notebook 10, section 6).
 
 - :func:`window_ids`: the ``n_windows`` fixed, evenly spaced windows of a text that every loss here is measured on.
 - :func:`window_losses`: the loss of each of those windows (the per-item values that :func:`lmkit.stats.compare`
@@ -46,7 +46,7 @@ def _starts(ids: torch.Tensor, block_size: int, n_windows: int) -> torch.Tensor:
 
 def window_ids(ids, block_size: int, n_windows: int = 64) -> torch.Tensor:
     """The ``n_windows`` evenly spaced windows of ``ids`` that :func:`window_losses` scores: int64
-    ``[n_windows, block_size + 1]`` (inputs and the last target; notebook 09, section 6).
+    ``[n_windows, block_size + 1]`` (inputs and the last target; notebook 10, section 6).
 
     The starts are ``linspace(0, len(ids) - block_size - 1, n_windows)``, those of
     :func:`lmkit.tinygpt.estimate_loss`; windows overlap when ``n_windows * (block_size + 1) > len(ids)``. Raises a
@@ -60,7 +60,7 @@ def window_ids(ids, block_size: int, n_windows: int = 64) -> torch.Tensor:
 
 def ngram_window_losses(ngram, ids, block_size: int, n_windows: int = 64) -> np.ndarray:
     """Mean NLL (nats per token) of an n-gram model on each window of :func:`window_ids`: float64 ``[n_windows]``
-    (notebook 09, section 6).
+    (notebook 10, section 6).
 
     Each window is scored on its own (``ngram.token_nll(window)``, :class:`lmkit.ngram.NGramLM`), so the n-gram sees
     no more context than a neural model reading the same window, and the values pair window by window with
@@ -74,7 +74,7 @@ def ngram_window_losses(ngram, ids, block_size: int, n_windows: int = 64) -> np.
 @torch.no_grad()
 def window_losses(model, ids, block_size: int, n_windows: int = 64, batch_size: int = 32) -> np.ndarray:
     """Mean next-token cross-entropy (nats) of each of ``n_windows`` evenly spaced windows of ``ids``: float64
-    ``[n_windows]`` (notebook 09, section 6).
+    ``[n_windows]`` (notebook 10, section 6).
 
     The windows are those of :func:`lmkit.tinygpt.estimate_loss` (the same starts, ``block_size`` predictions each),
     so the mean of the result is its value, and every call on the same ids scores the same text: the values of two
@@ -103,7 +103,7 @@ def _key(ids: torch.Tensor, block_size: int, n_windows: int) -> str:
 
 @dataclass
 class Curves:
-    """One training run of :func:`train_curves` (notebook 09, section 6).
+    """One training run of :func:`train_curves` (notebook 10, section 6).
 
     ``train_windows`` and ``val_windows``: float64 ``[evaluations, n_windows]``, the loss (nats per token) of each
     fixed window of the training-evaluation text and of the validation text at each evaluation step ``step``.
@@ -159,7 +159,7 @@ class Curves:
     @property
     def gap(self) -> float:
         """Final held-out loss minus final training loss (nats per token), on :attr:`held_out_windows` (the
-        development windows when the run has them, as notebook 09's gap; else the validation windows)."""
+        development windows when the run has them, as notebook 10's gap; else the validation windows)."""
         return float(self.held_out_windows[-1].mean()) - self.train_loss[-1]
 
     @property
@@ -173,11 +173,11 @@ def train_curves(cfg, train_ids, val_ids, *, steps: int, batch_size: int, lr: fl
                  weight_decay: float = 0.1, eval_every: int = 25, n_windows: int = 64, train_eval_ids=None,
                  dev_ids=None, seed: int = 0) -> Curves:
     """Train ``TinyGPT(cfg)`` for ``steps`` steps of ``batch_size`` random windows of ``train_ids`` and return its
-    :class:`Curves` (notebook 09, section 6).
+    :class:`Curves` (notebook 10, section 6).
 
     The loop is :func:`lmkit.training.fit` (AdamW with decay on matrices only, gradient norm clipped at 1) with
-    notebook 09's schedule (:func:`lmkit.tinygpt.lr_at`: warm-up over the first 5% of the steps, cosine to lr/10);
-    unlike notebook 09's cell, AdamW keeps PyTorch's default betas (0.9, 0.999). ``seed`` fixes the initial weights
+    notebook 10's schedule (:func:`lmkit.tinygpt.lr_at`: warm-up over the first 5% of the steps, cosine to lr/10);
+    unlike notebook 10's cell, AdamW keeps PyTorch's default betas (0.9, 0.999). ``seed`` fixes the initial weights
     and the batches (:func:`lmkit.tinygpt.get_batch`), so two configs trained with one seed see the same batches.
     Before training (step 0), every ``eval_every`` steps and at the last, :func:`window_losses` scores ``n_windows`` fixed windows of
     ``val_ids`` and of ``train_eval_ids`` (default ``train_ids``; pass a shared slice so that runs trained on
@@ -248,7 +248,7 @@ class Regime:
 
 
 def measured_rise(run: Curves, confidence: float = 0.95):
-    """Did the held-out loss rise after the step early stopping keeps? (notebook 09, section 6)
+    """Did the held-out loss rise after the step early stopping keeps? (notebook 10, section 6)
 
     Returns ``(low, rise, fall)``: ``low = run.stop()`` (chosen on :attr:`Curves.choose_windows`, the first half of
     the development windows when the run has them), ``rise = compare(test[-1], test[low])`` on
@@ -345,7 +345,7 @@ def _seeds(name: str, runs) -> list:
 
 def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: float = 0.95,
                  unit: str = "nats/token", seeds: Sequence[int] | None = None) -> dict[str, Regime]:
-    """Name the regime of each run of a sweep from its losses (notebook 09, section 6).
+    """Name the regime of each run of a sweep from its losses (notebook 10, section 6).
 
     ``runs``: name -> :class:`Curves`, or name -> a list of Curves, one per seed (seed ``k`` of every name is one
     sweep). At least 2 names, the same number of seeds each, all measured on the same training and validation
@@ -442,7 +442,7 @@ def name_regimes(runs: Mapping[str, Curves | Sequence[Curves]], *, confidence: f
 def plot_capacity(runs: Mapping[str, Curves | Sequence[Curves]], regimes: Mapping[str, Regime] | None = None,
                   ax=None):
     """Final training (dashed), validation (solid) and, when the runs have them, development (dotted) loss against
-    the parameter count, log scale, the gap shaded (held-out minus training, :attr:`Curves.held_out_windows`); each point is the mean over seeds, labelled with its regime when ``regimes`` is given (notebook 09,
+    the parameter count, log scale, the gap shaded (held-out minus training, :attr:`Curves.held_out_windows`); each point is the mean over seeds, labelled with its regime when ``regimes`` is given (notebook 10,
     section 6). Returns the axes."""
     import matplotlib.pyplot as plt
 

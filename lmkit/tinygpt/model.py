@@ -1,10 +1,10 @@
-"""The tiny GPT, top to bottom like nanoGPT's ``model.py``: one class per block, plain torch (notebook 09).
+"""The tiny GPT, top to bottom like nanoGPT's ``model.py``: one class per block, plain torch (notebook 10).
 
     tokens -> token embedding + positional encoding -> [LayerNorm -> causal self-attention -> + residual
            -> LayerNorm -> feed-forward -> + residual] x n_layer -> LayerNorm -> tied output head -> logits
 
 The attention is written by hand, ``softmax(Q Kᵀ / √d_k + causal mask) V``, because writing it IS the lesson
-(``F.scaled_dot_product_attention`` computes the same thing faster; notebook 09 checks they agree). Notebook 09
+(``F.scaled_dot_product_attention`` computes the same thing faster; notebook 10 checks they agree). Notebook 10
 writes these classes in its cells, with the same names, and asserts that :class:`GPT` here is the same code (same
 weights from the same seed, same logits).
 """
@@ -24,7 +24,7 @@ from lmkit.layers import sinusoidal_encoding
 
 @dataclass
 class GPTConfig:
-    """Sizes of a tiny GPT (notebook 09). ``pos`` is ``"sinusoidal"`` (fixed, as in the paper) or ``"learned"``."""
+    """Sizes of a tiny GPT (notebook 10). ``pos`` is ``"sinusoidal"`` (fixed, as in the paper) or ``"learned"``."""
 
     vocab_size: int = 65
     block_size: int = 128  # longest context
@@ -57,7 +57,7 @@ class Output(NamedTuple):
 
 # ----------------------------------------------------------------------------------------------- the blocks
 class CausalSelfAttention(nn.Module):
-    """Multi-head ``softmax(Q Kᵀ / √d_k + M) V`` where M is -inf above the diagonal (notebook 09)."""
+    """Multi-head ``softmax(Q Kᵀ / √d_k + M) V`` where M is -inf above the diagonal (notebook 10)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -82,7 +82,7 @@ class CausalSelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise ``W_2 GELU(W_1 x + b_1) + b_2``, 4x wider inside (notebook 09)."""
+    """Position-wise ``W_2 GELU(W_1 x + b_1) + b_2``, 4x wider inside (notebook 10)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -95,7 +95,7 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm Transformer block: ``x + attn(LN(x))``, then ``x + ffn(LN(x))`` (notebook 09)."""
+    """Pre-LayerNorm Transformer block: ``x + attn(LN(x))``, then ``x + ffn(LN(x))`` (notebook 10)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -108,7 +108,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Decoder-only Transformer: embeddings, ``n_layer`` blocks, final LayerNorm, tied head (notebook 09)."""
+    """Decoder-only Transformer: embeddings, ``n_layer`` blocks, final LayerNorm, tied head (notebook 10)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -155,4 +155,4 @@ def _loss(logits, targets):
 
 
 TinyGPT = GPT
-"""The name :class:`GPT` had before it was named as notebook 09's cell names it."""
+"""The name :class:`GPT` had before it was named as notebook 10's cell names it."""

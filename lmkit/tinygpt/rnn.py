@@ -1,4 +1,4 @@
-"""The recurrent baseline of notebook 09: an LSTM or GRU language model with the GPT's data and budget."""
+"""The recurrent baseline of notebook 10: an LSTM or GRU language model with the GPT's data and budget."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from lmkit.tinygpt.sizes import n_params
 
 @dataclass
 class RNNConfig:
-    """Sizes of an RNN language model (notebook 09). ``cell`` is ``"lstm"`` or ``"gru"``."""
+    """Sizes of an RNN language model (notebook 10). ``cell`` is ``"lstm"`` or ``"gru"``."""
 
     vocab_size: int = 65
     n_embd: int = 256  # embedding = hidden size, so the head can be tied
@@ -28,7 +28,7 @@ class RNNConfig:
 
 
 class RNNLM(nn.Module):
-    """Embedding -> LSTM/GRU stack -> tied head: the pre-Transformer language model (notebook 09)."""
+    """Embedding -> LSTM/GRU stack -> tied head: the pre-Transformer language model (notebook 10)."""
 
     def __init__(self, cfg: RNNConfig):
         super().__init__()
@@ -49,7 +49,7 @@ class RNNLM(nn.Module):
 
 
 def rnn_like(gpt_cfg: GPTConfig, cell: str = "lstm", n_layer: int = 2) -> RNNConfig:
-    """The RNN config (hidden = embedding size) whose parameter count is closest to the GPT's (notebook 09)."""
+    """The RNN config (hidden = embedding size) whose parameter count is closest to the GPT's (notebook 10)."""
     checks.one_of("cell", cell, ("lstm", "gru"))
     n_layer = checks.integer("n_layer", n_layer, low=1, fix="pass e.g. n_layer=2")
     target, gates = n_params(GPT(gpt_cfg)), 4 if cell == "lstm" else 3

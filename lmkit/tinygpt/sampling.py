@@ -1,4 +1,4 @@
-"""Sampling from the tiny GPT: temperature and top-k over its characters (notebook 09)."""
+"""Sampling from the tiny GPT: temperature and top-k over its characters (notebook 10)."""
 from __future__ import annotations
 
 
@@ -13,7 +13,7 @@ from lmkit.tinygpt.tokenizer import CharTokenizer
 @torch.no_grad()
 def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Append ``max_new_tokens`` sampled tokens to ``idx`` [B, T]; temperature 0 means greedy (notebook 09)."""
+    """Append ``max_new_tokens`` sampled tokens to ``idx`` [B, T]; temperature 0 means greedy (notebook 10)."""
     max_new_tokens = checks.integer("max_new_tokens", max_new_tokens, low=0, fix="the number of tokens to add")
     temperature = checks.real("temperature", temperature, low=0, fix="0 is greedy; 0.8 is a usual sampling value")
     if top_k is not None:
@@ -34,7 +34,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
 
 def sample(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", length: int = 200,
            temperature: float = 0.8, seed: int = 0) -> str:
-    """``prompt`` continued by ``length`` sampled characters, reproducible with ``seed`` (notebook 09)."""
+    """``prompt`` continued by ``length`` sampled characters, reproducible with ``seed`` (notebook 10)."""
     checks.text("prompt", prompt, blank_ok=True, fix="pass at least one character to continue, e.g. '\\n'")
     length = checks.integer("length", length, low=0, fix="the number of characters to sample")
     seed = checks.seed("seed", seed)

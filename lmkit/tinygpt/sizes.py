@@ -1,4 +1,4 @@
-"""Parameter counts and training FLOPs per token (notebook 09).
+"""Parameter counts and training FLOPs per token (notebook 10).
 
 Sources: ``6N`` per trained token, Kaplan et al. 2020, "Scaling laws for neural language models", section 2.1 and
 table 1; the attention term ``12·L·d·T``, Chowdhery et al. 2022, "PaLM: Scaling language modeling with pathways",
@@ -25,7 +25,7 @@ def n_params(model: nn.Module, non_embedding: bool = False) -> int:
 def flops_per_token(n_params_: int, n_layer: int, n_embd: int, context: int, training: bool = True, *,
                     vocab_size: int = 0) -> float:
     """nanoGPT/PaLM arithmetic: ``6N + 6·V·d + 12·L·d·T`` FLOPs per trained token (forward only: a third)
-    (notebook 09).
+    (notebook 10).
 
     ``6N``: 2 FLOPs per multiply-add per weight of the blocks (``N`` = parameters outside the token embedding),
     forward (2N) plus backward (4N); ``6·V·d``: the output head, a ``d × V`` product per token (2·V·d forward) that a

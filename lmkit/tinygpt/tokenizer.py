@@ -1,4 +1,4 @@
-"""Characters as tokens: the tiny GPT's tokenizer (notebook 09).
+"""Characters as tokens: the tiny GPT's tokenizer (notebook 10).
 
 A 49k-entry BPE vocabulary would put almost every parameter of a small model in its embedding table; a character
 vocabulary of a few dozen entries leaves them to the blocks.
@@ -13,7 +13,7 @@ from lmkit import checks
 
 
 class CharTokenizer:
-    """Characters <-> ids; the vocabulary is every character of the training text, sorted (notebook 09)."""
+    """Characters <-> ids; the vocabulary is every character of the training text, sorted (notebook 10)."""
 
     def __init__(self, chars: str):
         checks.text("chars", chars, blank_ok=True, fix="pass the vocabulary's characters, e.g. from_text(text)")

@@ -1,6 +1,6 @@
-"""The pieces of notebook 09's training loop that tests and exercise checkers reuse: random batches, the evaluated
+"""The pieces of notebook 10's training loop that tests and exercise checkers reuse: random batches, the evaluated
 loss, the learning-rate schedule, the thread setting, the history record and its plot. The loop itself lives only
-in notebook 09's cells: writing it is the lesson (the library's loop, for pretrained models, is
+in notebook 10's cells: writing it is the lesson (the library's loop, for pretrained models, is
 :func:`lmkit.training.fit`).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from lmkit import checks
 
 
 def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator):
-    """``batch_size`` random windows of ``ids``: inputs x [B, T] and targets y = x shifted by one (notebook 09)."""
+    """``batch_size`` random windows of ``ids``: inputs x [B, T] and targets y = x shifted by one (notebook 10)."""
     block_size = checks.integer("block_size", block_size, low=1, fix="the window length, such as 64")
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="windows per batch, such as 32")
     if ids.numel() <= block_size + 1:
@@ -30,7 +30,7 @@ def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, generator: to
 @torch.no_grad()
 def estimate_loss(model: nn.Module, ids: torch.Tensor, block_size: int, n_windows: int = 64,
                   batch_size: int = 32) -> float:
-    """Mean next-token cross-entropy (nats) over ``n_windows`` evenly spaced windows of ``ids`` (notebook 09).
+    """Mean next-token cross-entropy (nats) over ``n_windows`` evenly spaced windows of ``ids`` (notebook 10).
 
     The windows are fixed, so every evaluation of every model sees the same text.
     """
@@ -54,7 +54,7 @@ def estimate_loss(model: nn.Module, ids: torch.Tensor, block_size: int, n_window
 def token_nll(model: nn.Module, ids: torch.Tensor, window: int, *, stride: int | None = None,
               batch_size: int = 16) -> torch.Tensor:
     """Per-token negative log-likelihood (nats) of ids 1..n-1, float32 ``[n - 1]``, with full windows batched
-    (notebook 09).
+    (notebook 10).
 
     The same sliding-window scoring as :func:`lmkit.metrics.token_nll` (windows of ``window`` ids every ``stride``,
     default ``window // 2``; each id scored once, in the first window that holds it), and the same values, but up to
@@ -96,7 +96,7 @@ def token_nll(model: nn.Module, ids: torch.Tensor, window: int, *, stride: int |
 
 @dataclass
 class History:
-    """What notebook 09's training loop records: losses at each evaluation, samples, time and throughput."""
+    """What notebook 10's training loop records: losses at each evaluation, samples, time and throughput."""
 
     step: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
@@ -108,7 +108,7 @@ class History:
 
 @contextmanager
 def num_threads(n: int | None):
-    """Run the block with ``n`` torch CPU threads (None: leave as is), restored afterwards (notebook 09)."""
+    """Run the block with ``n`` torch CPU threads (None: leave as is), restored afterwards (notebook 10)."""
     if n is not None:
         n = checks.integer("n", n, low=1, fix="the number of CPU threads, or None to leave it as is")
     before = torch.get_num_threads()
@@ -121,7 +121,7 @@ def num_threads(n: int | None):
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    """Linear warm-up for ``warmup`` steps, then cosine decay to lr/10 (notebook 09)."""
+    """Linear warm-up for ``warmup`` steps, then cosine decay to lr/10 (notebook 10)."""
     step = checks.integer("step", step, low=0, fix="the 0-based step number")
     steps = checks.integer("steps", steps, low=1, fix="the run's length in steps")
     lr = checks.real("lr", lr, low=0, fix="the peak learning rate, such as 1e-3")
@@ -133,7 +133,7 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 
 def plot_history(histories: dict[str, History], x: str = "step", ax=None):
-    """Validation (solid) and training (dashed) loss of each run against ``x`` = "step" or "seconds" (notebook 09)."""
+    """Validation (solid) and training (dashed) loss of each run against ``x`` = "step" or "seconds" (notebook 10)."""
     import matplotlib.pyplot as plt
 
     checks.one_of("x", x, ("step", "seconds"))

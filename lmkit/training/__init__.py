@@ -1,4 +1,4 @@
-"""One training loop for every method of the workbook, and its checkpoints (notebooks 11, 13 and 16).
+"""One training loop for every method of the workbook, and its checkpoints (notebooks 12, 14 and 17).
 
 | module | what it holds |
 |---|---|

@@ -1,5 +1,5 @@
 """Checkpoints that resume a run exactly: trainable weights, optimizer, scheduler, every RNG, the data position
-(notebooks 11, 13 and 16).
+(notebooks 12, 14 and 17).
 
 ``checkpoints/step-NNNNNN/`` holds ``weights.safetensors`` (the trainable parameters only: the adapters for LoRA),
 ``optimizer.safetensors`` (its tensors; the rest as JSON metadata), ``rng-<rank>.safetensors`` (torch, CUDA, numpy
@@ -100,7 +100,7 @@ def write_json(path, obj) -> None:
 
 
 def latest_checkpoint(output_dir) -> Path | None:
-    """The complete checkpoint with the highest step in ``output_dir/checkpoints``, or None (notebook 11).
+    """The complete checkpoint with the highest step in ``output_dir/checkpoints``, or None (notebook 12).
 
     Half-written ones are ``*.tmp`` folders, which never match.
     """
@@ -110,7 +110,7 @@ def latest_checkpoint(output_dir) -> Path | None:
 
 
 def save_checkpoint(output_dir, *, model, optimizer, scheduler, state: dict, accelerator, keep: int = 2) -> Path:
-    """Write ``checkpoints/step-NNNNNN`` atomically: weights, optimizer, RNG (safetensors) and state (JSON) (notebook 11).
+    """Write ``checkpoints/step-NNNNNN`` atomically: weights, optimizer, RNG (safetensors) and state (JSON) (notebook 12).
 
     Every process hands its RNG state to the main one (``accelerate.utils.gather_object``), which writes the whole
     folder under a temporary name and renames it when complete (``durable``: flushed to disk first); then only the
@@ -142,7 +142,7 @@ def save_checkpoint(output_dir, *, model, optimizer, scheduler, state: dict, acc
 
 
 def load_checkpoint(folder, *, model, optimizer, scheduler, accelerator) -> dict:
-    """Restore what :func:`save_checkpoint` wrote; returns the state dict (step, data position, history) (notebook 11)."""
+    """Restore what :func:`save_checkpoint` wrote; returns the state dict (step, data position, history) (notebook 12)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 

@@ -1,7 +1,7 @@
 """The one training loop of lmkit: the caller brings the model, the batches and a loss; :func:`fit` does the rest.
 
-Fine-tuning (:func:`lmkit.finetune.train`, notebook 11), knowledge distillation (:func:`lmkit.compress.distill`,
-notebook 13) and DPO (:func:`lmkit.preference.train`, notebook 16) are each a loss function and a batch source
+Fine-tuning (:func:`lmkit.finetune.train`, notebook 12), knowledge distillation (:func:`lmkit.compress.distill`,
+notebook 14) and DPO (:func:`lmkit.preference.train`, notebook 17) are each a loss function and a batch source
 handed to :func:`fit`; a new method (GRPO: a batch source that samples completions with the current policy, a loss
 that weighs them by their advantage) is the same. What :func:`fit` owns, written once:
 
@@ -47,7 +47,7 @@ SCHEDULES = ("cosine", "linear", "constant")
 
 # ----------------------------------------------------------------------------------------------- pieces
 def make_schedule(optimizer, schedule="cosine", warmup_steps: int = 0, max_steps: int | None = None):
-    """The learning-rate schedule of ``optimizer``: a ``torch.optim.lr_scheduler.LambdaLR`` (notebook 11).
+    """The learning-rate schedule of ``optimizer``: a ``torch.optim.lr_scheduler.LambdaLR`` (notebook 12).
 
     - ``"cosine"`` / ``"linear"``: linear warm-up from 0 to the optimizer's lr over ``warmup_steps`` steps, then
       cosine (Loshchilov & Hutter, 2017) or linear decay to 0 at ``max_steps``; ``"constant"``: warm-up, then flat.
@@ -91,7 +91,7 @@ def _mixed_precision(choice: str) -> str:
 
 
 def make_accelerator(mixed_precision: str | None = None, device=None):
-    """An ``accelerate.Accelerator`` for :func:`fit` (notebooks 11, 13, 16).
+    """An ``accelerate.Accelerator`` for :func:`fit` (notebooks 12, 14, 17).
 
     ``device``: where the model is (``"cpu"`` keeps the run on the CPU); None: a GPU if there is one. On a machine
     with no GPU the run is told ``cpu=True``: without it, processes started by ``torchrun`` or ``accelerate
@@ -123,7 +123,7 @@ def count_tokens(batch) -> int:
 # ----------------------------------------------------------------------------------------------- settings
 @dataclass
 class FitSettings:
-    """How :func:`fit` trains: optimizer, schedule, evaluation, checkpoints, progress (notebooks 11, 13, 16).
+    """How :func:`fit` trains: optimizer, schedule, evaluation, checkpoints, progress (notebooks 12, 14, 17).
 
     - ``max_steps``: optimizer steps; ``lr``: AdamW's peak learning rate; ``schedule``: a name of
       :data:`SCHEDULES` or a ``step -> factor`` function, after ``warmup_steps`` of linear warm-up
@@ -318,7 +318,7 @@ def _optimizer_step(run: _Run, micro: list) -> tuple[dict, float]:
 def fit(model, loss_fn: Callable, batches, settings: FitSettings, *, evaluate: Callable | None = None,
         weight: Callable | None = None, accelerator=None, identity: dict | None = None, examples_per_step: int = 0,
         live_plot: Callable | None = None, watch=None) -> FitResult:
-    """Train the parameters of ``model`` that require grad on ``loss_fn`` over ``batches`` (notebooks 11, 13, 16).
+    """Train the parameters of ``model`` that require grad on ``loss_fn`` over ``batches`` (notebooks 12, 14, 17).
 
     - ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` a scalar tensor with gradients, ``metrics`` a dict of
       numbers (floats or 0-d tensors; the same keys on every process) that go into the history, averaged like the
