@@ -1,22 +1,30 @@
 """Serving a Poisson trace on a CPU: static batching against lmkit's continuous batching over a paged KV cache,
-and transformers' own continuous batching on the same requests (the serving notebook, to come).
+and transformers' own continuous batching on the same requests (notebook 09, serving many users).
 
 For each offered load (``--rates``, requests per second) one trace of ``--n`` requests is drawn (prompts: the user
-turns of ``data/rl`` and ``data/finetune`` in the chat template; budgets 16 to 96 new tokens) and replayed in
-wall-clock time, the two policies back to back on the same trace (interleaved, so machine noise hits both alike):
+turns of ``data/rl`` and ``data/finetune`` in the chat template, so every prompt opens with the same system prompt;
+budgets 16 to 96 new tokens) and replayed in wall-clock time under three policies, back to back on the same trace:
 
-- **static**: ``model.generate`` on left-padded batches of up to ``--batch`` requests, a batch starting when the
-  previous one ends (:func:`lmkit.serving.replay_static`);
-- **continuous**: :class:`lmkit.serving.Engine` with ``max_batch=--batch`` (:func:`lmkit.serving.replay_continuous`).
+- **static (transformers)**: ``model.generate`` (SDPA attention) on left-padded batches of up to ``--batch``
+  requests, a batch starting when the previous one ends (:func:`lmkit.serving.replay_static`): what a script that
+  batches requests does;
+- **static (engine)**: :class:`lmkit.serving.Engine` with static admission (a batch is admitted only when the last
+  one is done; early finishers leave the pass): the same kernels as the next line, so the two differ only in
+  scheduling (:func:`lmkit.serving.replay_continuous` with ``policy="static"``);
+- **continuous**: the engine with ``max_batch=--batch``, requests joining at the first step after they arrive.
 
-Per run: TTFT, TPOT and latency p50/p95, throughput; for the engine also the KV memory the pages held against the
-tokens they held, and against a contiguous cache reserved for ``--batch`` sequences of the context. Then
-transformers' ``generate_batch`` (continuous batching, all requests given at once, no arrivals) and the engine on the
-same requests, all given at once, for their throughput ratio.
+Per run: each request's arrival, TTFT, TPOT, latency and output length (for the notebook's plots and paired
+comparisons), p50/p95 and throughput; for the continuous run the KV memory the pages held against the token slots
+they filled (a shared prefix block counted once) and against a contiguous cache reserved for ``--batch``
+sequences of the context, and the prompt tokens that prefix caching saved. Then, ``--rounds`` interleaved rounds
+of transformers' ``generate_batch`` (continuous batching, every request given at t = 0, warmed up first) and the
+engine on the same requests, for their throughput ratio with an interval (:func:`lmkit.stats.compare`); and
+``2 * --rounds`` interleaved rounds of reading every prompt of that trace (one new token each) with and without
+prefix caching, for the prompt tokens and the seconds it saves.
 
-    .venv/bin/python benchmarks/serving.py [--rates 0.5 1 2 4] [--n 24] [--batch 8]
+    .venv/bin/python benchmarks/serving.py [--rates 0.5 1 2 4] [--n 24] [--batch 8] [--rounds 3]
 
-Writes benchmarks/results/serving.json and prints a table.
+Writes benchmarks/results/serving.json and prints a table. About 12 minutes on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -31,80 +39,140 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 BUDGETS = [16, 32, 48, 64, 96]
+POLICIES = ("static_hf", "static_engine", "continuous")
 
 
 def prompts(lm) -> list[list[int]]:
-    from lmkit import rl
-    from lmkit.finetune.data import format_prompt, load_split
+    """The ids of :func:`lmkit.serving.user_turns` in the model's chat template."""
+    from lmkit.decoding.settings import prompt_ids
+    from lmkit.serving import user_turns
 
-    users = [rl.prompt(i) for i in rl.load_split("validation")[:20]]
-    users += [r["prompt"] for r in load_split("train")[:20]]
-    tok = lm.tokenizer
-    return [tok(format_prompt(tok, u), add_special_tokens=False).input_ids for u in users]
+    return [prompt_ids(lm, u, chat=True)[0].tolist() for u in user_turns()]
+
+
+def per_request(served) -> list[dict]:
+    return [{"arrival": s.arrival, "ttft": s.ttft, "tpot": s.tpot, "latency": s.latency, "tokens": len(s.output)}
+            for s in served]
+
+
+def paging(engine, batch: int) -> dict:
+    """KV memory of the engine's run: blocks in use against the slots they filled, over the steps that held any."""
+    busy = [h for h in engine.history if h["slots_filled"]]
+    bs = engine.block_size
+    return {"block_size": bs,
+            "held_over_filled": sum(h["blocks_in_use"] * bs for h in busy) / sum(h["slots_filled"] for h in busy),
+            "peak_block_slots": max(h["blocks_in_use"] for h in busy) * bs,
+            "peak_slots_filled": max(h["slots_filled"] for h in busy),
+            "peak_tokens_held": max(h["tokens_held"] for h in busy),
+            "contiguous_slots": batch * engine.max_len,
+            "prompt_tokens": sum(len(r.prompt) for r in engine.requests.values()),
+            "prefix_hit_tokens": sum(r.prefix_hit_tokens for r in engine.requests.values()),
+            "prefill_tokens_computed": sum(h["prefill_tokens"] for h in engine.history),
+            "preemptions": sum(r.preempted for r in engine.requests.values())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
     ap.add_argument("--n", type=int, default=24, help="requests per trace")
-    ap.add_argument("--batch", type=int, default=8, help="sequences at once, both policies")
+    ap.add_argument("--batch", type=int, default=8, help="sequences at once, every policy")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the offline comparison")
     args = ap.parse_args()
+    if args.rounds < 2:
+        ap.error(f"--rounds {args.rounds}: an interval needs at least 2 rounds; pass --rounds 3")
     import torch
     from transformers import GenerationConfig
 
     import lmkit
     from lmkit.decoding.settings import eos_ids
     from lmkit.serving import Engine, latency_summary, poisson_trace, replay_continuous, replay_static
+    from lmkit.stats import compare
 
-    lm = lmkit.load(device="cpu")
+    lm = lmkit.load(device="cpu", attn_implementation="sdpa")
     pool = prompts(lm)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
                "python": platform.python_version(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                "command": "benchmarks/serving.py --rates " + " ".join(f"{r:g}" for r in args.rates)
-                          + f" --n {args.n} --batch {args.batch}", "runs": []}
+                          + f" --n {args.n} --batch {args.batch} --rounds {args.rounds}",
+               "n": args.n, "batch": args.batch, "budgets": BUDGETS, "runs": []}
     warm = Engine(lm, max_batch=2)
     warm.add(pool[0], 4)
     warm.run()  # first-call costs (kernels, allocator) out of the measurements
+    replay_static(lm, poisson_trace(pool, [4], n=2, rate=100.0, seed=9), batch_size=2)
     for rate in args.rates:
         trace = poisson_trace(pool, BUDGETS, n=args.n, rate=rate, seed=0)
-        static = latency_summary(replay_static(lm, trace, batch_size=args.batch))
-        engine = Engine(lm, max_batch=args.batch, block_size=16, max_len=1024)
-        served = replay_continuous(engine, trace)
-        continuous = latency_summary(served)
-        busy = [h for h in engine.history if h["tokens_held"]]
-        paged = {"block_size": engine.block_size,
-                 "held_over_used": sum(h["blocks_in_use"] * engine.block_size for h in busy)
-                 / max(1, sum(h["tokens_held"] for h in busy)),
-                 "peak_blocks_tokens": max(h["blocks_in_use"] for h in busy) * engine.block_size,
-                 "peak_tokens_held": max(h["tokens_held"] for h in busy),
-                 "contiguous_tokens": args.batch * engine.max_len}
-        results["runs"].append({"rate": rate, "static": static, "continuous": continuous, "paged": paged})
-        print(f"rate {rate:g}/s: throughput static {static['throughput']:.1f}, continuous "
-              f"{continuous['throughput']:.1f} tok/s (x{continuous['throughput'] / static['throughput']:.2f}); "
-              f"TTFT p95 {static['ttft_p95']:.2f} vs {continuous['ttft_p95']:.2f} s; pages hold "
-              f"{paged['held_over_used']:.3f}x the tokens")
+        run = {"rate": rate}
+        run["static_hf"] = replay_static(lm, trace, batch_size=args.batch)
+        run["static_engine"] = replay_continuous(Engine(lm, max_batch=args.batch), trace, policy="static")
+        engine = Engine(lm, max_batch=args.batch)
+        run["continuous"] = replay_continuous(engine, trace)
+        same = sum(a.output == b.output for a, b in zip(run["static_hf"], run["continuous"]))
+        entry = {"rate": rate, "same_output": same, "paged": paging(engine, args.batch)}
+        for p in POLICIES:
+            entry[p] = {"summary": latency_summary(run[p]), "requests": per_request(run[p])}
+        results["runs"].append(entry)
+        s, e, c = (entry[p]["summary"] for p in POLICIES)
+        print(f"rate {rate:g}/s: throughput static(hf) {s['throughput']:.1f}, static(engine) {e['throughput']:.1f}, "
+              f"continuous {c['throughput']:.1f} tok/s (x{c['throughput'] / s['throughput']:.2f} over static hf); "
+              f"TTFT p95 {s['ttft_p95']:.2f} / {e['ttft_p95']:.2f} / {c['ttft_p95']:.2f} s; pages hold "
+              f"{entry['paged']['held_over_filled']:.3f}x the filled slots; same output {same}/{args.n}", flush=True)
     # transformers' continuous batching, offline (every request at t = 0), against the engine given the same
     trace = poisson_trace(pool, BUDGETS, n=args.n, rate=1.0, seed=1)
     ids = [r.prompt_ids for r in trace]
     stop = sorted(eos_ids(lm))
     config = GenerationConfig(max_new_tokens=max(BUDGETS), do_sample=False, eos_token_id=stop,
                               pad_token_id=lm.tokenizer.pad_token_id or stop[0])
-    start = time.perf_counter()
-    theirs = lm.model.generate_batch(ids, generation_config=config, progress_bar=False)
-    theirs_s = time.perf_counter() - start
-    theirs_tokens = sum(len(o.generated_tokens) for o in theirs.values())
-    engine = Engine(lm, max_batch=args.batch)
-    start = time.perf_counter()
-    for r in ids:
-        engine.add(r, max(BUDGETS))
-    ours = engine.run()
-    ours_s = time.perf_counter() - start
-    ours_tokens = sum(map(len, ours.values()))
-    results["offline"] = {"requests": len(ids), "transformers_tokens": theirs_tokens, "transformers_s": theirs_s,
-                          "engine_tokens": ours_tokens, "engine_s": ours_s,
-                          "engine_over_transformers": (ours_tokens / ours_s) / (theirs_tokens / theirs_s)}
-    print(f"offline, {len(ids)} requests at once: transformers generate_batch {theirs_tokens / theirs_s:.1f} tok/s, "
-          f"lmkit Engine {ours_tokens / ours_s:.1f} tok/s")
+
+    def theirs():
+        out = lm.model.generate_batch(ids, generation_config=config, progress_bar=False)
+        return sum(len(o.generated_tokens) for o in out.values())
+
+    def ours():
+        engine = Engine(lm, max_batch=args.batch)
+        for r in ids:
+            engine.add(r, max(BUDGETS))
+        return sum(map(len, engine.run().values()))
+
+    theirs()  # its first call builds the paged cache and warms up: not measured
+    rounds = []
+    for _ in range(args.rounds):
+        row = {}
+        for name, fn in (("transformers", theirs), ("engine", ours)):
+            start = time.perf_counter()
+            tokens = fn()
+            row[name] = {"tokens": tokens, "seconds": time.perf_counter() - start}
+        rounds.append(row)
+        print(f"offline round: transformers {row['transformers']['tokens'] / row['transformers']['seconds']:.1f}, "
+              f"engine {row['engine']['tokens'] / row['engine']['seconds']:.1f} tok/s", flush=True)
+    tput = {k: [r[k]["tokens"] / r[k]["seconds"] for r in rounds] for k in ("transformers", "engine")}
+    c = compare(tput["engine"], tput["transformers"])
+    results["offline"] = {"requests": len(ids), "max_new_tokens": max(BUDGETS), "rounds": rounds,
+                          "engine_over_transformers": [e / t for e, t in zip(tput["engine"], tput["transformers"])],
+                          "difference_tok_s": {"diff": c.diff, "low": c.low, "high": c.high, "verdict": c.verdict}}
+    print(f"offline, {len(ids)} requests at once: engine - transformers = {c.diff:.1f} tok/s "
+          f"[{c.low:.1f}, {c.high:.1f}] ({c.verdict})")
+    # prefix caching: the same prompts read (one new token each), with and without, in interleaved rounds
+    def prefill(caching: bool) -> tuple[float, int]:
+        engine = Engine(lm, max_batch=args.batch, prefix_caching=caching)
+        for r in ids:
+            engine.add(r, 1)
+        start = time.perf_counter()
+        engine.run()
+        return time.perf_counter() - start, sum(h["prefill_tokens"] for h in engine.history)
+
+    prefix = {"with": [], "without": []}
+    for _ in range(2 * args.rounds):
+        for name, caching in (("with", True), ("without", False)):
+            prefix[name].append(prefill(caching))
+    c = compare([t for t, _ in prefix["with"]], [t for t, _ in prefix["without"]])
+    results["prefix_caching"] = {
+        "prompt_tokens": sum(map(len, ids)), "computed_with": prefix["with"][0][1],
+        "computed_without": prefix["without"][0][1], "seconds_with": [t for t, _ in prefix["with"]],
+        "seconds_without": [t for t, _ in prefix["without"]],
+        "difference_s": {"diff": c.diff, "low": c.low, "high": c.high, "verdict": c.verdict}}
+    print(f"prefix caching: {prefix['with'][0][1]} of {sum(map(len, ids))} prompt tokens computed (without: "
+          f"{prefix['without'][0][1]}); reading every prompt took {c.diff:+.3f} s [{c.low:+.3f}, {c.high:+.3f}] "
+          f"with it ({c.verdict})")
     out = Path(__file__).resolve().parent / "results" / "serving.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")

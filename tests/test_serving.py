@@ -163,3 +163,52 @@ def test_trace_replays_give_each_request_its_own_reply(tiny_lm):
         assert summary["ttft_p50"] <= summary["ttft_p95"] and summary["latency_p95"] >= summary["ttft_p95"]
     with pytest.raises(CheckError, match="rate=0"):
         tr.poisson_trace(prompts, [3], n=2, rate=0)
+
+
+def test_static_admission_waits_for_the_whole_batch_and_static_batches_say_their_steps(tiny_lm):
+    from lmkit.serving import trace as tr
+
+    rng = random.Random(4)
+    vocab = tiny_lm.model.config.vocab_size
+    prompts = [[rng.randrange(3, vocab) for _ in range(rng.randint(2, 20))] for _ in range(5)]
+    requests = tr.poisson_trace(prompts, [2, 9], n=6, rate=500.0, seed=2)  # all arrive within milliseconds
+    expected = [_alone(tiny_lm, r.prompt_ids, r.max_new_tokens) for r in requests]
+    engine = Engine(tiny_lm, max_batch=3, block_size=4, max_len=64)
+    served = tr.replay_continuous(engine, requests, policy="static")
+    assert [s.output for s in served] == expected
+    # static admission: no request is added while another runs, so no step both decodes and reads a new prompt
+    assert not any(h["prefill_tokens"] and h["decode_tokens"] for h in engine.history)
+    assert max(h["running"] + h["waiting"] for h in engine.history) <= 3
+    static = tr.replay_static(tiny_lm, requests, batch_size=3)
+    for s in static:
+        members = [o for o in static if o.batch == s.batch]
+        assert s.batch_steps >= max(len(o.output) for o in members)
+        assert len({(o.first_token, o.done, o.batch_steps) for o in members}) == 1  # one batch, one clock
+    with pytest.raises(CheckError, match="policy='batch'"):
+        tr.replay_continuous(engine, requests, policy="batch")
+
+
+def test_slots_filled_counts_a_shared_block_once(tiny_lm):
+    rng = random.Random(8)
+    vocab = tiny_lm.model.config.vocab_size
+    system = [rng.randrange(3, vocab) for _ in range(8)]  # two full blocks of 4
+    engine = Engine(tiny_lm, max_batch=4, block_size=4, num_blocks=64, max_len=64)
+    engine.add(system + [5, 6, 7], 6)
+    engine.step()  # the first prompt is read, and its two full blocks are named
+    engine.add(system + [9, 10], 6)
+    engine.step()  # the second takes the two blocks and reads its last 2 tokens
+    first, second = engine.requests[0], engine.requests[1]
+    assert first.blocks[:2] == second.blocks[:2] and second.prefix_hit_tokens == 8
+    last = engine.history[-1]
+    assert last["tokens_held"] == first.n_cached + second.n_cached
+    assert last["slots_filled"] == last["tokens_held"] - 8  # the shared 8 counted once
+    assert last["blocks_in_use"] * 4 >= last["slots_filled"]
+    engine.run()
+    engine.allocator.check_no_leak()
+
+
+def test_user_turns_are_the_workbook_prompts():
+    from lmkit.serving import user_turns
+
+    turns = user_turns()
+    assert len(turns) == 40 and len(set(turns)) == 40 and all(isinstance(t, str) and t.strip() for t in turns)

@@ -8,7 +8,8 @@
 """
 from lmkit.serving.engine import Engine, Request
 from lmkit.serving.paged import BlockAllocator, PagedKVCache, block_hashes
-from lmkit.serving.trace import latency_summary, poisson_trace, replay_continuous, replay_static
+from lmkit.serving.trace import (Served, TraceRequest, latency_summary, poisson_trace, replay_continuous,
+                                 replay_static, user_turns)
 
 __all__ = ["Engine", "Request", "BlockAllocator", "PagedKVCache", "block_hashes", "poisson_trace", "replay_continuous",
-           "replay_static", "latency_summary"]
+           "replay_static", "latency_summary", "user_turns", "Served", "TraceRequest"]

@@ -77,8 +77,11 @@ class Engine:
       blocks between requests with the same prefix.
     - :meth:`add` queues a request and returns its id; :meth:`abort` drops one; :meth:`step` runs one forward pass
       and returns the ``(request_id, token_id)`` pairs it produced; :meth:`run` steps until every request is done
-      and returns each one's output ids. ``requests``: every request by id; ``history``: one dict per step (tokens of each kind,
-      sequences, blocks held, tokens held).
+      and returns each one's output ids. ``requests``: every request by id; ``history``: one dict per step, after
+      its pass (``decode_tokens``, ``prefill_tokens``, ``sequences``, ``running``, ``waiting``, ``blocks_in_use``,
+      ``tokens_held``: computed tokens of the running sequences, a shared prefix once per sequence;
+      ``slots_filled``: the same tokens with each shared block counted once; ``lengths``: each running
+      sequence's computed tokens).
 
     Errors (:class:`lmkit.checks.CheckError`, before any work): bad sizes; in :meth:`add`, an empty or non-integer
     prompt, ids outside the vocabulary, ``max_new_tokens`` < 1, a prompt that leaves no room under ``max_len``, a
@@ -187,14 +190,16 @@ class Engine:
         self.running.remove(request)
         self.waiting.insert(0, request)
 
-    def _admit(self, request: Request) -> bool:
+    def _admit(self, request: Request, budget: int) -> bool:
+        """Move the first waiting request into the batch, with blocks for the prompt tokens this step reads (at most
+        ``budget``); False (nothing taken) if the pool cannot hold them."""
         if self.prefix_caching:
             tokens = request.tokens
             keys = block_hashes(tokens, self.block_size)[:(len(tokens) - 1) // self.block_size]  # leave one to compute
             request.blocks = self.allocator.lookup(keys)
             request.n_cached = request.n_registered = len(request.blocks) * self.block_size
             request.prefix_hit_tokens += request.n_cached
-        if not self._grow(request, min(len(request.tokens), request.n_cached + self.max_tokens_per_step)):
+        if not self._grow(request, min(len(request.tokens), request.n_cached + budget)):
             self.allocator.release(request.blocks)
             request.blocks, request.n_cached, request.n_registered = [], 0, 0
             return False
@@ -225,7 +230,7 @@ class Engine:
                     budget -= n
         while self.waiting and len(self.running) < self.max_batch and budget > 0:
             request = self.waiting[0]
-            if not self._admit(request):
+            if not self._admit(request, budget):
                 break
             n = min(len(request.tokens) - request.n_cached, budget)
             plan.append((request, n))
@@ -303,6 +308,16 @@ class Engine:
         probs = torch.softmax(logits / request.temperature, dim=-1)
         return int(torch.multinomial(probs.cpu(), 1, generator=request.generator))
 
+    def _slots_filled(self) -> int:
+        """Token slots of the blocks in use that hold a key and value, a shared prefix block counted once: the
+        tokens the cache really holds (``tokens_held`` counts a shared prefix once per sequence)."""
+        filled: dict[int, int] = {}
+        for request in self.running:
+            for j, block in enumerate(request.blocks):
+                n = min(self.block_size, max(0, request.n_cached - j * self.block_size))
+                filled[block] = max(filled.get(block, 0), n)
+        return sum(filled.values())
+
     def step(self) -> list[tuple[int, int]]:
         """Schedule, run one forward pass, and return the ``(request_id, token_id)`` pairs it produced (a sequence
         whose prompt chunk did not reach its end produces none)."""
@@ -342,5 +357,7 @@ class Engine:
                              "prefill_tokens": sum(n for _, n in plan if n > 1), "sequences": len(plan),
                              "running": len(self.running), "waiting": len(self.waiting),
                              "blocks_in_use": self.allocator.in_use,
-                             "tokens_held": sum(r.n_cached for r in self.running)})
+                             "tokens_held": sum(r.n_cached for r in self.running),
+                             "slots_filled": self._slots_filled(),
+                             "lengths": [r.n_cached for r in self.running]})
         return events

@@ -4,7 +4,8 @@ serving notebook; ``benchmarks/serving.py``).
 - :func:`poisson_trace`: requests arriving as a Poisson process (exponential gaps at ``rate`` per second), each with
   a prompt and a budget of new tokens drawn from the given pools.
 - :func:`replay_continuous`: the trace in wall-clock time against an :class:`~lmkit.serving.Engine` (continuous
-  batching): requests join at the first step after they arrive.
+  batching): requests join at the first step after they arrive; ``policy="static"`` keeps the engine's kernels and
+  admits a new batch only when the last one is done.
 - :func:`replay_static`: the same trace with static batching, ``model.generate`` on left-padded batches: a batch
   starts when the previous one has finished, with every request that has arrived by then (at most ``batch_size``),
   and runs until its longest member is done; every member gets its first token after the batch's prefill, and its
@@ -25,7 +26,8 @@ import torch
 
 from lmkit import checks
 
-__all__ = ["TraceRequest", "Served", "poisson_trace", "replay_continuous", "replay_static", "latency_summary"]
+__all__ = ["TraceRequest", "Served", "user_turns", "poisson_trace", "replay_continuous", "replay_static",
+           "latency_summary"]
 
 
 @dataclass
@@ -39,12 +41,16 @@ class TraceRequest:
 
 @dataclass
 class Served:
-    """What one request saw: ``arrival``, ``first_token`` and ``done`` (seconds from the start), its ``output`` ids."""
+    """What one request saw: ``arrival``, ``first_token`` and ``done`` (seconds from the start), its ``output`` ids;
+    under static batching (:func:`replay_static`) also which ``batch`` it rode in and how many decoding steps that
+    batch ran (``batch_steps``), whoever needed them."""
 
     arrival: float
     first_token: float
     done: float
     output: list[int]
+    batch: int | None = None
+    batch_steps: int | None = None
 
     @property
     def ttft(self) -> float:
@@ -57,6 +63,16 @@ class Served:
     @property
     def latency(self) -> float:
         return self.done - self.arrival
+
+
+def user_turns() -> list[str]:
+    """40 user turns written for the workbook, for traces: 20 one-step arithmetic word problems (``data/rl``, the
+    validation split, with :func:`lmkit.rl.prompt`'s instruction) and 20 instructions (``data/finetune``, train).
+    In the chat template they all open with the same system prompt, which prefix caching can share."""
+    from lmkit import rl
+    from lmkit.finetune.data import load_split
+
+    return [rl.prompt(i) for i in rl.load_split("validation")[:20]] + [r["prompt"] for r in load_split("train")[:20]]
 
 
 def poisson_trace(prompts, budgets, *, n: int, rate: float, seed: int = 0) -> list[TraceRequest]:
@@ -74,15 +90,24 @@ def poisson_trace(prompts, budgets, *, n: int, rate: float, seed: int = 0) -> li
     return out
 
 
-def replay_continuous(engine, trace: list[TraceRequest]) -> list[Served]:
-    """Replay ``trace`` in wall-clock time against ``engine`` (an idle :class:`~lmkit.serving.Engine`): add each
-    request at the first step after its arrival; sleep when nothing runs and the next one has not arrived."""
+def replay_continuous(engine, trace: list[TraceRequest], *, policy: str = "continuous") -> list[Served]:
+    """Replay ``trace`` in wall-clock time against ``engine`` (an idle :class:`~lmkit.serving.Engine`); sleep when
+    nothing runs and the next request has not arrived.
+
+    ``policy="continuous"``: add each request at the first step after its arrival. ``policy="static"``: the same
+    kernels with static admission, a control for the scheduling alone: requests are added only when the engine is
+    idle, at most ``engine.max_batch`` of those that have arrived, and the next batch waits for the last member of
+    this one (members that finish early leave the pass, so the padding waste of :func:`replay_static` is not in it).
+    """
+    policy = checks.one_of("policy", policy, ("continuous", "static"))
     order = sorted(range(len(trace)), key=lambda i: trace[i].arrival)
     start, pending, ids = time.perf_counter(), list(order), {}
     while pending or engine.has_unfinished:
         now = time.perf_counter() - start
-        while pending and trace[pending[0]].arrival <= now:
+        room = engine.max_batch if policy == "static" and not engine.has_unfinished else 0
+        while pending and trace[pending[0]].arrival <= now and (policy == "continuous" or room > 0):
             i = pending.pop(0)
+            room -= 1
             ids[engine.add(trace[i].prompt_ids, trace[i].max_new_tokens)] = i
         if engine.has_unfinished:
             engine.step()
@@ -118,7 +143,7 @@ def replay_static(lm, trace: list[TraceRequest], *, batch_size: int = 8) -> list
     batch_size = checks.integer("batch_size", batch_size, low=1, fix="requests per batch, such as 8")
     stops, tok = eos_ids(lm), lm.tokenizer
     order = sorted(range(len(trace)), key=lambda i: trace[i].arrival)
-    served, start = [None] * len(trace), time.perf_counter()
+    served, start, number = [None] * len(trace), time.perf_counter(), 0
     while order:
         now = time.perf_counter() - start
         if trace[order[0]].arrival > now:
@@ -137,7 +162,9 @@ def replay_static(lm, trace: list[TraceRequest], *, batch_size: int = 8) -> list
         for row, i in zip(out[:, inputs["input_ids"].shape[1]:].tolist(), batch):
             row = row[:trace[i].max_new_tokens]
             end = next((k for k, t in enumerate(row) if t in stops), None)
-            served[i] = Served(trace[i].arrival, first, done, row if end is None else row[:end + 1])
+            served[i] = Served(trace[i].arrival, first, done, row if end is None else row[:end + 1], number,
+                               len(clock.times))
+        number += 1
     return served
 
 
