@@ -264,13 +264,15 @@ class _Worker:
                 del self.engine.history[:-HISTORY_SIZE]
 
     def stats(self) -> dict:
-        """Settings, counts, the last steps and the last finished requests (read from the event loop: copies)."""
+        """Settings, counts, how many steps ran (``n_steps``), the last 200 steps and the last finished requests (read
+        from the event loop: copies)."""
         engine = self.engine
         return {"settings": {"max_batch": engine.max_batch, "block_size": engine.block_size,
                              "num_blocks": engine.allocator.num_blocks,
                              "max_tokens_per_step": engine.max_tokens_per_step,
                              "max_len": engine.max_len, "prefix_caching": engine.prefix_caching},
-                "counts": dict(self.counts), "live": len(self.live), "steps": list(engine.history[-200:]),
+                "counts": dict(self.counts), "live": len(self.live), "n_steps": len(engine.history),
+                "steps": list(engine.history[-200:]),
                 "finished": list(self.log)[-100:]}
 
 
