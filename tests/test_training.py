@@ -108,7 +108,8 @@ def test_weighted_accumulation_equals_one_big_batch():
         return [{k: v[:3] for k, v in big.items()}, {k: v[3:] for k, v in big.items()}]
 
     two = fit(toy(), summed_se, halves, settings(), weight=lambda b: len(b["y"]))
-    assert [h["train_loss"] for h in two.history] == pytest.approx([h["train_loss"] for h in one.history], abs=1e-6)
+    # equal up to float32 rounding: the two sums add the same terms in another order (losses near 16: 1e-6 apart)
+    assert [h["train_loss"] for h in two.history] == pytest.approx([h["train_loss"] for h in one.history], rel=1e-6)
     assert torch.allclose(weights(one.model), weights(two.model), atol=1e-6)
 
 
