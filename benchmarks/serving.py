@@ -1,9 +1,10 @@
 """Serving a Poisson trace on a CPU: static batching against lmkit's continuous batching over a paged KV cache,
 and transformers' own continuous batching on the same requests (notebook 09, serving many users).
 
-For each offered load (``--rates``, requests per second) one trace of ``--n`` requests is drawn (prompts: the user
-turns of ``data/rl`` and ``data/finetune`` in the chat template, so every prompt opens with the same system prompt;
-budgets 16 to 96 new tokens) and replayed in wall-clock time under three policies, back to back on the same trace:
+For each offered load (``--rates``, requests per second) ``--seeds`` traces of ``--n`` requests are drawn (prompts:
+:func:`lmkit.serving.user_turns` in the chat template, so every prompt opens with the same system prompt, and the 20
+instructions with the same sentence; budgets 16 to 96 new tokens) and each is replayed in wall-clock time under
+three policies, back to back on the same trace, in an order that rotates with the seed:
 
 - **static (transformers)**: ``model.generate`` (SDPA attention) on left-padded batches of up to ``--batch``
   requests, a batch starting when the previous one ends (:func:`lmkit.serving.replay_static`): what a script that
@@ -13,18 +14,20 @@ budgets 16 to 96 new tokens) and replayed in wall-clock time under three policie
   scheduling (:func:`lmkit.serving.replay_continuous` with ``policy="static"``);
 - **continuous**: the engine with ``max_batch=--batch``, requests joining at the first step after they arrive.
 
-Per run: each request's arrival, TTFT, TPOT, latency and output length (for the notebook's plots and paired
-comparisons), p50/p95 and throughput; for the continuous run the KV memory the pages held against the token slots
-they filled (a shared prefix block counted once) and against a contiguous cache reserved for ``--batch``
-sequences of the context, and the prompt tokens that prefix caching saved. Then, ``--rounds`` interleaved rounds
-of transformers' ``generate_batch`` (continuous batching, every request given at t = 0, warmed up first) and the
-engine on the same requests, for their throughput ratio with an interval (:func:`lmkit.stats.compare`); and
+Per run: each request's arrival, TTFT, TPOT, latency (to its last token, for static batching too) and output
+length (for the notebook's plots and paired comparisons), p50/p95 and throughput; for the continuous run the KV
+memory the pages held against the token slots they filled (a shared prefix block counted once) and against a
+contiguous cache reserved for ``--batch`` sequences of the context, and the prompt tokens that prefix caching saved.
+Then, ``--rounds`` interleaved rounds of transformers' ``generate_batch`` (continuous batching, every request given at
+t = 0, each setting warmed up first; its default ``ContinuousBatchingConfig`` and one matched to the engine: 8
+requests and 256 tokens per step) and the engine on the same requests, for their throughput ratio with an interval
+(:func:`lmkit.stats.compare`); and
 ``2 * --rounds`` interleaved rounds of reading every prompt of that trace (one new token each) with and without
 prefix caching, for the prompt tokens and the seconds it saves.
 
-    .venv/bin/python benchmarks/serving.py [--rates 0.5 1 2 4] [--n 24] [--batch 8] [--rounds 3]
+    .venv/bin/python benchmarks/serving.py [--rates 1 2 4] [--seeds 3] [--n 24] [--batch 8] [--rounds 3] [--threads N]
 
-Writes benchmarks/results/serving.json and prints a table. About 12 minutes on 2 CPU cores.
+Writes benchmarks/results/serving.json and prints a table. About 15 minutes on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -73,10 +76,13 @@ def paging(engine, batch: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rates", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
+    ap.add_argument("--rates", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    ap.add_argument("--seeds", type=int, default=3, help="traces per load (seeds 0, 1, ...)")
     ap.add_argument("--n", type=int, default=24, help="requests per trace")
     ap.add_argument("--batch", type=int, default=8, help="sequences at once, every policy")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the offline comparison")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice); 1 keeps "
+                                                                "the run steady when another process shares the cores")
     args = ap.parse_args()
     if args.rounds < 2:
         ap.error(f"--rounds {args.rounds}: an interval needs at least 2 rounds; pass --rounds 3")
@@ -88,34 +94,44 @@ def main() -> None:
     from lmkit.serving import Engine, latency_summary, poisson_trace, replay_continuous, replay_static
     from lmkit.stats import compare
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     lm = lmkit.load(device="cpu", attn_implementation="sdpa")
     pool = prompts(lm)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
                "python": platform.python_version(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
                "command": "benchmarks/serving.py --rates " + " ".join(f"{r:g}" for r in args.rates)
-                          + f" --n {args.n} --batch {args.batch} --rounds {args.rounds}",
+                          + f" --seeds {args.seeds} --n {args.n} --batch {args.batch} --rounds {args.rounds}"
+                          + (f" --threads {args.threads}" if args.threads is not None else ""),
                "n": args.n, "batch": args.batch, "budgets": BUDGETS, "runs": []}
     warm = Engine(lm, max_batch=2)
     warm.add(pool[0], 4)
     warm.run()  # first-call costs (kernels, allocator) out of the measurements
     replay_static(lm, poisson_trace(pool, [4], n=2, rate=100.0, seed=9), batch_size=2)
     for rate in args.rates:
-        trace = poisson_trace(pool, BUDGETS, n=args.n, rate=rate, seed=0)
-        run = {"rate": rate}
-        run["static_hf"] = replay_static(lm, trace, batch_size=args.batch)
-        run["static_engine"] = replay_continuous(Engine(lm, max_batch=args.batch), trace, policy="static")
-        engine = Engine(lm, max_batch=args.batch)
-        run["continuous"] = replay_continuous(engine, trace)
-        same = sum(a.output == b.output for a, b in zip(run["static_hf"], run["continuous"]))
-        entry = {"rate": rate, "same_output": same, "paged": paging(engine, args.batch)}
-        for p in POLICIES:
-            entry[p] = {"summary": latency_summary(run[p]), "requests": per_request(run[p])}
-        results["runs"].append(entry)
-        s, e, c = (entry[p]["summary"] for p in POLICIES)
-        print(f"rate {rate:g}/s: throughput static(hf) {s['throughput']:.1f}, static(engine) {e['throughput']:.1f}, "
-              f"continuous {c['throughput']:.1f} tok/s (x{c['throughput'] / s['throughput']:.2f} over static hf); "
-              f"TTFT p95 {s['ttft_p95']:.2f} / {e['ttft_p95']:.2f} / {c['ttft_p95']:.2f} s; pages hold "
-              f"{entry['paged']['held_over_filled']:.3f}x the filled slots; same output {same}/{args.n}", flush=True)
+        for seed in range(args.seeds):
+            trace = poisson_trace(pool, BUDGETS, n=args.n, rate=rate, seed=seed)
+            run, engine = {}, None
+            for p in POLICIES[seed % 3:] + POLICIES[:seed % 3]:  # the order rotates with the seed
+                if p == "static_hf":
+                    run[p] = replay_static(lm, trace, batch_size=args.batch)
+                elif p == "static_engine":
+                    run[p] = replay_continuous(Engine(lm, max_batch=args.batch), trace, policy="static")
+                else:
+                    engine = Engine(lm, max_batch=args.batch)
+                    run[p] = replay_continuous(engine, trace)
+            same = sum(a.output == b.output for a, b in zip(run["static_hf"], run["continuous"]))
+            entry = {"rate": rate, "seed": seed, "order": list(run), "same_output": same,
+                     "paged": paging(engine, args.batch)}
+            for p in POLICIES:
+                entry[p] = {"summary": latency_summary(run[p]), "requests": per_request(run[p])}
+            results["runs"].append(entry)
+            s, e, c = (entry[p]["summary"] for p in POLICIES)
+            print(f"rate {rate:g}/s seed {seed}: throughput static(hf) {s['throughput']:.1f}, static(engine) "
+                  f"{e['throughput']:.1f}, continuous {c['throughput']:.1f} tok/s (x{c['throughput'] / s['throughput']:.2f}"
+                  f" over static hf); TTFT p95 {s['ttft_p95']:.2f} / {e['ttft_p95']:.2f} / {c['ttft_p95']:.2f} s; pages "
+                  f"hold {entry['paged']['held_over_filled']:.3f}x the filled slots; same output {same}/{args.n}",
+                  flush=True)
     # transformers' continuous batching, offline (every request at t = 0), against the engine given the same
     trace = poisson_trace(pool, BUDGETS, n=args.n, rate=1.0, seed=1)
     ids = [r.prompt_ids for r in trace]
@@ -123,8 +139,13 @@ def main() -> None:
     config = GenerationConfig(max_new_tokens=max(BUDGETS), do_sample=False, eos_token_id=stop,
                               pad_token_id=lm.tokenizer.pad_token_id or stop[0])
 
-    def theirs():
-        out = lm.model.generate_batch(ids, generation_config=config, progress_bar=False)
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+    matched = ContinuousBatchingConfig(max_requests_per_batch=args.batch, max_batch_tokens=256)
+
+    def theirs(cb_config=None):
+        out = lm.model.generate_batch(ids, generation_config=config, continuous_batching_config=cb_config,
+                                      progress_bar=False)
         return sum(len(o.generated_tokens) for o in out.values())
 
     def ours():
@@ -133,20 +154,24 @@ def main() -> None:
             engine.add(r, max(BUDGETS))
         return sum(map(len, engine.run().values()))
 
-    theirs()  # its first call builds the paged cache and warms up: not measured
+    theirs()  # the first call of each setting builds its paged cache and warms up: not measured
+    theirs(matched)
     rounds = []
     for _ in range(args.rounds):
         row = {}
-        for name, fn in (("transformers", theirs), ("engine", ours)):
+        for name, fn in (("transformers", theirs), ("transformers_matched", lambda: theirs(matched)),
+                         ("engine", ours)):
             start = time.perf_counter()
             tokens = fn()
             row[name] = {"tokens": tokens, "seconds": time.perf_counter() - start}
         rounds.append(row)
-        print(f"offline round: transformers {row['transformers']['tokens'] / row['transformers']['seconds']:.1f}, "
-              f"engine {row['engine']['tokens'] / row['engine']['seconds']:.1f} tok/s", flush=True)
-    tput = {k: [r[k]["tokens"] / r[k]["seconds"] for r in rounds] for k in ("transformers", "engine")}
+        print("offline round: " + ", ".join(f"{k} {v['tokens'] / v['seconds']:.1f}" for k, v in row.items())
+              + " tok/s", flush=True)
+    tput = {k: [r[k]["tokens"] / r[k]["seconds"] for r in rounds] for k in rounds[0]}
     c = compare(tput["engine"], tput["transformers"])
     results["offline"] = {"requests": len(ids), "max_new_tokens": max(BUDGETS), "rounds": rounds,
+                          "transformers_matched_config": {"max_requests_per_batch": args.batch,
+                                                          "max_batch_tokens": 256},
                           "engine_over_transformers": [e / t for e, t in zip(tput["engine"], tput["transformers"])],
                           "difference_tok_s": {"diff": c.diff, "low": c.low, "high": c.high, "verdict": c.verdict}}
     print(f"offline, {len(ids)} requests at once: engine - transformers = {c.diff:.1f} tok/s "

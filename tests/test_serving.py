@@ -183,7 +183,10 @@ def test_static_admission_waits_for_the_whole_batch_and_static_batches_say_their
     for s in static:
         members = [o for o in static if o.batch == s.batch]
         assert s.batch_steps >= max(len(o.output) for o in members)
-        assert len({(o.first_token, o.done, o.batch_steps) for o in members}) == 1  # one batch, one clock
+        assert len({(o.first_token, o.returned, o.batch_steps) for o in members}) == 1  # one batch, one clock
+        assert s.first_token <= s.done <= s.returned
+        for o in members:  # a longer reply ends at a later step
+            assert (len(o.output) > len(s.output)) <= (o.done > s.done)
     with pytest.raises(CheckError, match="policy='batch'"):
         tr.replay_continuous(engine, requests, policy="batch")
 
@@ -212,3 +215,29 @@ def test_user_turns_are_the_workbook_prompts():
 
     turns = user_turns()
     assert len(turns) == 40 and len(set(turns)) == 40 and all(isinstance(t, str) and t.strip() for t in turns)
+
+
+def test_a_request_refused_for_want_of_blocks_counts_its_prefix_hits_once(tiny_lm):
+    rng = random.Random(11)
+    vocab = tiny_lm.model.config.vocab_size
+    shared = [rng.randrange(3, vocab) for _ in range(8)]  # two full blocks of 4
+    long_a = shared + [rng.randrange(3, vocab) for _ in range(34)]  # 42 tokens: 11 of the 16 blocks
+    long_b = shared + [rng.randrange(3, vocab) for _ in range(24)]  # 32 tokens: 8 blocks, 2 of them shared
+    engine = Engine(tiny_lm, max_batch=2, block_size=4, num_blocks=16, max_len=64)
+    a = engine.add(long_a, 20)
+    engine.step()  # A's prompt is read and its full blocks named
+    b = engine.add(long_b, 4)
+    steps_waiting = 0
+    while engine.requests[b].first_token is None:
+        engine.step()
+        steps_waiting += engine.requests[b] in engine.waiting
+    engine.run()
+    assert steps_waiting >= 2  # B was refused several times while A held the pool
+    assert engine.requests[b].prefix_hit_tokens == 8  # counted at its admission, not at every refusal
+    assert engine.requests[b].output == _alone(tiny_lm, long_b, 4) and engine.requests[a].output == \
+        _alone(tiny_lm, long_a, 20)
+    last = engine.history[-1]
+    assert last["seconds"] > 0 and set(last) >= {"reserved", "lengths", "slots_filled"}
+    busy = [h for h in engine.history if h["lengths"]]
+    assert all(h["reserved"] >= sum(h["lengths"]) for h in busy)  # a reservation covers what is held
+    engine.allocator.check_no_leak()

@@ -81,7 +81,8 @@ class Engine:
       its pass (``decode_tokens``, ``prefill_tokens``, ``sequences``, ``running``, ``waiting``, ``blocks_in_use``,
       ``tokens_held``: computed tokens of the running sequences, a shared prefix once per sequence;
       ``slots_filled``: the same tokens with each shared block counted once; ``lengths``: each running
-      sequence's computed tokens).
+      sequence's computed tokens; ``reserved``: the slots a cache reserving prompt + ``max_new_tokens`` per running
+      sequence would hold; ``seconds``: the forward pass's wall time).
 
     Errors (:class:`lmkit.checks.CheckError`, before any work): bad sizes; in :meth:`add`, an empty or non-integer
     prompt, ids outside the vocabulary, ``max_new_tokens`` < 1, a prompt that leaves no room under ``max_len``, a
@@ -198,11 +199,11 @@ class Engine:
             keys = block_hashes(tokens, self.block_size)[:(len(tokens) - 1) // self.block_size]  # leave one to compute
             request.blocks = self.allocator.lookup(keys)
             request.n_cached = request.n_registered = len(request.blocks) * self.block_size
-            request.prefix_hit_tokens += request.n_cached
         if not self._grow(request, min(len(request.tokens), request.n_cached + budget)):
             self.allocator.release(request.blocks)
             request.blocks, request.n_cached, request.n_registered = [], 0, 0
             return False
+        request.prefix_hit_tokens += request.n_cached  # counted once the request is in
         self.waiting.remove(request)
         self.running.append(request)
         return True
@@ -327,6 +328,7 @@ class Engine:
                 raise MemoryError(f"request {self.waiting[0].id} cannot be admitted: its prompt needs more KV "
                                   "blocks than the pool holds; build the engine with more num_blocks")
             return []
+        started = time.perf_counter()
         logits = self._forward(plan)
         events, now = [], time.perf_counter()
         for (request, n), row in zip(plan, logits):
@@ -359,5 +361,8 @@ class Engine:
                              "blocks_in_use": self.allocator.in_use,
                              "tokens_held": sum(r.n_cached for r in self.running),
                              "slots_filled": self._slots_filled(),
-                             "lengths": [r.n_cached for r in self.running]})
+                             "lengths": [r.n_cached for r in self.running],
+                             "reserved": sum(min(len(r.prompt) + r.max_new_tokens, self.max_len)
+                                             for r in self.running),
+                             "seconds": now - started})
         return events

@@ -8,8 +8,9 @@ serving notebook; ``benchmarks/serving.py``).
   admits a new batch only when the last one is done.
 - :func:`replay_static`: the same trace with static batching, ``model.generate`` on left-padded batches: a batch
   starts when the previous one has finished, with every request that has arrived by then (at most ``batch_size``),
-  and runs until its longest member is done; every member gets its first token after the batch's prefill, and its
-  reply when the batch ends.
+  and runs until its longest member is done; every member gets its first token after the batch's prefill, its last
+  one at the step that produced it (``done``, as if streamed), and the whole reply when the batch ends
+  (``returned``).
 - :func:`latency_summary`: time to first token (TTFT), time per output token after the first (TPOT), end-to-end
   latency, their p50 and p95, and throughput (generated tokens over the makespan).
 
@@ -41,9 +42,10 @@ class TraceRequest:
 
 @dataclass
 class Served:
-    """What one request saw: ``arrival``, ``first_token`` and ``done`` (seconds from the start), its ``output`` ids;
-    under static batching (:func:`replay_static`) also which ``batch`` it rode in and how many decoding steps that
-    batch ran (``batch_steps``), whoever needed them."""
+    """What one request saw: ``arrival``, ``first_token`` and ``done`` (its last token; seconds from the start), its
+    ``output`` ids; under static batching (:func:`replay_static`) also which ``batch`` it rode in, how many decoding
+    steps that batch ran (``batch_steps``), whoever needed them, and when the batch ``returned`` (a server that does
+    not stream hands every member's reply over then)."""
 
     arrival: float
     first_token: float
@@ -51,6 +53,7 @@ class Served:
     output: list[int]
     batch: int | None = None
     batch_steps: int | None = None
+    returned: float | None = None
 
     @property
     def ttft(self) -> float:
@@ -134,7 +137,9 @@ class _Clock:
 def replay_static(lm, trace: list[TraceRequest], *, batch_size: int = 8) -> list[Served]:
     """Replay ``trace`` with static batching: ``lm.model.generate`` (greedy) on left-padded batches of at most
     ``batch_size`` requests that have arrived when the previous batch ends; a batch runs until all its members have
-    stopped or reached the largest budget among them. Each member's reply is cut at its own stop token or budget."""
+    stopped or reached the largest budget among them. Each member's reply is cut at its own stop token or budget; its
+    ``done`` is the end of the step that produced its last token (as if the batch streamed), its ``returned`` the
+    end of the batch."""
     from transformers import StoppingCriteriaList
 
     from lmkit.decoding.settings import eos_ids
@@ -157,13 +162,14 @@ def replay_static(lm, trace: list[TraceRequest], *, batch_size: int = 8) -> list
             out = lm.model.generate(**inputs, max_new_tokens=max(trace[i].max_new_tokens for i in batch),
                                     do_sample=False, temperature=None, top_p=None, top_k=None,
                                     pad_token_id=pad_id(tok), stopping_criteria=StoppingCriteriaList([clock]))
-        done = time.perf_counter() - start
+        returned = time.perf_counter() - start
         first = clock.times[0] - start
         for row, i in zip(out[:, inputs["input_ids"].shape[1]:].tolist(), batch):
             row = row[:trace[i].max_new_tokens]
             end = next((k for k, t in enumerate(row) if t in stops), None)
-            served[i] = Served(trace[i].arrival, first, done, row if end is None else row[:end + 1], number,
-                               len(clock.times))
+            row = row if end is None else row[:end + 1]
+            served[i] = Served(trace[i].arrival, first, clock.times[len(row) - 1] - start, row, number,
+                               len(clock.times), returned)
         number += 1
     return served
 
