@@ -191,6 +191,13 @@ def test_is_refusal_on_written_answers(reply):
     assert not safety.is_refusal(reply)
 
 
+def test_every_public_name_says_where_it_is_taught():
+    for name in safety.__all__:
+        obj = getattr(safety, name)
+        if callable(obj):
+            assert "taught in the safety notebook" in " ".join((obj.__doc__ or "").split()), name
+
+
 def test_the_patterns_are_listed_in_the_docstrings():
     for fn, phrases in ((safety.is_refusal, safety.REFUSAL_OPENINGS + safety.REFUSAL_PHRASES),
                         (safety.is_abstention, safety.ABSTENTION_PHRASES)):

@@ -78,7 +78,8 @@ def rate_table(frame, column: str, by: str | list[str] | None = None, *, confide
 # ----------------------------------------------------------------------------------------------- ROC
 class ROC(NamedTuple):
     """What :func:`roc_auc` returns: ``auc`` with its bootstrap interval ``low``..``high`` at ``confidence``; the
-    curve (``fpr``, ``tpr``, ``thresholds``, from ``sklearn.metrics.roc_curve``); ``n_positive``, ``n_negative``."""
+    curve (``fpr``, ``tpr``, ``thresholds``, from ``sklearn.metrics.roc_curve``); ``n_positive``, ``n_negative``
+    (taught in the safety notebook)."""
 
     auc: float
     low: float
