@@ -6,6 +6,8 @@ import concurrent.futures
 import json
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -298,3 +300,24 @@ def test_background_serves_from_a_process_and_stops_it_whatever_happens(tiny_fol
     with pytest.raises(RuntimeError, match="max_len=1 must be an integer >= 2"):  # the process's own one-line error
         with serve.background(model=tiny_folder, max_len=1):
             pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_server_does_not_outlive_a_killed_caller(tiny_folder):
+    """A kernel or test run killed with SIGKILL runs no finally: the server must still go (PR_SET_PDEATHSIG)."""
+    code = ("import sys, time\nfrom lmkit import serve\nwith serve.background(model=sys.argv[1]) as url:\n"
+            "    print(url, flush=True)\n    time.sleep(120)\n")
+    caller = subprocess.Popen([sys.executable, "-c", code, str(tiny_folder)], stdout=subprocess.PIPE, text=True)
+    url = caller.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:")
+    assert httpx.get(url + "/models", timeout=5).status_code == 200
+    caller.kill()
+    caller.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/models", timeout=1)
+        except httpx.TransportError:
+            return  # gone
+        time.sleep(0.2)
+    pytest.fail(f"the server on {url} still answers 20 s after its caller was killed")
